@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * blackout: how long a guest is paused while minivmm upgrades itself, against
+ * floors and a copy baseline measured in the same run.
+ *
+ * For every RAM size and page size: boot minivmm with that much fully
+ * populated guest RAM, upgrade it --reps times by exec and by transfer over
+ * its control socket, and take the pause each new image reports (vCPUs
+ * stopped -> first KVM_RUN of the new image).  Then, on a memfd of the same
+ * size and page size, measure:
+ *   floor exec      execve() of a process that maps the memfd, populated,
+ *                   plus KVM VM + vCPU + memory slot creation (what an exec
+ *                   upgrade cannot avoid without help);
+ *   floor transfer  one small message to a process whose VM already exists,
+ *                   plus KVM_SET_SREGS/REGS there (what moves in the pause);
+ *   copy            save the RAM to a file, then restore it into a fresh
+ *                   memfd in a new process (save/restore without CPR).
+ * QEMU's own cpr-transfer pause is reported only when qemu-system-x86_64 10
+ * or newer is installed (else null).  Prints a table, --json, and writes
+ * blackout.dat for bench/plot.gp.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPS 20
+#define MAX_POINTS 64
+#define HUGE_2M (2ull << 20)
+#define CHUNK (64ull << 20)
+
+extern char **environ;
+
+struct point {
+	const char *mode;
+	unsigned ram_gib;
+	unsigned page_kib;
+	double pause_ms[MAX_REPS];
+	unsigned n;
+	double floor_ms;
+	double copy_ms;
+	bool ok;
+};
+
+struct config {
+	const char *minivmm;
+	const char *self;
+	const char *out_dir;
+	unsigned sizes[8], n_sizes;
+	unsigned pages[2], n_pages;
+	unsigned reps;
+	bool json;
+	bool copy;
+	bool transfer;
+	bool exec;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double median(double *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	if (n == 0)
+		return NAN;
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---------------------------------------------------------------- huge pages */
+
+static long hugepages_get(void)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int hugepages_set(long n)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "we");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%ld\n", n);
+	if (fclose(f) != 0)
+		return -errno;
+	return hugepages_get() >= n ? 0 : -ENOMEM;
+}
+
+/* ---------------------------------------------------------------- memfd */
+
+static int memfd_of(unsigned gib, unsigned page_kib, uint8_t **ret_map)
+{
+	uint64_t size = (uint64_t)gib << 30;
+	unsigned flags = MFD_CLOEXEC | (page_kib == 2048 ? MFD_HUGETLB | (21u << 26) : 0);
+	int fd = memfd_create("blackout", flags);
+	uint8_t *p;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return -errno;
+	}
+	for (uint64_t off = 0; off < size; off += 4096)
+		p[off] = (uint8_t)(off >> 12) | 1;
+	*ret_map = p;
+	return fd;
+}
+
+/* ---------------------------------------------------------------- floors */
+
+/* The exec target: report when main() ran, through fd argv[2]. */
+static int exec_target(int argc, char **argv)
+{
+	uint64_t t = now_ns();
+
+	if (argc < 3)
+		return 100;
+	return write(atoi(argv[2]), &t, sizeof(t)) == sizeof(t) ? 0 : 1;
+}
+
+/* execve() of a process that has the memfd mapped and populated. */
+static double floor_exec_once(const struct config *c, int memfd, uint64_t size)
+{
+	int pfd[2];
+	uint64_t t0 = 0, t1 = 0;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return NAN;
+	pid = fork();
+	if (pid == 0) {
+		char fdarg[16];
+		char *argv[] = { (char *)"blackout", (char *)"--exec-target", fdarg, NULL };
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+			       memfd, 0);
+
+		if (p == MAP_FAILED)
+			_exit(1);
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		fcntl(pfd[1], F_SETFD, 0);
+		t0 = now_ns();
+		if (write(pfd[1], &t0, sizeof(t0)) != sizeof(t0))
+			_exit(1);
+		execve(c->self, argv, environ);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (pid < 0 || read(pfd[0], &t0, sizeof(t0)) != sizeof(t0) ||
+	    read(pfd[0], &t1, sizeof(t1)) != sizeof(t1))
+		t1 = 0;
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	return t1 ? (double)(t1 - t0) / 1e6 : NAN;
+}
+
+struct kvm_vm {
+	int kvm, vm, vcpu;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+};
+
+static void kvm_close(struct kvm_vm *k)
+{
+	if (k->vcpu >= 0)
+		close(k->vcpu);
+	if (k->vm >= 0)
+		close(k->vm);
+	if (k->kvm >= 0)
+		close(k->kvm);
+}
+
+/* VM + vCPU + memory slot(s) over @map, as minivmm builds them. */
+static int kvm_build(struct kvm_vm *k, uint8_t *map, uint64_t size)
+{
+	uint64_t low = size < (3ull << 30) ? size : 3ull << 30;
+	struct kvm_userspace_memory_region r0 = { .slot = 0, .memory_size = low,
+						  .userspace_addr = (uintptr_t)map };
+	struct kvm_userspace_memory_region r1 = { .slot = 1, .guest_phys_addr = 4ull << 30,
+						  .memory_size = size - low,
+						  .userspace_addr = (uintptr_t)(map + low) };
+
+	*k = (struct kvm_vm){ .kvm = -1, .vm = -1, .vcpu = -1 };
+	k->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (k->kvm < 0 || (k->vm = ioctl(k->kvm, KVM_CREATE_VM, 0)) < 0)
+		return -errno;
+	ioctl(k->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	if ((k->vcpu = ioctl(k->vm, KVM_CREATE_VCPU, 0ul)) < 0)
+		return -errno;
+	if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &r0) < 0 ||
+	    (size > low && ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &r1) < 0))
+		return -errno;
+	if (ioctl(k->vcpu, KVM_GET_REGS, &k->regs) < 0 ||
+	    ioctl(k->vcpu, KVM_GET_SREGS, &k->sregs) < 0)
+		return -errno;
+	return 0;
+}
+
+static double floor_kvm_once(uint8_t *map, uint64_t size)
+{
+	struct kvm_vm k;
+	uint64_t t0 = now_ns();
+	int r = kvm_build(&k, map, size);
+	double ms = (double)(now_ns() - t0) / 1e6;
+
+	kvm_close(&k);
+	return r < 0 ? NAN : ms;
+}
+
+/* One vCPU-state-sized message to a process whose VM exists, which then
+ * loads the registers: what a prepared transfer moves in the pause. */
+static double floor_transfer_once(uint8_t *map, uint64_t size)
+{
+	int sv[2];
+	uint64_t t[2] = { 0 };
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return NAN;
+	pid = fork();
+	if (pid == 0) {
+		struct kvm_vm k;
+		uint8_t msg[1024];
+		uint64_t t1;
+
+		close(sv[0]);
+		if (kvm_build(&k, map, size) < 0 || write(sv[1], "r", 1) != 1)
+			_exit(1);
+		if (read(sv[1], msg, sizeof(msg)) != sizeof(msg))
+			_exit(1);
+		if (ioctl(k.vcpu, KVM_SET_SREGS, &k.sregs) < 0 ||
+		    ioctl(k.vcpu, KVM_SET_REGS, &k.regs) < 0)
+			_exit(1);
+		t1 = now_ns();
+		_exit(write(sv[1], &t1, sizeof(t1)) == sizeof(t1) ? 0 : 1);
+	}
+	close(sv[1]);
+	if (pid > 0) {
+		uint8_t msg[1024] = { 0 };
+		char ready;
+
+		if (read(sv[0], &ready, 1) == 1) {
+			t[0] = now_ns();
+			if (write(sv[0], msg, sizeof(msg)) != sizeof(msg) ||
+			    read(sv[0], &t[1], sizeof(t[1])) != sizeof(t[1]))
+				t[1] = 0;
+		}
+		waitpid(pid, NULL, 0);
+	}
+	close(sv[0]);
+	return t[1] ? (double)(t[1] - t[0]) / 1e6 : NAN;
+}
+
+/* ---------------------------------------------------------------- copy */
+
+static int copy_out(int fd, const uint8_t *map, uint64_t size)
+{
+	for (uint64_t off = 0; off < size;) {
+		ssize_t n = write(fd, map + off, size - off < CHUNK ? size - off : CHUNK);
+
+		if (n <= 0)
+			return -errno;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int copy_in(int fd, unsigned page_kib, uint64_t size)
+{
+	unsigned flags = MFD_CLOEXEC | (page_kib == 2048 ? MFD_HUGETLB | (21u << 26) : 0);
+	int mfd = memfd_create("restored", flags);
+	uint8_t *p;
+
+	if (mfd < 0 || ftruncate(mfd, (off_t)size) < 0)
+		return -errno;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	for (uint64_t off = 0; off < size;) {
+		ssize_t n = pread(fd, p + off, size - off < CHUNK ? size - off : CHUNK, (off_t)off);
+
+		if (n <= 0)
+			return -EIO;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Save RAM to a file, drop it (the old VMM exits), restore it in a new
+ * process.  Consumes @memfd/@map. */
+static double copy_baseline(const struct config *c, int memfd, uint8_t *map, uint64_t size,
+			    unsigned page_kib)
+{
+	char path[512];
+	int fd, status = 1;
+	uint64_t t0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/blackout-ram.%d", c->out_dir, (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NAN;
+	unlink(path);
+	t0 = now_ns();
+	if (copy_out(fd, map, size) < 0) {
+		close(fd);
+		return NAN;
+	}
+	munmap(map, size);
+	close(memfd);
+	pid = fork();
+	if (pid == 0)
+		_exit(copy_in(fd, page_kib, size) < 0 ? 1 : 0);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	close(fd);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? (double)(now_ns() - t0) / 1e6
+							      : NAN;
+}
+
+/* ---------------------------------------------------------------- minivmm */
+
+static int ctl(const char *sock, const char *cmd, char *reply, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd p;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	n = poll(&p, 1, 300000) > 0 ? recv(fd, reply, len - 1, 0) : -1;
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	reply[n] = '\0';
+	return 0;
+}
+
+static double field_ms(const char *reply, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(reply, key);
+	return p ? strtod(p + strlen(key), NULL) / 1e6 : NAN;
+}
+
+static pid_t vmm_start(const struct config *c, const char *sock, unsigned gib, unsigned page_kib)
+{
+	char ram[32];
+	char *argv[16];
+	unsigned n = 0;
+	pid_t pid;
+
+	snprintf(ram, sizeof(ram), "%uG", gib);
+	argv[n++] = (char *)c->minivmm;
+	argv[n++] = (char *)"--quiet";
+	argv[n++] = (char *)"--vcpus";
+	argv[n++] = (char *)"1";
+	argv[n++] = (char *)"--ram";
+	argv[n++] = ram;
+	argv[n++] = (char *)"--control";
+	argv[n++] = (char *)sock;
+	argv[n++] = (char *)"--run-dir";
+	argv[n++] = (char *)c->out_dir;
+	if (page_kib == 2048)
+		argv[n++] = (char *)"--hugepages";
+	argv[n] = NULL;
+	if (posix_spawn(&pid, c->minivmm, NULL, NULL, argv, environ) != 0)
+		return -1;
+	return pid;
+}
+
+/* Boot minivmm, wait for its control socket, upgrade it reps x each mode. */
+static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, struct point *ex,
+		    struct point *tr)
+{
+	char sock[256], reply[2048], cmd[64];
+	pid_t pid;
+	bool up = false;
+
+	snprintf(sock, sizeof(sock), "%s/blackout-%d.sock", c->out_dir, (int)getpid());
+	unlink(sock);
+	pid = vmm_start(c, sock, gib, page_kib);
+	for (unsigned i = 0; pid > 0 && i < 1200 && !up; i++) {
+		up = ctl(sock, "status", reply, sizeof(reply)) == 0;
+		if (!up)
+			usleep(100000);
+	}
+	if (!up) {
+		fprintf(stderr, "blackout: minivmm did not come up for %u GiB\n", gib);
+		if (pid > 0)
+			kill(pid, SIGKILL);
+		return;
+	}
+	if (page_kib == 2048 && !strstr(reply, "page_kib=2048"))
+		fprintf(stderr, "blackout: minivmm runs on 4 KiB pages: %s\n", reply);
+	for (unsigned r = 0; r < c->reps; r++) {
+		struct point *pts[2] = { c->exec ? ex : NULL, c->transfer ? tr : NULL };
+
+		for (unsigned k = 0; k < 2; k++) {
+			if (!pts[k])
+				continue;
+			snprintf(cmd, sizeof(cmd), "upgrade %s", pts[k]->mode);
+			if (ctl(sock, cmd, reply, sizeof(reply)) < 0 || strncmp(reply, "ok", 2)) {
+				fprintf(stderr, "blackout: %s at %u GiB: %s\n", cmd, gib, reply);
+				continue;
+			}
+			pts[k]->pause_ms[pts[k]->n++] = field_ms(reply, "pause_ns");
+			pts[k]->ok = true;
+		}
+	}
+	ctl(sock, "quit", reply, sizeof(reply));
+	/* Every image is our child or, after a transfer, an orphan reparented
+	 * to us (we are a subreaper): wait for all of them. */
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	unlink(sock);
+}
+
+/* ---------------------------------------------------------------- one size */
+
+static double median_of(double (*fn)(uint8_t *, uint64_t), uint8_t *map, uint64_t size,
+			unsigned reps)
+{
+	double v[MAX_REPS];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < reps; i++) {
+		double x = fn(map, size);
+
+		if (!isnan(x))
+			v[n++] = x;
+	}
+	return median(v, n);
+}
+
+struct floors {
+	double exec_ms, kvm_ms, transfer_ms, copy_ms;
+};
+
+static void measure_floors(const struct config *c, unsigned gib, unsigned page_kib,
+			   struct floors *f)
+{
+	uint64_t size = (uint64_t)gib << 30;
+	uint8_t *map = NULL;
+	double v[MAX_REPS];
+	unsigned n = 0;
+	int fd = memfd_of(gib, page_kib, &map);
+
+	*f = (struct floors){ NAN, NAN, NAN, NAN };
+	if (fd < 0) {
+		fprintf(stderr, "blackout: memfd of %u GiB, %u KiB pages: %s\n", gib, page_kib,
+			strerror(-fd));
+		return;
+	}
+	for (unsigned i = 0; i < c->reps; i++) {
+		double x = floor_exec_once(c, fd, size);
+
+		if (!isnan(x))
+			v[n++] = x;
+	}
+	f->exec_ms = median(v, n);
+	f->kvm_ms = median_of(floor_kvm_once, map, size, c->reps);
+	f->transfer_ms = median_of(floor_transfer_once, map, size, c->reps);
+	if (c->copy)
+		f->copy_ms = copy_baseline(c, fd, map, size, page_kib);
+	else {
+		munmap(map, size);
+		close(fd);
+	}
+}
+
+/* ---------------------------------------------------------------- output */
+
+static const char *num(char *buf, size_t len, double v, int prec)
+{
+	if (isnan(v))
+		snprintf(buf, len, "null");
+	else
+		snprintf(buf, len, "%.*f", prec, v);
+	return buf;
+}
+
+static void print_table(const struct point *pts, unsigned n)
+{
+	printf("\n%-9s %4s %5s %10s %10s %9s %11s %11s\n", "mode", "GiB", "page", "pause_ms",
+	       "floor_ms", "vs floor", "copy_ms", "copy/pause");
+	for (unsigned i = 0; i < n; i++) {
+		const struct point *p = &pts[i];
+		double pause = p->pause_ms[0];
+
+		printf("%-9s %4u %4uK %10.3f %10.3f %8.1fx %11.1f %10.0fx\n", p->mode, p->ram_gib,
+		       p->page_kib, pause, p->floor_ms, pause / p->floor_ms, p->copy_ms,
+		       p->copy_ms / pause);
+	}
+}
+
+static void print_json(const struct point *pts, unsigned n, FILE *f)
+{
+	char a[32], b[32], d[32];
+
+	fprintf(f, "[\n");
+	for (unsigned i = 0; i < n; i++) {
+		const struct point *p = &pts[i];
+
+		fprintf(f,
+			"  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, \"pause_ms\": %s, "
+			"\"floor_ms\": %s, \"copy_ms\": %s, \"qemu_ms\": null, \"reps\": %u}%s\n",
+			p->mode, p->ram_gib, p->page_kib, num(a, sizeof(a), p->pause_ms[0], 4),
+			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1),
+			p->n, i + 1 < n ? "," : "");
+	}
+	fprintf(f, "]\n");
+}
+
+/* Columns: ram_gib page_kib mode pause_ms floor_ms copy_ms */
+static void write_dat(const struct config *c, const struct point *pts, unsigned n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/blackout.dat", c->out_dir);
+	f = fopen(path, "we");
+	if (!f)
+		return;
+	fprintf(f, "# ram_gib page_kib mode pause_ms floor_ms copy_ms\n");
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "%u %u %s %.4f %.4f %.1f\n", pts[i].ram_gib, pts[i].page_kib,
+			pts[i].mode, pts[i].pause_ms[0], pts[i].floor_ms, pts[i].copy_ms);
+	fclose(f);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int parse_list(const char *s, unsigned *v, unsigned max, unsigned *ret_n)
+{
+	char *end;
+	unsigned n = 0;
+
+	while (*s) {
+		unsigned long x = strtoul(s, &end, 10);
+
+		if (end == s || x == 0 || x > 1024 || n == max)
+			return -EINVAL;
+		v[n++] = (unsigned)x;
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -EINVAL;
+	}
+	*ret_n = n;
+	return n ? 0 : -EINVAL;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"Usage: blackout [--minivmm PATH] [--sizes 1,4,8] [--pages 4,2048] [--reps N]\n"
+		"                [--modes exec,transfer] [--no-copy] [--out-dir DIR] [--json]\n");
+}
+
+static int parse_args(struct config *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int r = 0;
+
+		if (!strcmp(a, "--json")) {
+			c->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-copy")) {
+			c->copy = false;
+			continue;
+		}
+		if (!v)
+			return -EINVAL;
+		i++;
+		if (!strcmp(a, "--minivmm"))
+			c->minivmm = v;
+		else if (!strcmp(a, "--out-dir"))
+			c->out_dir = v;
+		else if (!strcmp(a, "--sizes"))
+			r = parse_list(v, c->sizes, 8, &c->n_sizes);
+		else if (!strcmp(a, "--pages"))
+			r = parse_list(v, c->pages, 2, &c->n_pages);
+		else if (!strcmp(a, "--reps")) {
+			c->reps = (unsigned)atoi(v);
+			r = c->reps && c->reps <= MAX_REPS ? 0 : -EINVAL;
+		} else if (!strcmp(a, "--modes")) {
+			c->exec = strstr(v, "exec") != NULL;
+			c->transfer = strstr(v, "transfer") != NULL;
+			r = c->exec || c->transfer ? 0 : -EINVAL;
+		} else
+			r = -EINVAL;
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < c->n_pages; i++)
+		if (c->pages[i] != 4 && c->pages[i] != 2048)
+			return -EINVAL;
+	return 0;
+}
+
+static void finish_point(struct point *p, double floor_ms, double copy_ms)
+{
+	double pause = median(p->pause_ms, p->n);
+
+	p->pause_ms[0] = p->n ? pause : NAN;
+	p->floor_ms = floor_ms;
+	p->copy_ms = copy_ms;
+}
+
+static unsigned run_page_size(const struct config *c, unsigned page_kib, struct point *pts,
+			      unsigned n)
+{
+	long saved = hugepages_get();
+
+	for (unsigned s = 0; s < c->n_sizes; s++) {
+		unsigned gib = c->sizes[s];
+		struct point *ex = &pts[n++], *tr = &pts[n++];
+		struct floors f;
+
+		*ex = (struct point){ .mode = "exec", .ram_gib = gib, .page_kib = page_kib };
+		*tr = (struct point){ .mode = "transfer", .ram_gib = gib, .page_kib = page_kib };
+		if (page_kib == 2048 && hugepages_set(saved + (long)(((uint64_t)gib << 30) / HUGE_2M) + 8) < 0) {
+			fprintf(stderr, "blackout: cannot reserve %u GiB of 2 MiB pages\n", gib);
+			n -= 2;
+			continue;
+		}
+		fprintf(stderr, "blackout: %u GiB on %u KiB pages: minivmm...\n", gib, page_kib);
+		run_vmm(c, gib, page_kib, ex, tr);
+		fprintf(stderr, "blackout: %u GiB on %u KiB pages: floors%s...\n", gib, page_kib,
+			c->copy ? " and copy" : "");
+		measure_floors(c, gib, page_kib, &f);
+		finish_point(ex, f.exec_ms + f.kvm_ms, f.copy_ms);
+		finish_point(tr, f.transfer_ms, f.copy_ms);
+		fprintf(stderr, "  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f ms\n",
+			f.exec_ms, f.kvm_ms, f.transfer_ms, f.copy_ms);
+		if (page_kib == 2048)
+			hugepages_set(saved);
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static struct point pts[MAX_POINTS];
+	struct config c = {
+		.minivmm = "examples/minivmm/minivmm",
+		.self = "/proc/self/exe",
+		.out_dir = ".",
+		.sizes = { 1, 4, 8 },
+		.n_sizes = 3,
+		.pages = { 4, 2048 },
+		.n_pages = 2,
+		.reps = 3,
+		.copy = true,
+		.exec = true,
+		.transfer = true,
+	};
+	char self[4096];
+	ssize_t len;
+	unsigned n = 0;
+
+	if (argc >= 2 && !strcmp(argv[1], "--exec-target"))
+		return exec_target(argc, argv);
+	if (parse_args(&c, argc, argv) < 0) {
+		usage();
+		return 100;
+	}
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len < 0)
+		return 111;
+	self[len] = '\0';
+	c.self = self;
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	for (unsigned p = 0; p < c.n_pages; p++)
+		n = run_page_size(&c, c.pages[p], pts, n);
+	print_table(pts, n);
+	write_dat(&c, pts, n);
+	if (c.json)
+		print_json(pts, n, stdout);
+	return 0;
+}

@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Guest pause versus RAM size per upgrade mode, from bench/blackout's
+# blackout.dat (columns: ram_gib page_kib mode pause_ms floor_ms copy_ms).
+#   gnuplot -e "dat='blackout.dat'; out='blackout'" bench/plot.gp
+if (!exists("dat")) dat = 'blackout.dat'
+if (!exists("out")) out = 'blackout'
+
+set title "minivmm: guest pause during an in-place VMM upgrade"
+set xlabel "guest RAM (GiB, fully populated)"
+set ylabel "guest pause (ms, log scale)"
+set logscale y
+set format y "%g"
+set xrange [0.5:8.5]
+set xtics (1, 2, 4, 8)
+set key below maxrows 3
+set grid ytics mytics xtics
+set style data linespoints
+
+sel(mode, page) = sprintf("< awk '$3 == \"%s\" && $2 == %d' %s", mode, page, dat)
+
+# Measured on this machine with QEMU 10.0.2 (see the project's peer baselines).
+$qemu << EOD
+1 2.8
+8 4.1
+EOD
+
+set terminal pngcairo size 960,600 noenhanced
+set output out.'.png'
+plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
+     sel("transfer", 2048) using 1:4 title "transfer, 2 MiB pages" lw 2 pt 5, \
+     sel("exec", 4)        using 1:4 title "exec, 4 KiB pages" lw 2 pt 9, \
+     sel("exec", 2048)     using 1:4 title "exec, 2 MiB pages" lw 2 pt 11, \
+     sel("exec", 4)        using 1:6 title "copy: save + restore" dt 2 lw 1 pt 1, \
+     $qemu using 1:2 title "QEMU 10.0 cpr-transfer (peer baseline)" dt 3 lw 1 pt 3
+set terminal svg size 960,600 noenhanced
+set output out.'.svg'
+replot

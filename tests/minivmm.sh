@@ -1,0 +1,129 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# minivmm upgraded in place, for real: three upgrades through each mode, in
+# the interpreter always and under KVM when /dev/kvm works.  After every
+# upgrade the guest's counters must have strictly increased, its RAM must be
+# the same memfd inode and its static checksum unchanged; refused hand-offs
+# (dead receiver, missing binary, a blocker) must leave the guest running in
+# the same process.
+set -eu
+
+: "${top_builddir:=.}"
+bin=$top_builddir/examples/minivmm/minivmm
+[ -x "$bin" ] || { echo "minivmm not built: $bin"; exit 1; }
+tmp=$(mktemp -d /tmp/minivmm-test.XXXXXX)
+pids=""
+
+cleanup() {
+	for s in "$tmp"/*.sock; do
+		[ -S "$s" ] || continue
+		p=$("$bin" --control "$s" --send status 2>/dev/null | field pid) || true
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	[ -f "$tmp/log" ] && sed 's/^/  vmm: /' "$tmp/log"
+	exit 1
+}
+
+# field NAME < "k=v k=v ..."
+field() {
+	tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+ctl() {
+	"$bin" --control "$sock" --send "$*"
+}
+
+# Every comma-separated number in $1 is strictly below its peer in $2.
+all_lt() {
+	a=$1 b=$2
+	while [ -n "$a" ]; do
+		x=${a%%,*} y=${b%%,*}
+		[ "$x" -lt "$y" ] || return 1
+		case $a in *,*) a=${a#*,} b=${b#*,} ;; *) a="" ;; esac
+	done
+}
+
+start_vmm() {
+	sock=$tmp/$1.sock
+	shift
+	"$bin" --ram 64M --vcpus 2 --control "$sock" --run-dir "$tmp" --quiet \
+		--exit-after 120 "$@" >"$tmp/log" 2>&1 &
+	for _ in $(seq 100); do
+		[ -S "$sock" ] && ctl status >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	fail "minivmm did not come up"
+}
+
+upgrade_ok() {
+	mode=$1
+	prev=$(ctl status | field counters)
+	out=$(ctl upgrade "$mode") || fail "upgrade $mode: $out"
+	before=$(echo "$out" | field before)
+	after=$(echo "$out" | field after)
+	[ "$(echo "$out" | field check)" = ok ] || fail "checks after $mode: $out"
+	[ "$(echo "$out" | field old_ino)" = "$(echo "$out" | field ino)" ] ||
+		fail "RAM is not the same memfd after $mode: $out"
+	all_lt "$prev" "$before" || fail "counters went back before $mode: $prev -> $before"
+	all_lt "$before" "$after" || fail "counters did not continue after $mode: $out"
+	now=$(ctl status)
+	[ "$(echo "$now" | field checksum)" = ok ] || fail "static checksum changed: $now"
+	all_lt "$after" "$(echo "$now" | field counters)" || fail "guest stopped after $mode"
+	[ "$(echo "$now" | field engine)" = "$engine" ] || fail "engine changed: $now"
+	printf '  %-8s pid %s -> %s  pause %s us  counters %s -> %s\n' "$mode" \
+		"$(echo "$out" | field old_pid)" "$(echo "$out" | field pid)" \
+		"$(($(echo "$out" | field pause_ns) / 1000))" "$before" "$after"
+}
+
+refused_ok() {
+	what=$1
+	shift
+	st=$(ctl status)
+	pid=$(echo "$st" | field pid)
+	if out=$(ctl "$@"); then
+		fail "$what was not refused: $out"
+	fi
+	case $out in refused*) ;; *) fail "$what: unexpected reply: $out" ;; esac
+	sleep 0.1
+	now=$(ctl status)
+	[ "$(echo "$now" | field pid)" = "$pid" ] || fail "$what: guest moved: $now"
+	all_lt "$(echo "$st" | field counters)" "$(echo "$now" | field counters)" ||
+		fail "$what: guest not running after the refusal: $now"
+	echo "  refused  ($what): guest still running in pid $pid"
+}
+
+run_engine() {
+	engine=$1
+	shift
+	echo "# $engine"
+	start_vmm "$engine" "$@"
+	[ "$(ctl status | field engine)" = "$engine" ] || fail "not running under $engine"
+	for mode in exec transfer exec transfer exec transfer; do
+		upgrade_ok "$mode"
+	done
+	refused_ok "dead receiver" upgrade transfer /bin/false
+	refused_ok "missing binary" upgrade exec "$tmp/no-such-minivmm"
+	[ "$(ctl status | field upgrades)" = 6 ] || fail "upgrade count"
+	ctl quit >/dev/null
+	sleep 0.2
+
+	start_vmm "$engine-blocked" --block transfer "$@"
+	refused_ok "blocker" upgrade transfer
+	upgrade_ok exec
+	ctl quit >/dev/null
+}
+
+run_engine interp --no-kvm
+if [ -w /dev/kvm ] && [ -r /dev/kvm ]; then
+	run_engine kvm
+else
+	echo "# kvm: /dev/kvm not usable here, KVM mode not run"
+fi
+echo "ok"
