@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The virtual machine: a KVM VM with its vCPUs and memory slots over guest
+ * RAM (or the interpreter), one thread per vCPU, and stop/start.
+ *
+ * A KVM VM fd only works in the process (mm) that created it, so every image
+ * of the VMM builds its own VM over the RAM it adopted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "minivmm.h"
+
+/* The vCPU kick: interrupts KVM_RUN; the handler only has to exist. */
+#define VCPU_KICK_SIGNAL SIGUSR2
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vm_kvm_usable(char *why, size_t len)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int r;
+
+	if (fd < 0) {
+		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+		return 0;
+	}
+	r = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (r != KVM_API_VERSION) {
+		snprintf(why, len, "/dev/kvm: API version %d, want %d", r, KVM_API_VERSION);
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	return 1;
+}
+
+static int kvm_set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size,
+			uint8_t *host)
+{
+	struct kvm_userspace_memory_region reg = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)host,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ? -errno : 0;
+}
+
+/* RAM below 3 GiB at 0, the rest from 4 GiB, as a PC does. */
+static int kvm_memslots(struct vm *vm)
+{
+	uint64_t low = vm->ram_size < GUEST_LOW_MAX ? vm->ram_size : GUEST_LOW_MAX;
+	int r = kvm_set_slot(vm, 0, 0, low, vm->ram);
+
+	if (r < 0 || vm->ram_size == low)
+		return r;
+	return kvm_set_slot(vm, 1, GUEST_HIGH_BASE, vm->ram_size - low, vm->ram + low);
+}
+
+static int kvm_create_vcpu(struct vm *vm, struct vcpu *v, struct kvm_cpuid2 *cpuid)
+{
+	int r;
+
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+	if (v->fd < 0)
+		return -errno;
+	r = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (r < 0)
+		return -errno;
+	v->run_size = (size_t)r;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return -errno;
+	}
+	if (cpuid && ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0)
+		return -errno;
+	if (ioctl(v->fd, KVM_GET_SREGS, &v->sregs) < 0)
+		return -errno;
+	return 0;
+}
+
+static struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd)
+{
+	unsigned n = 128;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+	if (!c)
+		return NULL;
+	c->nent = n;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int kvm_build(struct vm *vm)
+{
+	struct kvm_cpuid2 *cpuid;
+	uint64_t t0 = now_ns();
+	int r = 0;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return -errno;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return -errno;
+	/* Intel needs a TSS for real mode; other back-ends ignore it. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)GUEST_TSS_ADDR) < 0 &&
+	    errno != ENOTTY && errno != EINVAL)
+		return -errno;
+	vm->timing.create_vm_ns = now_ns() - t0;
+
+	t0 = now_ns();
+	cpuid = kvm_supported_cpuid(vm->kvm_fd);
+	for (unsigned i = 0; i < vm->n_vcpus && r == 0; i++)
+		r = kvm_create_vcpu(vm, &vm->vcpus[i], cpuid);
+	free(cpuid);
+	if (r < 0)
+		return r;
+	vm->timing.create_vcpus_ns = now_ns() - t0;
+
+	t0 = now_ns();
+	r = kvm_memslots(vm);
+	vm->timing.memslots_ns = now_ns() - t0;
+	return r;
+}
+
+int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	int r;
+
+	if (n_vcpus == 0 || n_vcpus > VM_MAX_VCPUS || ram_size < VM_RAM_MIN)
+		return -EINVAL;
+	*vm = (struct vm){
+		.use_kvm = use_kvm,
+		.kvm_fd = -1,
+		.vm_fd = -1,
+		.ram = ram,
+		.ram_size = ram_size,
+		.n_vcpus = n_vcpus,
+	};
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	for (unsigned i = 0; i < n_vcpus; i++)
+		vm->vcpus[i] = (struct vcpu){ .vm = vm, .index = i, .fd = -1 };
+	/* No SA_RESTART: the kick must make KVM_RUN return EINTR. */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+		return -errno;
+	if (!use_kvm)
+		return 0;
+	r = kvm_build(vm);
+	if (r < 0)
+		vm_destroy(vm);
+	return r;
+}
+
+void vm_boot_state(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		guest_boot_regs(i, &v->regs, &v->sregs);
+		v->load_regs = true;
+	}
+}
+
+/* A fatal guest condition: stop the whole VM and say why. */
+static void vcpu_fail(struct vcpu *v, int err, const char *what)
+{
+	fprintf(stderr, "minivmm: vCPU %u: %s at %04llx:%04llx (%s)\n", v->index, what,
+		(unsigned long long)v->sregs.cs.selector, (unsigned long long)v->regs.rip,
+		strerror(-err));
+	v->error = err;
+}
+
+static int vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == GUEST_HEARTBEAT_PORT)
+			atomic_fetch_add(&v->heartbeats, 1);
+		return 0;
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_HLT:
+		return -ECANCELED;
+	case KVM_EXIT_SHUTDOWN:
+		return -EPIPE;
+	default:
+		return -EIO;
+	}
+}
+
+/* Run until a stop is requested or the guest fails. */
+static int vcpu_run_kvm(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (v->load_regs) {
+		if (ioctl(v->fd, KVM_SET_SREGS, &v->sregs) < 0 ||
+		    ioctl(v->fd, KVM_SET_REGS, &v->regs) < 0)
+			return -errno;
+		v->load_regs = false;
+	}
+	__atomic_store_n(&v->t_started, now_ns(), __ATOMIC_RELEASE);
+	while (!atomic_load(&vm->stop_req)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		int r = vcpu_handle_exit(v);
+
+		if (r < 0)
+			return r;
+	}
+	v->t_stopped = now_ns();
+	v->run->immediate_exit = 0;
+	if (ioctl(v->fd, KVM_GET_REGS, &v->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &v->sregs) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vcpu_run_interp(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	v->load_regs = false;
+	__atomic_store_n(&v->t_started, now_ns(), __ATOMIC_RELEASE);
+	while (!atomic_load_explicit(&vm->stop_req, memory_order_relaxed)) {
+		uint16_t port = 0;
+		int r = interp_run(&v->regs, &v->sregs, vm->ram, vm->ram_size, 4096, &port);
+
+		if (r < 0)
+			return r;
+		if (r == INTERP_IO && port == GUEST_HEARTBEAT_PORT)
+			atomic_fetch_add(&v->heartbeats, 1);
+		else if (r == INTERP_HLT)
+			return -ECANCELED;
+	}
+	v->t_stopped = now_ns();
+	return 0;
+}
+
+/* A vCPU may enter the guest when the VM wants to run and no stop is pending. */
+static bool vcpu_may_run(const struct vm *vm, const struct vcpu *v)
+{
+	return vm->want == VM_WANT_RUN && !atomic_load(&vm->stop_req) && !v->error;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	pthread_mutex_lock(&vm->lock);
+	for (;;) {
+		int r;
+
+		while (vm->want != VM_WANT_EXIT && !vcpu_may_run(vm, v))
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		if (vm->want == VM_WANT_EXIT)
+			break;
+		vm->n_paused--;
+		pthread_mutex_unlock(&vm->lock);
+
+		r = vm->use_kvm ? vcpu_run_kvm(v) : vcpu_run_interp(v);
+
+		pthread_mutex_lock(&vm->lock);
+		if (r < 0) {
+			vcpu_fail(v, r, vm->use_kvm ? "KVM_RUN failed" : "interpreter stopped");
+			vm->failed = true;
+		}
+		vm->n_paused++;
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+static int vm_spawn_threads(struct vm *vm)
+{
+	sigset_t all, old;
+	int r = 0;
+
+	/* vCPU threads take no process signals; they unblock only the kick. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned i = 0; i < vm->n_vcpus && r == 0; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->have_thread)
+			continue;
+		r = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (r == 0) {
+			v->have_thread = true;
+			vm->n_paused++;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+int vm_start(struct vm *vm)
+{
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->stop_req, false);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		vm->vcpus[i].t_started = 0;
+		if (vm->vcpus[i].run)
+			vm->vcpus[i].run->immediate_exit = 0;
+	}
+	vm->want = VM_WANT_RUN;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	r = vm_spawn_threads(vm);
+	if (r < 0)
+		return r;
+	/* Wait until every vCPU has entered the guest once. */
+	for (;;) {
+		bool all = true;
+
+		for (unsigned i = 0; i < vm->n_vcpus; i++)
+			if (!__atomic_load_n(&vm->vcpus[i].t_started, __ATOMIC_ACQUIRE))
+				all = false;
+		if (all)
+			return 0;
+		pthread_mutex_lock(&vm->lock);
+		bool failed = vm->failed;
+
+		pthread_mutex_unlock(&vm->lock);
+		if (failed)
+			return -EIO;
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+	}
+}
+
+int vm_stop(struct vm *vm, uint64_t *ret_t_stop)
+{
+	uint64_t first = UINT64_MAX;
+
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->stop_req, true);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			v->run->immediate_exit = 1;
+		if (v->have_thread)
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+	while (vm->n_paused < vm->n_vcpus)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->want = VM_WANT_PAUSE;
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i].t_stopped && vm->vcpus[i].t_stopped < first)
+			first = vm->vcpus[i].t_stopped;
+	if (vm->failed)
+		return -EIO;
+	*ret_t_stop = first == UINT64_MAX ? now_ns() : first;
+	return 0;
+}
+
+uint64_t vm_first_start(const struct vm *vm)
+{
+	uint64_t t = UINT64_MAX;
+
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i].t_started < t)
+			t = vm->vcpus[i].t_started;
+	return t;
+}
+
+uint64_t vm_last_start(const struct vm *vm)
+{
+	uint64_t t = 0;
+
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i].t_started > t)
+			t = vm->vcpus[i].t_started;
+	return t;
+}
+
+uint64_t vm_heartbeats(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		n += atomic_load(&vm->vcpus[i].heartbeats);
+	return n;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->n_vcpus == 0)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->stop_req, true);
+	vm->want = VM_WANT_EXIT;
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		if (vm->vcpus[i].run)
+			vm->vcpus[i].run->immediate_exit = 1;
+		if (vm->vcpus[i].have_thread)
+			pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
+	}
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->have_thread)
+			pthread_join(v->thread, NULL);
+		v->have_thread = false;
+		if (v->run)
+			munmap(v->run, v->run_size);
+		v->run = NULL;
+		if (v->fd >= 0)
+			close(v->fd);
+		v->fd = -1;
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}

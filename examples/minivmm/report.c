@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What minivmm tells a person (stdout) and a control client (one line). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define PROGRESS_TIMEOUT_NS (3ull * 1000000000ull)
+
+static const char *engine(const struct vmm *m)
+{
+	return (m->rec.flags & VM_FLAG_KVM) ? "KVM" : "interpreter";
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *group(char *buf, size_t len, uint64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+	size_t o = 0;
+
+	for (int i = 0; i < n && o + 2 < len; i++) {
+		if (i && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static double ms(uint64_t a, uint64_t b)
+{
+	return b > a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+/* Wait until every vCPU has sent a heartbeat since it (re)started here. */
+static void wait_progress(struct vmm *m, uint64_t *base)
+{
+	uint64_t deadline = now_ns() + PROGRESS_TIMEOUT_NS;
+
+	for (;;) {
+		bool all = true;
+
+		for (unsigned i = 0; i < m->rec.n_vcpus; i++)
+			if (atomic_load(&m->vm.vcpus[i].heartbeats) <= base[i])
+				all = false;
+		if (all || m->vm.failed || now_ns() > deadline)
+			return;
+		nanosleep(&(struct timespec){ .tv_nsec = 2000000 }, NULL);
+	}
+}
+
+void report_boot(struct vmm *m)
+{
+	if (m->opt.quiet)
+		return;
+	printf("minivmm: %s guest, %u vCPU%s, %llu MiB RAM (memfd inode %llu, %llu KiB pages), pid %d\n",
+	       engine(m), m->rec.n_vcpus, m->rec.n_vcpus > 1 ? "s" : "",
+	       (unsigned long long)(m->rec.ram_size >> 20), (unsigned long long)m->ram_ino,
+	       (unsigned long long)(m->page_size >> 10), (int)getpid());
+	if (m->rec.flags & VM_FLAG_KVM)
+		printf("  VM built in %.2f ms (VM %.2f, vCPUs %.2f, memory slots %.2f)\n",
+		       (m->vm.timing.create_vm_ns + m->vm.timing.create_vcpus_ns +
+			m->vm.timing.memslots_ns) / 1e6,
+		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
+		       m->vm.timing.memslots_ns / 1e6);
+	printf("  guest: %zu bytes of real-mode code; each vCPU counts in guest RAM and sums a 4 KiB static region\n",
+	       guest_program_size);
+}
+
+static void print_counters(struct vmm *m, const uint64_t *after)
+{
+	char a[32], b[32];
+
+	printf("  counters  ");
+	for (unsigned i = 0; i < m->rec.n_vcpus; i++)
+		printf("%svcpu%u %s -> %s", i ? "   " : "", i,
+		       group(a, sizeof(a), m->report.pause.counters[i]),
+		       group(b, sizeof(b), after[i]));
+	printf("\n");
+}
+
+static void print_pause(struct vmm *m)
+{
+	const struct upgrade_report *r = &m->report;
+	const struct rec_pause *p = &r->pause;
+
+	printf("  pause     %.3f ms   vCPUs stopped -> first KVM_RUN of the new image\n",
+	       ms(p->t_stop, r->t_first_run));
+	if (p->mode == UPGRADE_EXEC)
+		printf("            = stop %.3f + execve %.3f + adopt RAM %.3f + build VM %.3f + start %.3f\n",
+		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main),
+		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm),
+		       ms(r->t_vm, r->t_first_run));
+	else
+		printf("            = stop %.3f + move vCPU state %.3f + start %.3f   (VM built before the pause)\n",
+		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_recv),
+		       ms(r->t_recv, r->t_first_run));
+}
+
+static int upgrade_checks(struct vmm *m, const uint64_t *after, char *why, size_t len)
+{
+	const struct upgrade_report *r = &m->report;
+
+	for (unsigned i = 0; i < m->rec.n_vcpus; i++) {
+		if (r->counters_adopted[i] != r->pause.counters[i]) {
+			snprintf(why, len, "vCPU %u counter in the adopted RAM is %llu, was %llu", i,
+				 (unsigned long long)r->counters_adopted[i],
+				 (unsigned long long)r->pause.counters[i]);
+			return -EBADMSG;
+		}
+		if (after[i] <= r->pause.counters[i]) {
+			snprintf(why, len, "vCPU %u counter did not advance", i);
+			return -EBADMSG;
+		}
+	}
+	return machine_verify(m, m->opt.verify_ram, why, len);
+}
+
+void report_upgrade(struct vmm *m)
+{
+	struct upgrade_report *r = &m->report;
+	uint64_t base[VM_MAX_VCPUS] = { 0 };
+	char why[256] = "";
+
+	wait_progress(m, base);
+	machine_counters(m, r->counters_after);
+	r->check = upgrade_checks(m, r->counters_after, why, sizeof(why));
+	snprintf(r->check_msg, sizeof(r->check_msg), "%s", r->check < 0 ? why : "ok");
+	if (m->opt.quiet)
+		return;
+	printf("\nupgrade %u by %s: pid %u -> pid %d (%s)\n", m->rec.upgrades,
+	       mode_name(r->pause.mode), r->pause.old_pid, (int)getpid(), m->self);
+	print_counters(m, r->counters_after);
+	printf("  guest RAM memfd inode %llu -> %llu: %s, %llu MiB not copied\n",
+	       (unsigned long long)r->pause.ram_ino, (unsigned long long)m->ram_ino,
+	       r->pause.ram_ino == m->ram_ino ? "the same pages" : "DIFFERENT",
+	       (unsigned long long)(m->rec.ram_size >> 20));
+	if (r->check < 0)
+		printf("  checks    FAILED: %s\n", why);
+	else
+		printf("  checks    counters continued; guest checksum %08x ok%s\n",
+		       m->rec.static_sum, m->opt.verify_ram ? "; RAM pattern ok" : "");
+	print_pause(m);
+}
+
+static int put_counters(char *buf, size_t len, const uint64_t *c, unsigned n)
+{
+	size_t o = 0;
+
+	for (unsigned i = 0; i < n && o < len; i++) {
+		int k = snprintf(buf + o, len - o, "%s%llu", i ? "," : "",
+				 (unsigned long long)c[i]);
+
+		if (k < 0)
+			return -EINVAL;
+		o += (size_t)k;
+	}
+	return 0;
+}
+
+int report_reply(struct vmm *m, char *buf, size_t len)
+{
+	const struct upgrade_report *r = &m->report;
+	const struct rec_pause *p = &r->pause;
+	char before[200], after[200];
+
+	put_counters(before, sizeof(before), p->counters, m->rec.n_vcpus);
+	put_counters(after, sizeof(after), r->counters_after, m->rec.n_vcpus);
+	return snprintf(buf, len,
+			"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
+			"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
+			"check=%s",
+			r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid,
+			(int)getpid(), (unsigned long long)(r->t_first_run - p->t_stop),
+			(unsigned long long)(p->t_handoff - p->t_stop),
+			(unsigned long long)((p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv) -
+					     p->t_handoff),
+			(unsigned long long)(r->t_first_run -
+					     (p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv)),
+			before, after, (unsigned long long)p->ram_ino,
+			(unsigned long long)m->ram_ino, m->rec.upgrades,
+			r->check < 0 ? "failed" : "ok");
+}
+
+void report_status(struct vmm *m, char *buf, size_t len)
+{
+	uint64_t c[VM_MAX_VCPUS];
+	char counters[200], why[256] = "";
+	int check;
+
+	machine_counters(m, c);
+	put_counters(counters, sizeof(counters), c, m->rec.n_vcpus);
+	check = machine_verify(m, false, why, sizeof(why));
+	snprintf(buf, len,
+		 "ok pid=%d engine=%s vcpus=%u ram_mib=%llu page_kib=%llu ino=%llu upgrades=%u "
+		 "counters=%s heartbeats=%llu checksum=%s",
+		 (int)getpid(), (m->rec.flags & VM_FLAG_KVM) ? "kvm" : "interp", m->rec.n_vcpus,
+		 (unsigned long long)(m->rec.ram_size >> 20),
+		 (unsigned long long)(m->page_size >> 10), (unsigned long long)m->ram_ino,
+		 m->rec.upgrades, counters, (unsigned long long)vm_heartbeats(&m->vm),
+		 check < 0 ? "bad" : "ok");
+}
+
+void report_exit(struct vmm *m)
+{
+	uint64_t c[VM_MAX_VCPUS];
+	char a[32], why[256] = "";
+	int check;
+
+	if (m->opt.quiet)
+		return;
+	machine_counters(m, c);
+	check = machine_verify(m, m->opt.verify_ram, why, sizeof(why));
+	printf("\nminivmm: guest stopped after %u upgrade%s (boot pid %u, last pid %d)\n",
+	       m->rec.upgrades, m->rec.upgrades == 1 ? "" : "s", m->rec.boot_pid, (int)getpid());
+	printf("  counters  ");
+	for (unsigned i = 0; i < m->rec.n_vcpus; i++)
+		printf("%svcpu%u %s", i ? "   " : "", i, group(a, sizeof(a), c[i]));
+	printf("\n  checks    %s\n", check < 0 ? why : "guest checksum and RAM pattern ok");
+}
