@@ -40,14 +40,25 @@ ctl() {
 	"$bin" --control "$sock" --send "$*"
 }
 
-# Every comma-separated number in $1 is strictly below its peer in $2.
-all_lt() {
-	a=$1 b=$2
+# Every comma-separated number in $2 is below ($1 = lt) or not above
+# ($1 = le) its peer in $3.
+cmp_all() {
+	op=$1 a=$2 b=$3
+	[ -n "$a" ] && [ -n "$b" ] || return 1
 	while [ -n "$a" ]; do
 		x=${a%%,*} y=${b%%,*}
-		[ "$x" -lt "$y" ] || return 1
+		[ "$x" -"$op" "$y" ] || return 1
 		case $a in *,*) a=${a#*,} b=${b#*,} ;; *) a="" ;; esac
 	done
+}
+
+# The guest runs: every counter moves past $1 within a few seconds.
+wait_progress() {
+	for _ in $(seq 100); do
+		cmp_all lt "$1" "$(ctl status | field counters)" && return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 start_vmm() {
@@ -71,15 +82,21 @@ upgrade_ok() {
 	[ "$(echo "$out" | field check)" = ok ] || fail "checks after $mode: $out"
 	[ "$(echo "$out" | field old_ino)" = "$(echo "$out" | field ino)" ] ||
 		fail "RAM is not the same memfd after $mode: $out"
-	all_lt "$prev" "$before" || fail "counters went back before $mode: $prev -> $before"
-	all_lt "$before" "$after" || fail "counters did not continue after $mode: $out"
+	# prev <= before (at the stop) < after (in the new image) < later
+	cmp_all le "$prev" "$before" || fail "counters went back before $mode: $prev -> $before"
+	cmp_all lt "$before" "$after" || fail "counters did not continue after $mode: $out"
+	[ "$(echo "$out" | field pid)" != "$(echo "$out" | field old_pid)" ] ||
+		[ "$mode" = exec ] || fail "transfer did not move to a new process: $out"
 	now=$(ctl status)
 	[ "$(echo "$now" | field checksum)" = ok ] || fail "static checksum changed: $now"
-	all_lt "$after" "$(echo "$now" | field counters)" || fail "guest stopped after $mode"
 	[ "$(echo "$now" | field engine)" = "$engine" ] || fail "engine changed: $now"
-	printf '  %-8s pid %s -> %s  pause %s us  counters %s -> %s\n' "$mode" \
-		"$(echo "$out" | field old_pid)" "$(echo "$out" | field pid)" \
-		"$(($(echo "$out" | field pause_ns) / 1000))" "$before" "$after"
+	wait_progress "$after" || fail "guest stopped after $mode"
+	printf '  %-8s pid %s -> %s  pause %s us (stop %s + hand-off %s + restore %s)  counters %s -> %s\n' \
+		"$mode" "$(echo "$out" | field old_pid)" "$(echo "$out" | field pid)" \
+		"$(($(echo "$out" | field pause_ns) / 1000))" \
+		"$(($(echo "$out" | field stop_ns) / 1000))" \
+		"$(($(echo "$out" | field handoff_ns) / 1000))" \
+		"$(($(echo "$out" | field restore_ns) / 1000))" "$before" "$after"
 }
 
 refused_ok() {
@@ -91,10 +108,10 @@ refused_ok() {
 		fail "$what was not refused: $out"
 	fi
 	case $out in refused*) ;; *) fail "$what: unexpected reply: $out" ;; esac
-	sleep 0.1
 	now=$(ctl status)
 	[ "$(echo "$now" | field pid)" = "$pid" ] || fail "$what: guest moved: $now"
-	all_lt "$(echo "$st" | field counters)" "$(echo "$now" | field counters)" ||
+	[ "$(echo "$now" | field checksum)" = ok ] || fail "$what: static checksum: $now"
+	wait_progress "$(echo "$st" | field counters)" ||
 		fail "$what: guest not running after the refusal: $now"
 	echo "  refused  ($what): guest still running in pid $pid"
 }

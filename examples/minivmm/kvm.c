@@ -20,6 +20,8 @@
 
 /* The vCPU kick: interrupts KVM_RUN; the handler only has to exist. */
 #define VCPU_KICK_SIGNAL SIGUSR2
+/* How long armed vCPU threads poll for the start before they sleep. */
+#define VCPU_SPIN_MAX_NS (200ull * 1000000ull)
 
 static void kick_handler(int sig)
 {
@@ -267,6 +269,23 @@ static bool vcpu_may_run(const struct vm *vm, const struct vcpu *v)
 	return vm->want == VM_WANT_RUN && !atomic_load(&vm->stop_req) && !v->error;
 }
 
+/* Armed: poll for the start instead of sleeping, so that the pause does not
+ * include a futex wake-up and a trip through the scheduler. */
+static void vcpu_spin(struct vm *vm)
+{
+	uint64_t end = now_ns() + VCPU_SPIN_MAX_NS;
+	unsigned n = 0;
+
+	while (__atomic_load_n(&vm->want, __ATOMIC_ACQUIRE) == VM_WANT_SPIN) {
+		if (++n % 64 == 0) {
+			if (now_ns() > end)
+				return;
+			sched_yield();
+		}
+		__builtin_ia32_pause();
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -278,10 +297,21 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	pthread_mutex_lock(&vm->lock);
 	for (;;) {
+		bool spun = false;
 		int r;
 
-		while (vm->want != VM_WANT_EXIT && !vcpu_may_run(vm, v))
+		while (vm->want != VM_WANT_EXIT && !vcpu_may_run(vm, v)) {
+			/* One poller: the others would take the CPU the
+			 * starting thread needs on a small machine. */
+			if (vm->want == VM_WANT_SPIN && !spun && v->index == 0) {
+				pthread_mutex_unlock(&vm->lock);
+				vcpu_spin(vm);
+				pthread_mutex_lock(&vm->lock);
+				spun = true;
+				continue;
+			}
 			pthread_cond_wait(&vm->cond, &vm->lock);
+		}
 		if (vm->want == VM_WANT_EXIT)
 			break;
 		vm->n_paused--;
@@ -335,7 +365,7 @@ int vm_start(struct vm *vm)
 		if (vm->vcpus[i].run)
 			vm->vcpus[i].run->immediate_exit = 0;
 	}
-	vm->want = VM_WANT_RUN;
+	__atomic_store_n(&vm->want, VM_WANT_RUN, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	r = vm_spawn_threads(vm);
@@ -360,6 +390,15 @@ int vm_start(struct vm *vm)
 	}
 }
 
+int vm_arm(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->want == VM_WANT_PAUSE)
+		__atomic_store_n(&vm->want, VM_WANT_SPIN, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->lock);
+	return vm_spawn_threads(vm);
+}
+
 int vm_stop(struct vm *vm, uint64_t *ret_t_stop)
 {
 	uint64_t first = UINT64_MAX;
@@ -376,7 +415,7 @@ int vm_stop(struct vm *vm, uint64_t *ret_t_stop)
 	}
 	while (vm->n_paused < vm->n_vcpus)
 		pthread_cond_wait(&vm->cond, &vm->lock);
-	vm->want = VM_WANT_PAUSE;
+	__atomic_store_n(&vm->want, VM_WANT_PAUSE, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vm->vcpus[i].t_stopped && vm->vcpus[i].t_stopped < first)
@@ -422,7 +461,7 @@ void vm_destroy(struct vm *vm)
 		return;
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vm->stop_req, true);
-	vm->want = VM_WANT_EXIT;
+	__atomic_store_n(&vm->want, VM_WANT_EXIT, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		if (vm->vcpus[i].run)
 			vm->vcpus[i].run->immediate_exit = 1;

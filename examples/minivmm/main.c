@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -351,6 +352,8 @@ static int loop(struct vmm *m)
 
 		if (n < 0 && errno != EINTR)
 			return -errno;
+		if (m->keeper_pid > 0 && waitpid(m->keeper_pid, NULL, WNOHANG) != 0)
+			m->keeper_pid = 0;
 		if (m->vm.failed) {
 			fprintf(stderr, "minivmm: the guest failed; stopping\n");
 			return -EIO;
@@ -395,7 +398,9 @@ static int setup_control(struct vmm *m)
 {
 	int r;
 
-	if (m->control_fd < 0 && m->opt.control_path) {
+	if (m->control_fd >= 0)
+		return 0; /* adopted: already registered for the next hop */
+	if (m->opt.control_path) {
 		m->control_fd = control_listen(m->opt.control_path);
 		if (m->control_fd < 0) {
 			fprintf(stderr, "minivmm: control socket %s: %s\n", m->opt.control_path,
@@ -432,7 +437,8 @@ static int run(struct vmm *m)
 		r = setup_blockers(m);
 	if (r < 0)
 		return r;
-	r = vm_start(&m->vm);
+	/* An incoming image started the guest as early as it could. */
+	r = incoming ? 0 : vm_start(&m->vm);
 	if (r < 0)
 		return r;
 	m->t_resumed = now_ns();

@@ -123,6 +123,7 @@ struct vcpu {
 
 enum vm_want {
 	VM_WANT_PAUSE = 0,
+	VM_WANT_SPIN,		/* about to start: threads poll instead of sleeping */
 	VM_WANT_RUN,
 	VM_WANT_EXIT,
 };
@@ -157,6 +158,8 @@ int vm_kvm_usable(char *why, size_t len);
 int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus);
 /* Set every vCPU to the boot state. */
 void vm_boot_state(struct vm *vm);
+/* Create the vCPU threads and let them poll for vm_start() (for a while). */
+int vm_arm(struct vm *vm);
 /* Start (or continue) every vCPU; waits until each has entered the guest. */
 int vm_start(struct vm *vm);
 /* Stop every vCPU and save its registers; *ret_t_stop = first stop time. */

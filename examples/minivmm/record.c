@@ -110,7 +110,7 @@ void rec_pause_encode(const struct rec_pause *p, uint8_t out[REC_PAUSE_SIZE])
 	put64(&c, p->t_handoff);
 	put64(&c, p->ram_ino);
 	put32(&c, p->n_vcpus);
-	put32(&c, 0);
+	put32(&c, p->keeper_pid);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		put64(&c, p->counters[i]);
 }
@@ -130,11 +130,11 @@ int rec_pause_decode(const void *buf, size_t len, struct rec_pause *ret)
 	p.t_handoff = get64(&c);
 	p.ram_ino = get64(&c);
 	p.n_vcpus = get32(&c);
-	p.reserved = get32(&c);
+	p.keeper_pid = get32(&c);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		p.counters[i] = get64(&c);
 	if (p.mode < UPGRADE_EXEC || p.mode > UPGRADE_CPRD || p.n_vcpus == 0 ||
-	    p.n_vcpus > VM_MAX_VCPUS || p.reserved)
+	    p.n_vcpus > VM_MAX_VCPUS)
 		return -EBADMSG;
 	*ret = p;
 	return 0;

@@ -49,7 +49,7 @@ struct rec_pause {
 	uint64_t t_handoff;	/* just before execve / the send */
 	uint64_t ram_ino;	/* the old image's RAM memfd inode */
 	uint32_t n_vcpus;
-	uint32_t reserved;
+	uint32_t keeper_pid;	/* exec: child holding the old VM's fds, 0 = none */
 	uint64_t counters[VM_MAX_VCPUS];
 };
 

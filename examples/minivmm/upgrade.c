@@ -11,6 +11,7 @@
  *           failure before 'R' leaves the guest running here.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -148,17 +149,90 @@ static void resume_guest(struct vmm *m)
 	m->t_resumed = now_ns();
 }
 
+/*
+ * The VM keeper: a child holding copies of the KVM fds, so that the old VM
+ * (its memory slots and shadow page tables) is destroyed after the new image
+ * runs the guest, not inside execve().  It waits for EOF on a pipe whose
+ * write end is a preserved fd: the new image closes it once its vCPUs run.
+ * Forked before the pause; it only calls async-signal-safe functions.
+ */
+struct keeper {
+	pid_t pid;
+	int wfd;
+};
+
+static void keeper_start(struct vmm *m, struct keeper *k)
+{
+	int p[2], keep[VM_MAX_VCPUS + 3], n = 0;
+	char c;
+
+	*k = (struct keeper){ .pid = 0, .wfd = -1 };
+	if (!m->vm.use_kvm || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	keep[n++] = p[0];
+	keep[n++] = m->vm.kvm_fd;
+	keep[n++] = m->vm.vm_fd;
+	for (unsigned i = 0; i < m->vm.n_vcpus; i++)
+		keep[n++] = m->vm.vcpus[i].fd;
+	/* Sorted, so the child can close the gaps between them. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	k->pid = fork();
+	if (k->pid == 0) {
+		unsigned lo = 0;
+
+		for (int i = 0; i < n; i++) {
+			if ((unsigned)keep[i] > lo)
+				syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+			lo = (unsigned)keep[i] + 1;
+		}
+		syscall(SYS_close_range, lo, ~0u, 0);
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	if (k->pid < 0 || cpr_fd_save(m->ctx, FD_KEEPER, 0, p[1], CPR_FD_GENERIC) < 0) {
+		if (k->pid > 0)
+			waitpid(k->pid, NULL, 0);
+		k->pid = 0;
+		close(p[1]);
+		return;
+	}
+	k->wfd = p[1];
+}
+
+/* The exec failed: let the keeper go. */
+static void keeper_stop(struct vmm *m, struct keeper *k)
+{
+	if (k->pid <= 0)
+		return;
+	cpr_fd_delete(m->ctx, FD_KEEPER, 0);
+	close(k->wfd);
+	waitpid(k->pid, NULL, 0);
+	k->pid = 0;
+}
+
 static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
 {
 	struct cpr_error err = { 0 };
 	struct rec_pause p;
+	struct keeper k;
 	int r;
 
+	keeper_start(m, &k);
 	r = stop_guest(m, UPGRADE_EXEC, &p);
 	if (r < 0) {
 		snprintf(why, len, "stopping the vCPUs: %s", strerror(-r));
+		keeper_stop(m, &k);
 		return r;
 	}
+	p.keeper_pid = (uint32_t)k.pid;
 	r = add_pause_records(m, &p, NULL);
 	if (r >= 0) {
 		fflush(stdout);
@@ -167,6 +241,7 @@ static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
 	}
 	snprintf(why, len, "%s", err.message[0] ? err.message : strerror(-r));
 	drop_pause_records(m);
+	keeper_stop(m, &k);
 	resume_guest(m);
 	return r;
 }
@@ -444,6 +519,7 @@ static int apply_pause(struct vmm *m, const struct cpr_state *st)
 		fprintf(stderr, "minivmm: incoming vCPU state: %s\n", strerror(-r));
 		return r;
 	}
+	m->keeper_pid = (pid_t)m->report.pause.keeper_pid;
 	machine_counters(m, m->report.counters_adopted);
 	return 0;
 }
@@ -458,6 +534,11 @@ static void adopt_fds(struct vmm *m)
 		m->reply_fd = fd;
 		cpr_fd_delete(m->ctx, FD_REPLY, 0);
 	}
+	/* The guest runs here now: the old VM may go. */
+	if (cpr_fd_find(m->ctx, FD_KEEPER, 0, CPR_FD_GENERIC, &fd) >= 0) {
+		cpr_fd_delete(m->ctx, FD_KEEPER, 0);
+		close(fd);
+	}
 	cpr_fd_close_unclaimed(m->ctx);
 }
 
@@ -468,9 +549,13 @@ int incoming_exec(struct vmm *m)
 	m->report.t_ram = now_ns();
 	if (r >= 0)
 		r = machine_build_vm(m);
+	if (r >= 0)
+		r = vm_arm(&m->vm);
 	m->report.t_vm = now_ns();
 	if (r >= 0)
 		r = apply_pause(m, cpr_ctx_incoming_state(m->ctx));
+	if (r >= 0)
+		r = vm_start(&m->vm);
 	if (r >= 0)
 		adopt_fds(m);
 	return r;
@@ -529,6 +614,8 @@ int incoming_transfer(struct vmm *m, const char *path)
 	m->report.prepared = true;
 	if (r >= 0)
 		r = cpr_transfer_ack(m->ctx, sock);
+	if (r >= 0)
+		r = vm_arm(&m->vm);
 	if (r < 0)
 		goto out;
 	/* The old image pauses the guest now. */
@@ -541,6 +628,8 @@ int incoming_transfer(struct vmm *m, const char *path)
 	/* Run only if the old image is sure to have heard it. */
 	if (write_all(sock, &reply, 1) < 0 && r >= 0)
 		r = -EPIPE;
+	if (r >= 0)
+		r = vm_start(&m->vm);
 	if (r >= 0)
 		adopt_fds(m);
 out:

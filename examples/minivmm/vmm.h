@@ -15,6 +15,7 @@
 #define RAM_IDSTR "pc.ram"
 #define FD_CONTROL "minivmm.control"
 #define FD_REPLY "minivmm.reply"
+#define FD_KEEPER "minivmm.keeper"
 #define MAX_CYCLE 16u
 /* Largest vCPU-state message a transfer receiver accepts. */
 #define VCPU_MSG_MAX (64u << 10)
@@ -80,6 +81,7 @@ struct vmm {
 	int timer_fd;
 	int reply_fd;			/* client awaiting an upgrade result */
 	struct upgrade_report report;
+	pid_t keeper_pid;		/* the old image's VM keeper, to reap */
 	bool timer_exit;		/* the timer ends the run instead of upgrading */
 	bool quit;
 };
