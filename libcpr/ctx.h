@@ -14,6 +14,8 @@
 
 #include <cpr/cpr.h>
 
+#include "internal.h"
+
 /* One registered fd.  RAM block memfds are not here while a block owns them. */
 struct cpr_fd_entry {
 	char *name;
