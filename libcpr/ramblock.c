@@ -221,8 +221,6 @@ static int new_fresh(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
 
 	if (r < 0)
 		return r;
-	if (rb->hugetlb && rb->align < HUGE_2M)
-		rb->align = HUGE_2M;
 	r = map_block(rb, NULL);
 	if (r == -ENOMEM && rb->hugetlb) {
 		/* Not enough huge pages reserved: fall back to shmem + THP. */
@@ -371,6 +369,8 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		.max_length = max_length ?: used_length, .align = align ?: ctx_page_size(),
 		.page_size = ctx_page_size(), .flags = flags,
 	};
+	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
+		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
 	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
 	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
 	if (r < 0) {

@@ -165,7 +165,7 @@ START_TEST(test_cpr_check_guest_memfd_level)
 	struct cpr_error err = { 0 };
 	struct cpr_ctx *ctx;
 	struct seen s = { 0 };
-	int nfds = test_count_fds(), kvm, vm, g, *fds;
+	int nfds = test_count_fds(), kvm = -1, vm = -1, g, *fds;
 	struct cpr_state *st;
 	size_t n;
 
