@@ -76,6 +76,7 @@ struct reasons {
 	cpr_diag_fn fn;
 	void *userdata;
 	int n;
+	int n_level; /* of which about the target level */
 };
 
 static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
@@ -125,7 +126,7 @@ static void check_fds(struct cpr_ctx *ctx, uint32_t level, struct reasons *rs)
 		char q[80], why[200];
 
 		cpr_quote(q, sizeof(q), e->name, strlen(e->name));
-		if (kind_level(e->kind) > level)
+		if (kind_level(e->kind) > level && ++rs->n_level)
 			reason(rs, -EPROTONOSUPPORT, CPR_REC_FD, (uint32_t)i,
 			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs level %u)",
 			       q, e->id, kname, level, kind_level(e->kind));
@@ -179,6 +180,8 @@ static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 		if (r == -ENOMEM)
 			return r;
 	}
+	if (r == -EPROTONOSUPPORT && rs->n_level > 0)
+		return 0; /* already said, per fd */
 	if (r < 0)
 		reason(rs, r == -EPROTONOSUPPORT ? r : -EBUSY, err.record_type, err.instance,
 		       "%s", err.message[0] ? err.message : strerror(-r));

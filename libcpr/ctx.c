@@ -213,18 +213,21 @@ static int build_header(struct cpr_ctx *ctx, struct cpr_state *st)
 	return cpr_state_set_producer(st, ctx->producer ?: "libcpr", ctx->vmm_version);
 }
 
-/* An unclaimed incoming RAM block memfd: carry its record on. */
-static int carry_ramblock(struct cpr_ctx *ctx, struct cpr_state *st, const char *idstr,
+/* An unclaimed incoming RAM block memfd: carry its RAMBLOCK record on. */
+static int carry_ramblock(struct cpr_ctx *ctx, struct cpr_state *st, uint32_t rec,
 			  uint32_t fd_index)
 {
-	int i = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
-	struct cpr_state_ramblock rec;
+	size_t n = cpr_state_ramblock_count(ctx->incoming);
 
-	if (i < 0)
-		return 0; /* an fd with id -1 but no block: carried as an fd only */
-	rec = *cpr_state_ramblock_get(ctx->incoming, (size_t)i);
-	rec.fd_index = fd_index;
-	return cpr_state_add_ramblock(st, &rec);
+	for (size_t i = 0; i < n; i++) {
+		struct cpr_state_ramblock rb = *cpr_state_ramblock_get(ctx->incoming, i);
+
+		if (rb.fd_index != rec)
+			continue;
+		rb.fd_index = fd_index;
+		return cpr_state_add_ramblock(st, &rb);
+	}
+	return 0;
 }
 
 static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state *st, int *fds)
@@ -239,7 +242,8 @@ static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_sta
 		if (r < 0)
 			return r;
 		fds[n] = e->fd;
-		if (e->id == -1 && (r = carry_ramblock(ctx, st, e->name, (uint32_t)n)) < 0)
+		if (e->incoming && e->owned &&
+		    (r = carry_ramblock(ctx, st, e->rec, (uint32_t)n)) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ctx->n_rbs; i++, n++) {

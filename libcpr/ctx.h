@@ -24,6 +24,7 @@ struct cpr_fd_entry {
 	int fd;
 	bool owned;	  /* the context owns @fd: incoming and not yet claimed */
 	bool incoming;	  /* arrived with the incoming state */
+	uint32_t rec;	  /* incoming: index of its FD record */
 };
 
 struct cpr_blocker {
@@ -119,6 +120,8 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 
 /* fdreg.c */
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
+/* The incoming entry of FD record @rec, claimed or not. */
+struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
 int fdreg_reserve(struct cpr_ctx *ctx, size_t n);
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
 void fdreg_free_all(struct cpr_ctx *ctx);

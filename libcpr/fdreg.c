@@ -27,6 +27,14 @@ struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t
 	return NULL;
 }
 
+struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		if (ctx->fds[i].incoming && ctx->fds[i].rec == rec)
+			return &ctx->fds[i];
+	return NULL;
+}
+
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd)
 {
 	for (size_t i = 0; i < ctx->n_fds; i++)
@@ -454,7 +462,7 @@ int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
 		ctx->fds[ctx->n_fds++] = (struct cpr_fd_entry){
 			.name = names[i], .id = rec->id, .kind = rec->kind,
-			.fd = fds[i], .owned = true, .incoming = true,
+			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,
 		};
 	}
 	free(names);

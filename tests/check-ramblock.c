@@ -361,6 +361,36 @@ START_TEST(test_cpr_ramblock_carried_unclaimed)
 }
 END_TEST
 
+/* Another producer named the block's memfd as an ordinary fd, and the caller
+ * claimed it: the block cannot take it too. */
+START_TEST(test_cpr_ramblock_new_memfd_claimed)
+{
+	struct cpr_state_ramblock rec = { .used_length = 2 * MiB, .max_length = 2 * MiB,
+					  .fd_index = 0, .idstr = "ram" };
+	struct cpr_state_fd f = { .slot = 0, .kind = CPR_FD_MEMFD, .id = 5, .name = "mem" };
+	struct cpr_ramblock *rb;
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), m = test_memfd("mem", 2 * MiB), fd;
+
+	rec.align = (uint64_t)getpagesize();
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	ck_assert_int_eq(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_add_ramblock(st, &rec), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, NULL), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "mem", 5, CPR_FD_MEMFD, &fd), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), -EBUSY);
+	ck_assert_int_eq(cpr_fd_delete(ctx, "mem", 5), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_adopted(rb), 0); /* given up: a fresh one */
+	cpr_ctx_free(ctx);
+	close(fd);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *ramblock_suite(void)
 {
 	Suite *s = suite_create("ramblock");
@@ -375,6 +405,7 @@ static Suite *ramblock_suite(void)
 	tcase_add_test(tc, test_cpr_ramblock_new_adopt_mismatch);
 	tcase_add_test(tc, test_cpr_ramblock_new_map_at_addr);
 	tcase_add_test(tc, test_cpr_ramblock_carried_unclaimed);
+	tcase_add_test(tc, test_cpr_ramblock_new_memfd_claimed);
 	suite_add_tcase(s, tc);
 	return s;
 }
