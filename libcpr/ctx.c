@@ -341,11 +341,15 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	if (r < 0)
 		return r;
 	if (f.n > 0) {
-		cpr_error_set(ret_err, f.first.code ?: -EBUSY, f.first.record_type,
+		cpr_error_set(ret_err, f.first.code == -E2BIG || f.first.code == -EPROTONOSUPPORT ?
+					       f.first.code : -EBUSY, f.first.record_type,
 			      f.first.instance, UINT64_MAX, "%s%s", f.first.message,
 			      f.n > 1 ? " (and more: see cpr_check())" : "");
 		ctx_log(ctx, LOG_ERR, "cpr: refused: %s", f.first.message);
-		return f.first.code == -EPROTONOSUPPORT ? -EPROTONOSUPPORT : -EBUSY;
+		/* A state that cannot be written says why; anything else is a blocker. */
+		if (f.first.code == -EPROTONOSUPPORT || f.first.code == -E2BIG)
+			return f.first.code;
+		return -EBUSY;
 	}
 	r = ctx_build(ctx, mode, &st, &fds, &n, ret_err);
 	if (r < 0)

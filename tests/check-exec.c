@@ -563,6 +563,90 @@ START_TEST(test_cpr_exec_incoming_ealready)
 }
 END_TEST
 
+/* An incoming key this context already registered: refused, fds closed. */
+START_TEST(test_cpr_exec_incoming_eexist)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx, *old;
+	int nfds = test_count_fds();
+	int ev = eventfd(0, EFD_CLOEXEC), mine = eventfd(0, EFD_CLOEXEC), fd;
+	char hex[33], t[128];
+
+	ck_assert_int_eq(cpr_ctx_new(&old), 0);
+	ck_assert_int_eq(cpr_fd_save(old, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	fd = state_from(old, hex);
+	cpr_ctx_free(old);
+	token(t, sizeof(t), fd, hex, getpid());
+	ck_assert_int_eq(setenv(CPR_EXEC_ENV, t, 1), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, mine, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_exec_incoming(ctx, &err), -EEXIST);
+	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
+	ck_assert_int_lt(fcntl(ev, F_GETFD), 0);
+	ck_assert_int_ge(fcntl(mine, F_GETFD), 0);
+	cpr_ctx_free(ctx);
+	close(mine);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* Two FD records naming one fd number: a malformed exec state. */
+START_TEST(test_cpr_exec_incoming_duplicate_slot)
+{
+	struct cpr_state_fd f = { .kind = CPR_FD_EVENTFD, .id = 0 };
+	struct cpr_error err = { 0 };
+	struct cpr_state_info info;
+	struct cpr_state *st;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), fd;
+	uint8_t id[16] = { 1, 2, 3 };
+	char hex[33], t[128];
+	size_t len;
+	void *buf;
+
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_stream_id(st, id), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	f.slot = (uint32_t)ev;
+	snprintf(f.name, sizeof(f.name), "a");
+	ck_assert_int_eq(cpr_state_add_fd(st, &f), 0);
+	snprintf(f.name, sizeof(f.name), "b");
+	ck_assert_int_eq(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &buf, &len, NULL), 0);
+	ck_assert_int_eq(cpr_state_get_info(st, &info), 0);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", info.stream_id[i]);
+	fd = sealed_memfd(buf, len, len);
+	free(buf);
+	cpr_state_free(st);
+	token(t, sizeof(t), fd, hex, getpid());
+	ck_assert_int_eq(incoming_with(t, &err), -EBADMSG);
+	ck_assert_int_lt(fcntl(ev, F_GETFD), 0); /* named by a refused state: closed */
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* A state larger than CPR_STREAM_MAX is refused before anything changes. */
+START_TEST(test_cpr_exec_e2big)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	char *av[] = { (char *)"x", NULL };
+	int nfds = test_count_fds();
+	size_t chunk = CPR_RECORD_MAX - 64;
+	void *blob = calloc(1, chunk);
+
+	ck_assert_ptr_nonnull(blob);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i <= CPR_STREAM_MAX / chunk; i++)
+		ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, i, blob, chunk), 0);
+	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -E2BIG);
+	ck_assert_ptr_null(getenv(CPR_EXEC_ENV));
+	cpr_ctx_free(ctx);
+	free(blob);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *s = suite_create("exec");
@@ -589,6 +673,9 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_incoming_wrong_id);
 	tcase_add_test(tc, test_cpr_exec_incoming_kind_mismatch);
 	tcase_add_test(tc, test_cpr_exec_incoming_ealready);
+	tcase_add_test(tc, test_cpr_exec_incoming_eexist);
+	tcase_add_test(tc, test_cpr_exec_incoming_duplicate_slot);
+	tcase_add_test(tc, test_cpr_exec_e2big);
 	suite_add_tcase(s, tc);
 	return s;
 }

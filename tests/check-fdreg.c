@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -360,6 +361,51 @@ START_TEST(test_ctx_outgoing_exec_slots)
 }
 END_TEST
 
+START_TEST(test_cpr_ctx_set_private_e2big)
+{
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i < CPR_PRIVATE_MAX; i++)
+		ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, i, &i, sizeof(i)), 0);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, CPR_PRIVATE_MAX, "x", 1), -E2BIG);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 0, "x", 1), 0); /* replacing is fine */
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* CPR_FDS_MAX distinct fd numbers fill the registry. */
+START_TEST(test_cpr_fd_save_e2big)
+{
+	struct rlimit rl;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), *fds;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < CPR_FDS_MAX + 64)
+		test_skip("RLIMIT_NOFILE hard limit below CPR_FDS_MAX");
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	fds = calloc(CPR_FDS_MAX + 1, sizeof(int));
+	ck_assert_ptr_nonnull(fds);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++) {
+		fds[i] = fcntl(ev, F_DUPFD_CLOEXEC, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(cpr_fd_save(ctx, "ev", (int32_t)i, fds[i], CPR_FD_EVENTFD),
+				 i < CPR_FDS_MAX ? 0 : -E2BIG);
+	}
+	cpr_ctx_free(ctx);
+	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++)
+		close(fds[i]);
+	free(fds);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *fdreg_suite(void)
 {
 	Suite *s = suite_create("fdreg");
@@ -368,6 +414,8 @@ static Suite *fdreg_suite(void)
 	tcase_add_test(tc, test_cpr_ctx_new_einval);
 	tcase_add_test(tc, test_cpr_ctx_settings);
 	tcase_add_test(tc, test_cpr_ctx_set_private);
+	tcase_add_test(tc, test_cpr_ctx_set_private_e2big);
+	tcase_add_test(tc, test_cpr_fd_save_e2big);
 	tcase_add_test(tc, test_cpr_fd_check_kind_real_objects);
 	tcase_add_test(tc, test_cpr_fd_save_errors);
 	tcase_add_test(tc, test_cpr_fd_find_delete);

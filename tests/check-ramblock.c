@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -391,6 +392,29 @@ START_TEST(test_cpr_ramblock_new_memfd_claimed)
 }
 END_TEST
 
+START_TEST(test_cpr_ramblock_new_e2big)
+{
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+	uint64_t ps = (uint64_t)getpagesize();
+	struct rlimit rl;
+	char id[32];
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i < CPR_RAMBLOCKS_MAX; i++) {
+		snprintf(id, sizeof(id), "rom%u", i);
+		ck_assert_int_eq(cpr_ramblock_new(ctx, id, ps, 0, 0, 0, &rb), 0);
+	}
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "one-too-many", ps, 0, 0, 0, &rb), -E2BIG);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *ramblock_suite(void)
 {
 	Suite *s = suite_create("ramblock");
@@ -406,6 +430,7 @@ static Suite *ramblock_suite(void)
 	tcase_add_test(tc, test_cpr_ramblock_new_map_at_addr);
 	tcase_add_test(tc, test_cpr_ramblock_carried_unclaimed);
 	tcase_add_test(tc, test_cpr_ramblock_new_memfd_claimed);
+	tcase_add_test(tc, test_cpr_ramblock_new_e2big);
 	suite_add_tcase(s, tc);
 	return s;
 }
