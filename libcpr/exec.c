@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -166,14 +167,23 @@ static inline long raw3(long n, long a, long b, long c)
 #ifdef HAVE_RAW_SYSCALL
 #include <sys/syscall.h>
 
+struct helper_args {
+	long rfd;
+	long max_fd; /* for kernels without close_range() */
+};
+
+/* Keep only the pipe's read end, wait for EOF or a byte, exit. */
 __attribute__((no_sanitize("address", "undefined"))) static int helper_main(void *arg)
 {
-	long rfd = (long)(intptr_t)arg;
+	const struct helper_args *a = arg;
+	long rfd = a->rfd, max_fd = a->max_fd;
 	char c;
 
-	if (rfd > 0)
-		raw3(SYS_close_range, 0, rfd - 1, 0);
-	raw3(SYS_close_range, rfd + 1, ~0u, 0);
+	if ((rfd > 0 && raw3(SYS_close_range, 0, rfd - 1, 0) == -ENOSYS) ||
+	    raw3(SYS_close_range, rfd + 1, ~0u, 0) == -ENOSYS)
+		for (long fd = 0; fd < max_fd; fd++)
+			if (fd != rfd)
+				raw3(SYS_close, fd, 0, 0);
 	while (raw3(SYS_read, rfd, (long)&c, 1) == -EINTR)
 		;
 	for (;;)
@@ -189,7 +199,9 @@ struct helper {
 
 static void helper_start(struct cpr_ctx *ctx, struct helper *h)
 {
+	struct helper_args *args;
 	sigset_t all, old;
+	struct rlimit rl;
 	int p[2];
 
 	*h = (struct helper){ .pid = 0, .wfd = -EBADF, .stack = NULL };
@@ -201,10 +213,15 @@ static void helper_start(struct cpr_ctx *ctx, struct helper *h)
 		h->stack = NULL;
 		goto fail;
 	}
+	/* The arguments live at the top of the helper's own stack. */
+	args = (struct helper_args *)((uint8_t *)h->stack + HELPER_STACK) - 1;
+	args->rfd = p[0];
+	args->max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20) ?
+			       (long)rl.rlim_cur : (1l << 20);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	h->pid = clone(helper_main, (uint8_t *)h->stack + HELPER_STACK, CLONE_VM | SIGCHLD,
-		       (void *)(intptr_t)p[0]);
+	h->pid = clone(helper_main, (void *)((uintptr_t)args & ~(uintptr_t)15), CLONE_VM | SIGCHLD,
+		       args);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (h->pid < 0) {
 		ctx_log(ctx, LOG_WARNING, "cpr: no teardown helper: clone: %s", strerror(errno));
