@@ -5,6 +5,7 @@
  * chunks of at most CPR_SCM_MAX_FDS.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,8 +98,31 @@ static int scm_collect(struct msghdr *msg, int *got, size_t *n_got)
 	return r;
 }
 
-ssize_t scm_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
-		 int flags)
+static int scm_check_msg(const struct msghdr *msg, ssize_t n, size_t n_fds, size_t max_fds,
+			 const char **ret_why)
+{
+	if (msg->msg_flags & MSG_CTRUNC) {
+		*ret_why = "control data truncated (MSG_CTRUNC): the fd table is full "
+			   "(RLIMIT_NOFILE) or the control buffer too small";
+		return -EPROTO;
+	}
+	if (msg->msg_flags & MSG_TRUNC) {
+		*ret_why = "message truncated (MSG_TRUNC)";
+		return -EMSGSIZE;
+	}
+	if (n_fds > max_fds) {
+		*ret_why = "more fds than expected";
+		return -EPROTO;
+	}
+	if (n == 0 && n_fds > 0) {
+		*ret_why = "fds without data";
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static ssize_t scm_recv_why(int sock, void *buf, size_t len, int *fds, size_t max_fds,
+			    size_t *ret_n_fds, int flags, const char **ret_why)
 {
 	union {
 		struct cmsghdr align;
@@ -125,25 +149,27 @@ ssize_t scm_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size
 		return -errno;
 
 	r = scm_collect(&msg, got, &n_got);
-	if (r == 0) {
-		n_rights = n_got; /* no pidfd got in, or r would be set */
-		if (msg.msg_flags & MSG_CTRUNC)
-			r = -EPROTO;
-		else if (msg.msg_flags & MSG_TRUNC)
-			r = -EMSGSIZE;
-		else if (n_rights > max_fds)
-			r = -EPROTO;
-		else if (n == 0 && n_rights > 0)
-			r = -EPROTO;
-	}
+	if (r < 0)
+		*ret_why = "unexpected control message (only SCM_RIGHTS is accepted)";
+	else
+		r = scm_check_msg(&msg, n, n_got, max_fds, ret_why);
 	if (r < 0) {
 		scm_close_all(got, n_got);
 		return r;
 	}
+	n_rights = n_got; /* a pidfd fails scm_collect(): only rights are left */
 	if (n_rights)
 		memcpy(fds, got, n_rights * sizeof(int));
 	*ret_n_fds = n_rights;
 	return n;
+}
+
+ssize_t scm_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
+		 int flags)
+{
+	const char *why = NULL;
+
+	return scm_recv_why(sock, buf, len, fds, max_fds, ret_n_fds, flags, &why);
 }
 
 int64_t scm_now_ms(void)
@@ -194,9 +220,27 @@ static int scm_left(int64_t deadline_ms)
 	return d > INT32_MAX ? INT32_MAX : (int)d;
 }
 
-int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
-		   int64_t deadline_ms)
+/* Fill @err for a failed read of @what. */
+static void scm_read_error(struct cpr_error *err, int r, const char *what, const char *why,
+			   size_t off, size_t len)
 {
+	if (r == -ETIMEDOUT)
+		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s: timed out", what);
+	else if (r == -ECONNRESET)
+		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "%s: the peer closed the connection after %zu of %zu bytes", what,
+			      off, len);
+	else if (why)
+		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s: %s", what, why);
+	else
+		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s: %s", what,
+			      strerror(-r));
+}
+
+int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
+		   int64_t deadline_ms, const char *what, struct cpr_error *err)
+{
+	const char *why = NULL;
 	uint8_t *p = buf;
 	size_t off = 0, n_fds = 0;
 	int r = 0;
@@ -210,8 +254,8 @@ int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, si
 			break;
 		/* Fds ride on the first byte of a message: only the first read may
 		 * bring them. */
-		n = scm_recv(sock, p + off, len - off, off ? NULL : fds, off ? 0 : max_fds, &n_new,
-			     MSG_DONTWAIT);
+		n = scm_recv_why(sock, p + off, len - off, off ? NULL : fds, off ? 0 : max_fds,
+				 &n_new, MSG_DONTWAIT, &why);
 		if (n == -EAGAIN)
 			continue;
 		if (n <= 0) {
@@ -224,16 +268,26 @@ int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, si
 	}
 	if (r < 0) {
 		scm_close_all(fds, n_fds);
+		scm_read_error(err, r, what, why, off, len);
 		return r;
 	}
 	*ret_n_fds = n_fds;
 	return 0;
 }
 
+/*
+ * sendmsg() said EAGAIN.  On a blocking socket that is SO_SNDTIMEO expiring:
+ * -ETIMEDOUT.  On a non-blocking one, wait for room.
+ */
 static int scm_wait_out(int sock)
 {
 	struct pollfd p = { .fd = sock, .events = POLLOUT };
+	int fl = fcntl(sock, F_GETFL);
 
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK))
+		return -ETIMEDOUT;
 	while (poll(&p, 1, -1) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -298,31 +352,58 @@ int scm_send_fds(int sock, const void *data, size_t len, const int *fds, size_t 
 	return 0;
 }
 
+/* Check a chunk header against what the receiver expects next. */
+static int scm_check_chunk(const uint8_t h[SCM_CHUNK_SIZE], size_t first, size_t count,
+			   size_t data_len, size_t n_got, struct cpr_error *err)
+{
+	const char *what = NULL;
+
+	if (le32_load(h) != SCM_CHUNK_MAGIC || le16_load(h + 10) != 0)
+		what = "bad chunk header";
+	else if (le32_load(h + 4) != first)
+		what = "chunk out of order";
+	else if (le16_load(h + 8) != count)
+		what = "wrong fd count in the chunk header";
+	else if (le32_load(h + 12) != data_len)
+		what = "wrong data length in the chunk header";
+	else if (n_got != count)
+		what = n_got < count ? "missing fds" : "extra fds";
+	if (!what)
+		return 0;
+	cpr_error_set(err, -EPROTO, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+		      "fd chunk at index %zu: %s (header: index %u, %u fds, %u data bytes; "
+		      "%zu fds arrived; expected %zu fds, %zu data bytes)",
+		      first, what, le32_load(h + 4), le16_load(h + 8), le32_load(h + 12), n_got,
+		      count, data_len);
+	return -EPROTO;
+}
+
 /* Receive the chunk starting at fd @first: exactly the fds and data length
  * expected, into @fds (room for @count). */
 static int scm_recv_chunk(int sock, size_t first, size_t count, size_t data_len, int *fds,
-			  int64_t deadline_ms)
+			  int64_t deadline_ms, struct cpr_error *err)
 {
 	int got[CPR_SCM_MAX_FDS];
 	uint8_t h[SCM_CHUNK_SIZE];
 	size_t n_got = 0;
 	int r;
 
-	r = scm_read_exact(sock, h, sizeof(h), got, CPR_SCM_MAX_FDS, &n_got, deadline_ms);
+	r = scm_read_exact(sock, h, sizeof(h), got, CPR_SCM_MAX_FDS, &n_got, deadline_ms,
+			   "fd chunk header", err);
 	if (r < 0)
 		return r;
-	if (le32_load(h) != SCM_CHUNK_MAGIC || le32_load(h + 4) != first ||
-	    le16_load(h + 8) != count || le16_load(h + 10) != 0 || le32_load(h + 12) != data_len ||
-	    n_got != count) {
+	r = scm_check_chunk(h, first, count, data_len, n_got, err);
+	if (r < 0) {
 		scm_close_all(got, n_got);
-		return -EPROTO;
+		return r;
 	}
 	if (count)
 		memcpy(fds, got, count * sizeof(int));
 	return 0;
 }
 
-int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms)
+int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms,
+		 struct cpr_error *err)
 {
 	size_t off = 0;
 	int r;
@@ -336,9 +417,10 @@ int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64
 		size_t none;
 
 		r = scm_recv_chunk(sock, off, count, off ? 0 : len, n_fds ? fds + off : NULL,
-				   deadline_ms);
+				   deadline_ms, err);
 		if (r == 0 && off == 0 && len)
-			r = scm_read_exact(sock, data, len, NULL, 0, &none, deadline_ms);
+			r = scm_read_exact(sock, data, len, NULL, 0, &none, deadline_ms, "fd message data",
+					   err);
 		if (r < 0) {
 			scm_close_all(fds, off + count);
 			return r;
@@ -368,5 +450,5 @@ CPR_EXPORT int cpr_fds_recv(int sock, void *data, size_t len, int *fds, size_t n
 	if ((!data && len) || (!fds && n_fds) || timeout_ms < -1)
 		return -EINVAL;
 	return scm_recv_fds(sock, data, len, fds, n_fds,
-			    timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms);
+			    timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, NULL);
 }

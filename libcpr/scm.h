@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct cpr_error;
+
 /*
  * One sendmsg(): @len bytes (at least 1 when @n_fds > 0) and up to
  * CPR_SCM_MAX_FDS fds (borrowed), with MSG_NOSIGNAL.  Returns the bytes sent
@@ -62,9 +64,11 @@ int scm_send_fds(int sock, const void *data, size_t len, const int *fds, size_t 
  * time, or -1 for none.  On success @fds holds @n_fds owned fds; on failure
  * every fd received is closed and every entry of @fds is -EBADF.
  * Returns 0, -ETIMEDOUT, -ECONNRESET (EOF before the end), -EPROTO
- * (framing, missing, extra or truncated fds) or another -errno.
+ * (framing, missing, extra or truncated fds) or another -errno, described in
+ * @err (may be NULL).
  */
-int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms);
+int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms,
+		 struct cpr_error *err);
 
 /*
  * Read exactly @len bytes, accepting up to @max_fds fds on the first
@@ -72,8 +76,12 @@ int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64
  * on failure).  EOF before @len bytes is -ECONNRESET.
  */
 int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
-		   int64_t deadline_ms);
-/* Write all of @len bytes (no fds), waiting for POLLOUT on EAGAIN. */
+		   int64_t deadline_ms, const char *what, struct cpr_error *err);
+/*
+ * Write all of @len bytes (no fds).  EAGAIN waits for room on a non-blocking
+ * socket and is -ETIMEDOUT (SO_SNDTIMEO) on a blocking one; this holds for
+ * scm_send_fds() too.
+ */
 int scm_write_all(int sock, const void *buf, size_t len);
 
 #endif
