@@ -452,6 +452,9 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 			}
 			pts[k]->pause_ms[pts[k]->n++] = field_ms(reply, "pause_ns");
 			pts[k]->ok = true;
+			fprintf(stderr, "  %-8s pause %8.3f ms = stop %.3f + hand-off %.3f + restore %.3f\n",
+				pts[k]->mode, field_ms(reply, "pause_ns"), field_ms(reply, "stop_ns"),
+				field_ms(reply, "handoff_ns"), field_ms(reply, "restore_ns"));
 		}
 	}
 	ctl(sock, "quit", reply, sizeof(reply));

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -352,8 +351,7 @@ static int loop(struct vmm *m)
 
 		if (n < 0 && errno != EINTR)
 			return -errno;
-		if (m->keeper_pid > 0 && waitpid(m->keeper_pid, NULL, WNOHANG) != 0)
-			m->keeper_pid = 0;
+		keeper_reap(m);
 		if (m->vm.failed) {
 			fprintf(stderr, "minivmm: the guest failed; stopping\n");
 			return -EIO;

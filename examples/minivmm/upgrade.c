@@ -27,6 +27,7 @@
 
 #define ACK_TIMEOUT_MS 30000
 #define CONNECT_TIMEOUT_MS 10000
+#define HANDOFF_LINGER_MS 5000
 #define REPLY_RUNNING 'R'
 #define REPLY_REFUSED 'X'
 
@@ -147,75 +148,6 @@ static void resume_guest(struct vmm *m)
 	if (r < 0)
 		fprintf(stderr, "minivmm: resuming the guest: %s\n", strerror(-r));
 	m->t_resumed = now_ns();
-}
-
-/*
- * The VM keeper: a child holding copies of the KVM fds, so that the old VM
- * (its memory slots and shadow page tables) is destroyed after the new image
- * runs the guest, not inside execve().  It waits for EOF on a pipe whose
- * write end is a preserved fd: the new image closes it once its vCPUs run.
- * Forked before the pause; it only calls async-signal-safe functions.
- */
-struct keeper {
-	pid_t pid;
-	int wfd;
-};
-
-static void keeper_start(struct vmm *m, struct keeper *k)
-{
-	int p[2], keep[VM_MAX_VCPUS + 3], n = 0;
-	char c;
-
-	*k = (struct keeper){ .pid = 0, .wfd = -1 };
-	if (!m->vm.use_kvm || pipe2(p, O_CLOEXEC) < 0)
-		return;
-	keep[n++] = p[0];
-	keep[n++] = m->vm.kvm_fd;
-	keep[n++] = m->vm.vm_fd;
-	for (unsigned i = 0; i < m->vm.n_vcpus; i++)
-		keep[n++] = m->vm.vcpus[i].fd;
-	/* Sorted, so the child can close the gaps between them. */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-			int t = keep[j];
-
-			keep[j] = keep[j - 1];
-			keep[j - 1] = t;
-		}
-	k->pid = fork();
-	if (k->pid == 0) {
-		unsigned lo = 0;
-
-		for (int i = 0; i < n; i++) {
-			if ((unsigned)keep[i] > lo)
-				syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
-			lo = (unsigned)keep[i] + 1;
-		}
-		syscall(SYS_close_range, lo, ~0u, 0);
-		while (read(p[0], &c, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(p[0]);
-	if (k->pid < 0 || cpr_fd_save(m->ctx, FD_KEEPER, 0, p[1], CPR_FD_GENERIC) < 0) {
-		if (k->pid > 0)
-			waitpid(k->pid, NULL, 0);
-		k->pid = 0;
-		close(p[1]);
-		return;
-	}
-	k->wfd = p[1];
-}
-
-/* The exec failed: let the keeper go. */
-static void keeper_stop(struct vmm *m, struct keeper *k)
-{
-	if (k->pid <= 0)
-		return;
-	cpr_fd_delete(m->ctx, FD_KEEPER, 0);
-	close(k->wfd);
-	waitpid(k->pid, NULL, 0);
-	k->pid = 0;
 }
 
 static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
@@ -447,6 +379,9 @@ static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t l
 	if (r >= 0)
 		r = read_all(sock, &reply, 1);
 	if (r >= 0 && reply == REPLY_RUNNING) {
+		/* Exit (and tear down our mapping of guest RAM) only once the
+		 * new image runs the guest: it closes the socket then. */
+		wait_or_child(sock, pidfd, HANDOFF_LINGER_MS);
 		fd_close(sock);
 		fd_close(pidfd);
 		return 1;
@@ -534,11 +469,8 @@ static void adopt_fds(struct vmm *m)
 		m->reply_fd = fd;
 		cpr_fd_delete(m->ctx, FD_REPLY, 0);
 	}
-	/* The guest runs here now: the old VM may go. */
-	if (cpr_fd_find(m->ctx, FD_KEEPER, 0, CPR_FD_GENERIC, &fd) >= 0) {
-		cpr_fd_delete(m->ctx, FD_KEEPER, 0);
-		close(fd);
-	}
+	/* The guest runs here now: the old VM and address space may go. */
+	keeper_release(m);
 	cpr_fd_close_unclaimed(m->ctx);
 }
 

@@ -105,6 +105,18 @@ void machine_counters(struct vmm *m, uint64_t *counters);
 /* Check guest and host fingerprints; 0 ok, -EBADMSG with @why filled. */
 int machine_verify(struct vmm *m, bool ram, char *why, size_t len);
 
+/* keeper.c: the old VM and address space outlive execve() until the new
+ * image runs the guest. */
+struct keeper {
+	pid_t pid;
+	int wfd;
+	void *stack;
+};
+void keeper_start(struct vmm *m, struct keeper *k);
+void keeper_stop(struct vmm *m, struct keeper *k);
+void keeper_release(struct vmm *m);
+void keeper_reap(struct vmm *m);
+
 /* upgrade.c: the old image's side. */
 /* Returns 1: handed off (exit now); -errno: refused, the guest runs here;
  * exec does not return on success.  @why explains a refusal. */
