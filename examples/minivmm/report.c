@@ -94,6 +94,10 @@ static void print_pause(struct vmm *m)
 		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main),
 		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm),
 		       ms(r->t_vm, r->t_first_run));
+	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM))
+		printf("            build VM = KVM_CREATE_VM %.3f + vCPUs %.3f + memory slots %.3f\n",
+		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
+		       m->vm.timing.memslots_ns / 1e6);
 	else
 		printf("            = stop %.3f + move vCPU state %.3f + start %.3f   (VM built before the pause)\n",
 		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_recv),
