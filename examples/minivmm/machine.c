@@ -104,6 +104,10 @@ int machine_adopt(struct vmm *m)
 		fprintf(stderr, "minivmm: guest RAM was not carried over\n");
 		return -EBADMSG;
 	}
+	/* The history only feeds the summary: a bad one is dropped. */
+	if (cpr_state_private_find(st, REC_HISTORY, 0, &data, &len) < 0 ||
+	    rec_history_decode(data, len, &m->history) < 0)
+		m->history.n = 0;
 	if ((m->rec.flags & VM_FLAG_KVM) && m->opt.no_kvm)
 		m->rec.flags &= ~VM_FLAG_KVM;
 	return 0;

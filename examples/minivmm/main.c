@@ -446,6 +446,8 @@ static int run(struct vmm *m)
 		m->report.t_main = m->t_main;
 		m->report.t_first_run = vm_first_start(&m->vm);
 		m->report.t_last_run = vm_last_start(&m->vm);
+		rec_history_add(&m->history, m->report.pause.mode,
+				m->report.t_first_run - m->report.pause.t_stop);
 		report_upgrade(m);
 		report_reply(m, reply, sizeof(reply));
 		control_reply(m->reply_fd, reply);

@@ -247,3 +247,56 @@ int rec_vcpu_decode(const void *buf, size_t len, struct kvm_regs *ret_regs,
 	*ret_sregs = sregs;
 	return 0;
 }
+
+size_t rec_history_encode(const struct rec_history *h, uint8_t out[REC_HISTORY_MAX_SIZE])
+{
+	struct cursor c = { .p = out };
+	size_t size = 12u + 16u * h->n;
+
+	put32(&c, REC_VERSION);
+	put32(&c, (uint32_t)size);
+	put32(&c, h->n);
+	for (uint32_t i = 0; i < h->n; i++) {
+		put32(&c, h->mode[i]);
+		put32(&c, 0);
+		put64(&c, h->pause_ns[i]);
+	}
+	return size;
+}
+
+int rec_history_decode(const void *buf, size_t len, struct rec_history *ret)
+{
+	struct cursor c = { .q = buf };
+	struct rec_history h;
+	uint32_t size;
+
+	if (len < 12)
+		return -EBADMSG;
+	if (get32(&c) != REC_VERSION)
+		return -EPROTONOSUPPORT;
+	size = get32(&c);
+	h.n = get32(&c);
+	if (h.n > HISTORY_MAX || size != len || len != 12u + 16u * h.n)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < h.n; i++) {
+		h.mode[i] = get32(&c);
+		if (get32(&c) != 0)
+			return -EBADMSG;
+		h.pause_ns[i] = get64(&c);
+	}
+	*ret = h;
+	return 0;
+}
+
+/* Keep the last HISTORY_MAX entries. */
+void rec_history_add(struct rec_history *h, uint32_t mode, uint64_t pause_ns)
+{
+	if (h->n == HISTORY_MAX) {
+		memmove(h->mode, h->mode + 1, (HISTORY_MAX - 1) * sizeof(h->mode[0]));
+		memmove(h->pause_ns, h->pause_ns + 1, (HISTORY_MAX - 1) * sizeof(h->pause_ns[0]));
+		h->n--;
+	}
+	h->mode[h->n] = mode;
+	h->pause_ns[h->n] = pause_ns;
+	h->n++;
+}

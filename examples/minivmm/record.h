@@ -16,6 +16,7 @@
 #define REC_VM 0x8d00u		/* the machine: sizes, fingerprints, history */
 #define REC_PAUSE 0x8d01u	/* the hand-off: when the guest stopped, counters */
 #define REC_VCPU 0x8d02u	/* one per vCPU (instance = index): registers */
+#define REC_HISTORY 0x8d03u	/* the pauses of earlier upgrades, for the summary */
 
 #define REC_VERSION 1u
 
@@ -53,6 +54,13 @@ struct rec_pause {
 	uint64_t counters[VM_MAX_VCPUS];
 };
 
+#define HISTORY_MAX 64u
+struct rec_history {
+	uint32_t n;
+	uint32_t mode[HISTORY_MAX];
+	uint64_t pause_ns[HISTORY_MAX];
+};
+
 #define REC_VM_SIZE 64u
 #define REC_PAUSE_SIZE (56u + 8u * VM_MAX_VCPUS)
 #define REC_VCPU_SIZE 464u
@@ -63,6 +71,11 @@ void rec_pause_encode(const struct rec_pause *p, uint8_t out[REC_PAUSE_SIZE]);
 int rec_pause_decode(const void *buf, size_t len, struct rec_pause *ret);
 void rec_vcpu_encode(const struct kvm_regs *regs, const struct kvm_sregs *sregs,
 		     uint8_t out[REC_VCPU_SIZE]);
+/* Returns the encoded length (at most REC_HISTORY_MAX_SIZE). */
+#define REC_HISTORY_MAX_SIZE (12u + 16u * HISTORY_MAX)
+size_t rec_history_encode(const struct rec_history *h, uint8_t out[REC_HISTORY_MAX_SIZE]);
+int rec_history_decode(const void *buf, size_t len, struct rec_history *ret);
+void rec_history_add(struct rec_history *h, uint32_t mode, uint64_t pause_ns);
 int rec_vcpu_decode(const void *buf, size_t len, struct kvm_regs *ret_regs,
 		    struct kvm_sregs *ret_sregs);
 

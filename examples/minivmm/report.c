@@ -2,6 +2,7 @@
 /* What minivmm tells a person (stdout) and a control client (one line). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -208,6 +209,34 @@ void report_status(struct vmm *m, char *buf, size_t len)
 		 check < 0 ? "bad" : "ok");
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One line per mode: each pause, then the median. */
+static void print_history(const struct rec_history *h)
+{
+	for (uint32_t mode = UPGRADE_EXEC; mode <= UPGRADE_CPRD; mode++) {
+		uint64_t v[HISTORY_MAX];
+		unsigned n = 0;
+
+		for (uint32_t i = 0; i < h->n; i++)
+			if (h->mode[i] == mode)
+				v[n++] = h->pause_ns[i];
+		if (!n)
+			continue;
+		printf("  %-9s %-8s ", mode == UPGRADE_EXEC ? "pauses" : "", mode_name(mode));
+		for (unsigned i = 0; i < n && i < 8; i++)
+			printf("%s%.3f", i ? ", " : "", v[i] / 1e6);
+		qsort(v, n, sizeof(v[0]), cmp_u64);
+		printf("%s ms   (median %.3f ms over %u)\n", n > 8 ? ", ..." : "",
+		       (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) / 1e6, n);
+	}
+}
+
 void report_exit(struct vmm *m)
 {
 	uint64_t c[VM_MAX_VCPUS];
@@ -224,4 +253,5 @@ void report_exit(struct vmm *m)
 	for (unsigned i = 0; i < m->rec.n_vcpus; i++)
 		printf("%svcpu%u %s", i ? "   " : "", i, group(a, sizeof(a), c[i]));
 	printf("\n  checks    %s\n", check < 0 ? why : "guest checksum and RAM pattern ok");
+	print_history(&m->history);
 }

@@ -90,10 +90,14 @@ static int set_vm_record(struct vmm *m)
 {
 	struct rec_vm v = m->rec;
 	uint8_t buf[REC_VM_SIZE];
+	uint8_t hbuf[REC_HISTORY_MAX_SIZE];
+	size_t hlen = rec_history_encode(&m->history, hbuf);
+	int r;
 
 	v.upgrades++;
 	rec_vm_encode(&v, buf);
-	return cpr_ctx_set_private(m->ctx, REC_VM, 0, buf, sizeof(buf));
+	r = cpr_ctx_set_private(m->ctx, REC_VM, 0, buf, sizeof(buf));
+	return r < 0 ? r : cpr_ctx_set_private(m->ctx, REC_HISTORY, 0, hbuf, hlen);
 }
 
 /* Stop the guest and describe the pause. */

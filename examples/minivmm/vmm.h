@@ -71,6 +71,7 @@ struct vmm {
 	struct cpr_ctx *ctx;
 	struct cpr_ramblock *rb;
 	struct rec_vm rec;
+	struct rec_history history;
 	struct vm vm;
 	uint64_t ram_ino;
 	uint64_t page_size;
