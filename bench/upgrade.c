@@ -7,7 +7,7 @@
  *   floor_ms     bare execve() of this binary with the same mapping populated
  *   copy_ms      write the RAM to a file in /dev/shm and read it back
  *
- * Usage: upgrade [--quick] [--json] [--sizes 1,4,8] [--no-huge]
+ * Usage: upgrade [--quick] [--json] [--sizes 1,4,8] [--no-huge|--huge-only]
  * As root, 2 MiB cases reserve huge pages through /proc/sys/vm/nr_hugepages
  * and put the old value back afterwards; without them they are skipped.
  */
@@ -382,14 +382,14 @@ static void run_case(const struct bench_case *c, bool json, bool *first)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: upgrade [--quick] [--json] [--no-huge] [--sizes 1,4,8]\n");
+	fprintf(stderr, "usage: upgrade [--quick] [--json] [--no-huge|--huge-only] [--sizes 1,4,8]\n");
 	return 100;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned sizes[8] = { 1, 4, 8 }, n_sizes = 3;
-	bool json = false, huge = true, first = true;
+	bool json = false, huge = true, small = true, first = true;
 
 	if (argc >= 5 && strcmp(argv[1], "--exec-target") == 0)
 		return exec_target(argv);
@@ -402,6 +402,8 @@ int main(int argc, char **argv)
 			json = true;
 		} else if (strcmp(argv[i], "--no-huge") == 0) {
 			huge = false;
+		} else if (strcmp(argv[i], "--huge-only") == 0) {
+			small = false;
 		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
 			char *s = argv[++i], *end;
 
@@ -421,7 +423,8 @@ int main(int argc, char **argv)
 		struct bench_case c4 = { sizes[i], 4, sizes[i] >= 8 ? 1 : 3 };
 		struct bench_case c2 = { sizes[i], 2048, sizes[i] >= 8 ? 1 : 3 };
 
-		run_case(&c4, json, &first);
+		if (small)
+			run_case(&c4, json, &first);
 		if (huge)
 			run_case(&c2, json, &first);
 	}

@@ -492,7 +492,7 @@ static int token_get(struct token *t, struct cpr_error *ret_err)
 
 		cpr_error_set(ret_err, -EBADMSG, UINT32_MAX, UINT32_MAX, UINT64_MAX,
 			      "malformed %s \"%s\"", CPR_EXEC_ENV,
-			      cpr_quote(q, sizeof(q), v, len));
+			      cpr_quote(q, sizeof(q), copy, len < TOKEN_MAX ? len : TOKEN_MAX));
 		return -EBADMSG;
 	}
 	if (t->pid != getpid()) {

@@ -366,10 +366,15 @@ START_TEST(test_cpr_exec_incoming_junk)
 	struct cpr_error err = { 0 };
 	int nfds = test_count_fds();
 
+	char longtok[300];
+
 	for (size_t i = 0; i < ARRAY_SIZE(junk); i++) {
 		ck_assert_int_eq(incoming_with(junk[i], &err), -EBADMSG);
 		ck_assert_ptr_nonnull(strstr(err.message, "malformed"));
 	}
+	snprintf(longtok, sizeof(longtok), "fd=3,id=%s,pid=%d,reaper=%0200d", zero_id,
+		 (int)getpid(), 7);
+	ck_assert_int_eq(incoming_with(longtok, &err), -EBADMSG);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST

@@ -286,7 +286,7 @@ END_TEST
 
 static char last_log[512];
 
-static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
+_cpr_printf_(3, 0) static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
 {
 	(void)userdata;
 	(void)priority;

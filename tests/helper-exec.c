@@ -27,7 +27,8 @@
 		exit(1);                                              \
 	} while (0)
 
-static void log_stderr(void *userdata, int priority, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_stderr(void *userdata, int priority,
+							     const char *fmt, va_list ap)
 {
 	(void)userdata;
 	fprintf(stderr, "helper-exec: lib<%d>: ", priority);
