@@ -62,7 +62,8 @@ static int xfer_reply(int sock, int code, const char *msg, const uint8_t id[16])
 	size_t len = code < 0 && msg ? strnlen(msg, XFER_MSG_MAX) : 0;
 
 	xfer_reply_store(buf, code, len, id);
-	memcpy(buf + XFER_REPLY_SIZE, msg, len);
+	if (len)
+		memcpy(buf + XFER_REPLY_SIZE, msg, len);
 	return scm_write_all(sock, buf, XFER_REPLY_SIZE + len);
 }
 

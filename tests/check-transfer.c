@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -508,6 +509,38 @@ START_TEST(test_cpr_transfer_send_refused_locally)
 }
 END_TEST
 
+/* A receiver that never reads: SO_SNDTIMEO ends the send, nothing is lost. */
+START_TEST(test_cpr_transfer_send_timeout)
+{
+	int before = test_count_fds(), sv[2], pipefd[2];
+	struct timeval tv = { .tv_usec = 50000 };
+	struct cpr_error err = { 0 };
+	struct sender *s = sender_new(2);
+	char big[60000], *expect;
+
+	memset(big, 7, sizeof(big));
+	for (uint32_t i = 0; i < 8; i++)
+		ck_assert_int_eq(cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big,
+						     sizeof(big)), 0);
+	expect = sender_expect(s);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -ETIMEDOUT);
+	ck_assert_msg(strstr(err.message, "timed out sending the state stream"), "%s", err.message);
+	sender_assert_intact(s, expect);
+	/* Not a socket at all. */
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, pipefd[1], &err), -ENOTSOCK);
+	cpr_close(pipefd[0]);
+	cpr_close(pipefd[1]);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	free(expect);
+	sender_free(s);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- forged senders */
 
 struct forged {
@@ -889,6 +922,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_timeout);
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_fds_in_reply);
 	tcase_add_test(tc, test_cpr_transfer_send_refused_locally);
+	tcase_add_test(tc, test_cpr_transfer_send_timeout);
 	tcase_add_test(tc, test_cpr_transfer_recv_garbage_preamble);
 	tcase_add_test(tc, test_cpr_transfer_recv_missing_fds);
 	tcase_add_test(tc, test_cpr_transfer_recv_extra_fds);
