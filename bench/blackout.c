@@ -588,7 +588,7 @@ static int parse_list(const char *s, unsigned *v, unsigned max, unsigned *ret_n)
 	while (*s) {
 		unsigned long x = strtoul(s, &end, 10);
 
-		if (end == s || x == 0 || x > 1024 || n == max)
+		if (end == s || x == 0 || x > 65536 || n == max)
 			return -EINVAL;
 		v[n++] = (unsigned)x;
 		s = *end == ',' ? end + 1 : end;
@@ -658,19 +658,41 @@ static void finish_point(struct point *p, double floor_ms, double copy_ms)
 	p->copy_ms = copy_ms;
 }
 
+/*
+ * Reserve @gib of 2 MiB pages on top of what is reserved now; returns how
+ * many were added.  Others may reserve too: we give back only ours.
+ */
+static long hugepages_reserve(unsigned gib)
+{
+	long add = (long)(((uint64_t)gib << 30) / HUGE_2M) + 8, now = hugepages_get();
+
+	if (now < 0 || hugepages_set(now + add) < 0) {
+		hugepages_set(now);
+		return -1;
+	}
+	return add;
+}
+
+static void hugepages_unreserve(long added)
+{
+	long now = hugepages_get();
+
+	if (added > 0 && now >= 0)
+		hugepages_set(now > added ? now - added : 0);
+}
+
 static unsigned run_page_size(const struct config *c, unsigned page_kib, struct point *pts,
 			      unsigned n)
 {
-	long saved = hugepages_get();
-
 	for (unsigned s = 0; s < c->n_sizes; s++) {
 		unsigned gib = c->sizes[s];
 		struct point *ex = &pts[n++], *tr = &pts[n++];
 		struct floors f;
+		long added = 0;
 
 		*ex = (struct point){ .mode = "exec", .ram_gib = gib, .page_kib = page_kib };
 		*tr = (struct point){ .mode = "transfer", .ram_gib = gib, .page_kib = page_kib };
-		if (page_kib == 2048 && hugepages_set(saved + (long)(((uint64_t)gib << 30) / HUGE_2M) + 8) < 0) {
+		if (page_kib == 2048 && (added = hugepages_reserve(gib)) < 0) {
 			fprintf(stderr, "blackout: cannot reserve %u GiB of 2 MiB pages\n", gib);
 			n -= 2;
 			continue;
@@ -684,8 +706,7 @@ static unsigned run_page_size(const struct config *c, unsigned page_kib, struct 
 		finish_point(tr, f.transfer_ms, f.copy_ms);
 		fprintf(stderr, "  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f ms\n",
 			f.exec_ms, f.kvm_ms, f.transfer_ms, f.copy_ms);
-		if (page_kib == 2048)
-			hugepages_set(saved);
+		hugepages_unreserve(added);
 	}
 	return n;
 }

@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  --target-level N      libcpr state level to write\n"
 		"  --block MODES         refuse these modes (a libcpr blocker)\n"
 		"  --run-dir DIR         where transfer sockets live (default /tmp)\n"
+		"  --cprd-socket PATH    cprd for the cprd mode (default $CPRD_SOCKET)\n"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
 		"  --quiet               print only errors\n"
 		"  --send COMMAND        client: send COMMAND to --control, print the reply\n",
@@ -121,6 +122,7 @@ enum {
 	OPT_RAM = 256, OPT_VCPUS, OPT_HUGEPAGES, OPT_NO_KVM, OPT_CONTROL, OPT_MODE,
 	OPT_EVERY, OPT_MODES, OPT_UPGRADES, OPT_EXIT_AFTER, OPT_UPGRADE_TO, OPT_LEVEL,
 	OPT_BLOCK, OPT_RUN_DIR, OPT_NO_VERIFY, OPT_QUIET, OPT_SEND, OPT_INCOMING, OPT_HELP,
+	OPT_CPRD, OPT_INCOMING_CPRD,
 };
 
 static const struct option long_options[] = {
@@ -143,6 +145,8 @@ static const struct option long_options[] = {
 	{ "send", required_argument, NULL, OPT_SEND },
 	{ "incoming-transfer", required_argument, NULL, OPT_INCOMING },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "cprd-socket", required_argument, NULL, OPT_CPRD },
+	{ "incoming-cprd", required_argument, NULL, OPT_INCOMING_CPRD },
 	{ 0 },
 };
 
@@ -190,6 +194,8 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_SEND: *send = arg; return 0;
 	case OPT_INCOMING: o->incoming_transfer = arg; return 0;
+	case OPT_CPRD: o->cprd_socket = arg; return 0;
+	case OPT_INCOMING_CPRD: o->incoming_cprd = arg; return 0;
 	default: return -EINVAL;
 	}
 }
@@ -378,6 +384,10 @@ static int startup(struct vmm *m)
 		r = incoming_transfer(m, m->opt.incoming_transfer);
 		return r < 0 ? r : 1;
 	}
+	if (m->opt.incoming_cprd) {
+		r = incoming_cprd(m, m->opt.incoming_cprd);
+		return r < 0 ? r : 1;
+	}
 	r = cpr_exec_incoming(m->ctx, &err);
 	if (r < 0) {
 		fprintf(stderr, "minivmm: incoming exec state refused: %s\n",
@@ -475,13 +485,15 @@ int main(int argc, char **argv)
 		return status;
 	m.argc = argc;
 	m.argv = argv;
-	/* Drop --incoming-transfer: it only applies to this start. */
-	for (int i = 0; i < m.argc; i++)
-		if (!strcmp(argv[i], "--incoming-transfer") && i + 1 < argc) {
-			memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 1) * sizeof(char *));
-			m.argc -= 2;
-			break;
+	/* Drop --incoming-*: they only apply to this start. */
+	for (int i = 0; i + 1 < m.argc;) {
+		if (strcmp(argv[i], "--incoming-transfer") && strcmp(argv[i], "--incoming-cprd")) {
+			i++;
+			continue;
 		}
+		memmove(&argv[i], &argv[i + 2], (size_t)(m.argc - i - 1) * sizeof(char *));
+		m.argc -= 2;
+	}
 	n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1);
 	if (n < 0) {
 		fprintf(stderr, "minivmm: /proc/self/exe: %s\n", strerror(errno));

@@ -33,7 +33,7 @@
 
 extern char **environ;
 
-static void fd_close(int fd)
+void fd_close(int fd)
 {
 	if (fd >= 0)
 		close(fd);
@@ -182,8 +182,8 @@ static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
 	return r;
 }
 
-/* The argv of the new process: ours without --incoming-transfer, plus it. */
-static char **child_argv(struct vmm *m, const char *sock_path)
+/* The argv of the new process: ours (without --incoming-*), plus @opt @arg. */
+static char **child_argv(struct vmm *m, const char *opt, const char *arg)
 {
 	char **v = calloc((size_t)m->argc + 3, sizeof(char *));
 	size_t n = 0;
@@ -192,16 +192,17 @@ static char **child_argv(struct vmm *m, const char *sock_path)
 		return NULL;
 	for (int i = 0; i < m->argc; i++)
 		v[n++] = m->argv[i];
-	v[n++] = (char *)"--incoming-transfer";
-	v[n++] = (char *)sock_path;
+	v[n++] = (char *)opt;
+	v[n++] = (char *)arg;
 	return v;
 }
 
-static int spawn_child(struct vmm *m, const char *path, const char *sock_path, pid_t *ret_pid)
+static int spawn_child(struct vmm *m, const char *path, const char *opt, const char *arg,
+		       pid_t *ret_pid)
 {
 	posix_spawnattr_t attr;
 	sigset_t none;
-	char **argv = child_argv(m, sock_path);
+	char **argv = child_argv(m, opt, arg);
 	pid_t pid;
 	int r;
 
@@ -222,7 +223,7 @@ static int spawn_child(struct vmm *m, const char *path, const char *sock_path, p
 }
 
 /* Wait until @fd is readable or the child exits. */
-static int wait_or_child(int fd, int pidfd, int timeout_ms)
+int wait_or_child(int fd, int pidfd, int timeout_ms)
 {
 	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
 	int r;
@@ -239,7 +240,7 @@ static int wait_or_child(int fd, int pidfd, int timeout_ms)
 	return -ECHILD;
 }
 
-static void child_stop(pid_t pid, int pidfd)
+void child_stop(pid_t pid, int pidfd)
 {
 	if (pid <= 0)
 		return;
@@ -250,7 +251,7 @@ static void child_stop(pid_t pid, int pidfd)
 	waitpid(pid, NULL, 0);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -267,7 +268,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+int read_all(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
@@ -312,22 +313,29 @@ static int send_vcpu_state(struct vmm *m, int sock, struct rec_pause *p)
 	return r;
 }
 
-/* Prepare the receiver while the guest runs; returns the connected socket. */
-static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pidfd,
-			    char *why, size_t len)
+/*
+ * Start @path as the new image with @opt (its argument: @arg, then ":" and
+ * the rendezvous socket when @arg is not NULL) and wait for it to connect.
+ * Returns the connected socket.
+ */
+int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg,
+		  pid_t *pid, int *pidfd, char *why, size_t len)
 {
-	struct cpr_error err = { 0 };
-	char sock_path[108];
+	char sock_path[108], optarg[512];
 	int lfd = -1, sock = -1, r;
 
 	snprintf(sock_path, sizeof(sock_path), "%s/minivmm-%d.%u.sock", m->opt.run_dir,
 		 (int)getpid(), m->rec.upgrades + 1);
+	if (arg)
+		snprintf(optarg, sizeof(optarg), "%s:%s", arg, sock_path);
+	else
+		snprintf(optarg, sizeof(optarg), "%s", sock_path);
 	r = cpr_transfer_listen(sock_path, &lfd);
 	if (r < 0) {
 		snprintf(why, len, "listening on %s: %s", sock_path, strerror(-r));
 		return r;
 	}
-	r = spawn_child(m, path, sock_path, pid);
+	r = spawn_child(m, path, opt, optarg, pid);
 	if (r < 0) {
 		snprintf(why, len, "starting %s: %s", path, strerror(-r));
 		goto out;
@@ -336,46 +344,55 @@ static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pi
 	r = wait_or_child(lfd, *pidfd, CONNECT_TIMEOUT_MS);
 	if (r >= 0)
 		r = cpr_transfer_accept(lfd, 0, &sock);
-	if (r < 0) {
+	if (r < 0)
 		snprintf(why, len, "%s (pid %d) did not connect: %s", path, (int)*pid,
 			 r == -ECHILD ? "it exited" : strerror(-r));
-		goto out;
-	}
+out:
+	unlink(sock_path);
+	fd_close(lfd);
+	return r < 0 ? r : sock;
+}
+
+/* Prepare the receiver while the guest runs; returns the connected socket. */
+static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pidfd,
+			    char *why, size_t len)
+{
+	struct cpr_error err = { 0 };
+	int sock, r;
+
+	sock = handoff_spawn(m, path, "--incoming-transfer", NULL, pid, pidfd, why, len);
+	if (sock < 0)
+		return sock;
 	r = cpr_transfer_send(m->ctx, sock, &err);
 	if (r >= 0)
 		r = wait_or_child(sock, *pidfd, ACK_TIMEOUT_MS);
 	if (r >= 0)
 		r = cpr_transfer_wait_ack(m->ctx, sock, 0, &err);
-	if (r < 0)
+	if (r < 0) {
 		snprintf(why, len, "receiver pid %d: %s", (int)*pid,
 			 err.message[0] ? err.message : r == -ECHILD ? "it exited" : strerror(-r));
-out:
-	unlink(sock_path);
-	fd_close(lfd);
-	if (r < 0) {
 		fd_close(sock);
 		return r;
 	}
 	return sock;
 }
 
-static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t len)
+/*
+ * The pause of a prepared hand-off: stop, move the registers, wait for the
+ * receiver to run them.  Returns 1 when it does; otherwise the guest runs
+ * here again and the caller stops the receiver.
+ */
+int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd,
+		  char *why, size_t len)
 {
 	struct rec_pause p;
-	pid_t pid = 0;
-	int pidfd = -1, sock, r;
 	char reply = 0;
+	int r;
 
-	sock = transfer_prepare(m, path, &pid, &pidfd, why, len);
-	if (sock < 0) {
-		r = sock;
-		goto refused;
-	}
-	/* The pause: stop, move registers, wait for the receiver to run them. */
-	r = stop_guest(m, UPGRADE_TRANSFER, &p);
+	r = stop_guest(m, mode, &p);
 	if (r < 0) {
 		snprintf(why, len, "stopping the vCPUs: %s", strerror(-r));
-		goto refused;
+		return r;
 	}
 	r = send_vcpu_state(m, sock, &p);
 	if (r >= 0)
@@ -386,18 +403,24 @@ static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t l
 		/* Exit (and tear down our mapping of guest RAM) only once the
 		 * new image runs the guest: it closes the socket then. */
 		wait_or_child(sock, pidfd, HANDOFF_LINGER_MS);
-		fd_close(sock);
-		fd_close(pidfd);
 		return 1;
 	}
 	snprintf(why, len, "receiver pid %d %s", (int)pid,
 		 r < 0 ? "went away before running the guest" : "refused the vCPU state");
-	if (r >= 0)
-		r = -EPROTO;
 	resume_guest(m);
-refused:
+	return r < 0 ? r : -EPROTO;
+}
+
+static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t len)
+{
+	pid_t pid = 0;
+	int pidfd = -1, sock, r;
+
+	sock = transfer_prepare(m, path, &pid, &pidfd, why, len);
+	r = sock < 0 ? sock : handoff_vcpus(m, UPGRADE_TRANSFER, sock, pid, pidfd, why, len);
 	fd_close(sock);
-	child_stop(pid, pidfd);
+	if (r < 0)
+		child_stop(pid, pidfd);
 	fd_close(pidfd);
 	return r;
 }
@@ -406,10 +429,6 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 {
 	int r;
 
-	if (mode == UPGRADE_CPRD) {
-		snprintf(why, len, "cprd mode is not available in this build");
-		return -EOPNOTSUPP;
-	}
 	r = precheck(m, mode, why, len);
 	if (r < 0)
 		return r;
@@ -425,8 +444,12 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 			return r;
 		}
 	}
-	r = mode == UPGRADE_EXEC ? upgrade_exec(m, path, why, len)
-				 : upgrade_transfer(m, path, why, len);
+	if (mode == UPGRADE_EXEC)
+		r = upgrade_exec(m, path, why, len);
+	else if (mode == UPGRADE_TRANSFER)
+		r = upgrade_transfer(m, path, why, len);
+	else
+		r = upgrade_cprd(m, path, why, len);
 	if (r < 0 && m->reply_fd >= 0)
 		cpr_fd_delete(m->ctx, FD_REPLY, 0);
 	return r;
@@ -523,12 +546,45 @@ static int recv_vcpu_state(int sock, struct cpr_state **ret)
 	return r;
 }
 
+/* The receiver's pause: registers in, 'R' out, vCPUs started. */
+int receive_vcpus(struct vmm *m, int sock)
+{
+	struct cpr_state *st = NULL;
+	char reply;
+	int r = recv_vcpu_state(sock, &st);
+
+	m->report.t_recv = now_ns();
+	if (r >= 0)
+		r = apply_pause(m, st);
+	cpr_state_free(st);
+	reply = r >= 0 ? REPLY_RUNNING : REPLY_REFUSED;
+	/* Run only if the old image is sure to have heard it. */
+	if (write_all(sock, &reply, 1) < 0 && r >= 0)
+		r = -EPIPE;
+	if (r >= 0)
+		r = vm_start(&m->vm);
+	if (r >= 0)
+		adopt_fds(m);
+	return r;
+}
+
+/* Adopt RAM and build the VM before the pause; arm the vCPU threads. */
+int prepare_incoming(struct vmm *m)
+{
+	int r = machine_adopt(m);
+
+	m->report.t_ram = now_ns();
+	if (r >= 0)
+		r = machine_build_vm(m);
+	m->report.t_vm = now_ns();
+	m->report.prepared = true;
+	return r;
+}
+
 int incoming_transfer(struct vmm *m, const char *path)
 {
 	struct cpr_error err = { 0 };
-	struct cpr_state *st = NULL;
 	int sock = -1, r;
-	char reply;
 
 	r = cpr_transfer_connect(path, &sock);
 	if (r < 0) {
@@ -542,12 +598,7 @@ int incoming_transfer(struct vmm *m, const char *path)
 		goto out;
 	}
 	/* Built while the guest still runs in the old image. */
-	r = machine_adopt(m);
-	m->report.t_ram = now_ns();
-	if (r >= 0)
-		r = machine_build_vm(m);
-	m->report.t_vm = now_ns();
-	m->report.prepared = true;
+	r = prepare_incoming(m);
 	if (r >= 0)
 		r = cpr_transfer_ack(m->ctx, sock);
 	if (r >= 0)
@@ -555,19 +606,7 @@ int incoming_transfer(struct vmm *m, const char *path)
 	if (r < 0)
 		goto out;
 	/* The old image pauses the guest now. */
-	r = recv_vcpu_state(sock, &st);
-	m->report.t_recv = now_ns();
-	if (r >= 0)
-		r = apply_pause(m, st);
-	cpr_state_free(st);
-	reply = r >= 0 ? REPLY_RUNNING : REPLY_REFUSED;
-	/* Run only if the old image is sure to have heard it. */
-	if (write_all(sock, &reply, 1) < 0 && r >= 0)
-		r = -EPIPE;
-	if (r >= 0)
-		r = vm_start(&m->vm);
-	if (r >= 0)
-		adopt_fds(m);
+	r = receive_vcpus(m, sock);
 out:
 	fd_close(sock);
 	return r;

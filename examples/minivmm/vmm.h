@@ -45,6 +45,7 @@ struct options {
 	const char *run_dir;
 	const char *cprd_socket;
 	const char *incoming_transfer;		/* internal: socket of the old image */
+	const char *incoming_cprd;		/* internal: bundle name and socket */
 };
 
 /* What a hand-off measured, as the new image reports it. */
@@ -126,6 +127,23 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 /* upgrade.c: the new image's side. */
 int incoming_exec(struct vmm *m);
 int incoming_transfer(struct vmm *m, const char *path);
+
+/* upgrade.c: pieces shared with cprd.c. */
+int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg,
+		  pid_t *pid, int *pidfd, char *why, size_t len);
+int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd,
+		  char *why, size_t len);
+int prepare_incoming(struct vmm *m);
+int receive_vcpus(struct vmm *m, int sock);
+int wait_or_child(int fd, int pidfd, int timeout_ms);
+void child_stop(pid_t pid, int pidfd);
+int write_all(int fd, const void *buf, size_t len);
+int read_all(int fd, void *buf, size_t len);
+void fd_close(int fd);
+
+/* cprd.c: the hand-off through cprd(8), when built with it. */
+int upgrade_cprd(struct vmm *m, const char *path, char *why, size_t len);
+int incoming_cprd(struct vmm *m, const char *arg);
 
 /* report.c */
 void report_boot(struct vmm *m);
