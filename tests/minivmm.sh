@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# minivmm upgraded in place, for real: three upgrades through each mode, in
-# the interpreter always and under KVM when /dev/kvm works.  After every
+# minivmm upgraded in place, for real: three upgrades through each mode
+# (exec, transfer, and cprd when the daemon is built), in the interpreter
+# always and under KVM when /dev/kvm works.  After every
 # upgrade the guest's counters must have strictly increased, its RAM must be
 # the same memfd inode and its static checksum unchanged; refused hand-offs
 # (dead receiver, missing binary, a blocker) must leave the guest running in
@@ -21,6 +22,7 @@ cleanup() {
 		p=$("$bin" --control "$s" --send status 2>/dev/null | field pid) || true
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
 	done
+	stop_cprd
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -116,18 +118,38 @@ refused_ok() {
 	echo "  refused  ($what): guest still running in pid $pid"
 }
 
+# cprd, when it is built: the third mode goes through it.
+cprd_pid=""
+modes="exec transfer exec transfer exec transfer"
+if [ -x "$top_builddir/cprd/cprd" ]; then
+	"$top_builddir/cprd/cprd" --socket "$tmp/cprd" --config /dev/null --no-sandbox \
+		>"$tmp/cprd.log" 2>&1 &
+	cprd_pid=$!
+	for _ in $(seq 100); do [ -S "$tmp/cprd" ] && break; sleep 0.05; done
+	export CPRD_SOCKET="$tmp/cprd"
+	modes="exec transfer cprd exec transfer cprd exec transfer cprd"
+fi
+stop_cprd() {
+	[ -n "$cprd_pid" ] && kill "$cprd_pid" 2>/dev/null || true
+}
+
 run_engine() {
 	engine=$1
 	shift
 	echo "# $engine"
 	start_vmm "$engine" "$@"
 	[ "$(ctl status | field engine)" = "$engine" ] || fail "not running under $engine"
-	for mode in exec transfer exec transfer exec transfer; do
+	for mode in $modes; do
 		upgrade_ok "$mode"
 	done
 	refused_ok "dead receiver" upgrade transfer /bin/false
 	refused_ok "missing binary" upgrade exec "$tmp/no-such-minivmm"
-	[ "$(ctl status | field upgrades)" = 6 ] || fail "upgrade count"
+	if [ -n "$cprd_pid" ]; then
+		refused_ok "dead receiver through cprd" upgrade cprd /bin/false
+	else
+		refused_ok "no cprd" upgrade cprd
+	fi
+	[ "$(ctl status | field upgrades)" = "$(echo $modes | wc -w)" ] || fail "upgrade count"
 	ctl quit >/dev/null
 	sleep 0.2
 

@@ -30,6 +30,21 @@
 #define REPLY_PREPARED 'P'
 #define PREPARE_TIMEOUT_MS 30000
 
+static int memfd_write(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* The outgoing state for a transfer, in a sealed memfd, and its fds. */
 static int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_t *ret_n,
 			 struct cpr_error *err)
@@ -47,8 +62,11 @@ static int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_
 	cpr_state_free(st);
 	if (r >= 0) {
 		fd = memfd_create("minivmm-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (fd < 0 || write_all(fd, buf, len) < 0 ||
-		    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		if (fd < 0)
+			r = -errno;
+		else if ((r = memfd_write(fd, buf, len)) >= 0 &&
+			 fcntl(fd, F_ADD_SEALS,
+			       F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 			r = -errno;
 	}
 	free(buf);

@@ -389,10 +389,16 @@ int vm_start(struct vm *vm)
 	}
 }
 
+/*
+ * Polling only pays when a CPU is free for it: with as many vCPUs as CPUs,
+ * the poller would take the CPU an old vCPU needs to stop.
+ */
 int vm_arm(struct vm *vm)
 {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
 	pthread_mutex_lock(&vm->lock);
-	if (vm->want == VM_WANT_PAUSE)
+	if (vm->want == VM_WANT_PAUSE && (cpus <= 0 || vm->n_vcpus < (unsigned long)cpus))
 		__atomic_store_n(&vm->want, VM_WANT_SPIN, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&vm->lock);
 	return vm_spawn_threads(vm);

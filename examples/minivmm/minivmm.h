@@ -158,7 +158,8 @@ int vm_kvm_usable(char *why, size_t len);
 int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus);
 /* Set every vCPU to the boot state. */
 void vm_boot_state(struct vm *vm);
-/* Create the vCPU threads and let them poll for vm_start() (for a while). */
+/* Create the vCPU threads; they poll for vm_start() for a while when a CPU
+ * is free for that. */
 int vm_arm(struct vm *vm);
 /* Start (or continue) every vCPU; waits until each has entered the guest. */
 int vm_start(struct vm *vm);
