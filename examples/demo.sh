@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The demo: minivmm boots a small guest, then upgrades its own VMM in place a
-# few times (cpr-exec into its own binary, cpr-transfer to a new process,
-# alternately).  For each upgrade the new image prints that the guest's
-# counters continued, that its RAM is the same memfd (inode), and how long
-# the guest was paused.
+# few times: cpr-exec into its own binary, cpr-transfer to a new process,
+# and through cprd when the daemon is built.  For each upgrade the new image
+# prints that the guest's counters continued, that its RAM is the same memfd
+# (inode), and how long the guest was paused.
 #
 #   examples/demo.sh [minivmm options]     e.g. --ram 4G --hugepages, --no-kvm
 #
@@ -23,11 +23,41 @@ if [ -z "$bin" ]; then
 	echo "demo: build first: autoreconf -fi && mkdir -p _build && cd _build && ../configure && make" >&2
 	exit 100
 fi
-
-modes=exec,transfer
-upgrades=${UPGRADES:-6}
+build=$(cd "$(dirname "$bin")/../.." && pwd)
 run=$(mktemp -d /tmp/minivmm-demo.XXXXXX)
-trap 'rm -rf "$run"' EXIT
+cprd_pid=""
+cleanup() {
+	if [ -n "$cprd_pid" ]; then kill "$cprd_pid" 2>/dev/null || true; fi
+	rm -rf "$run"
+}
+trap cleanup EXIT
+
+# cprd, if it is built and minivmm has its client: a private daemon on a
+# private socket, confined by its seccomp policy when that loads here.
+modes=exec,transfer
+cprd=$build/cprd/cprd
+if [ -x "$cprd" ] && "$bin" --help | grep -q -- --cprd-socket; then
+	for sandbox in "--policy $top/policy/cprd.policy" --no-sandbox; do
+		# shellcheck disable=SC2086
+		"$cprd" --socket "$run/cprd.sock" --config /dev/null $sandbox \
+			>"$run/cprd.log" 2>&1 &
+		cprd_pid=$!
+		for _ in $(seq 40); do [ -S "$run/cprd.sock" ] && break; sleep 0.05; done
+		[ -S "$run/cprd.sock" ] && break
+		kill "$cprd_pid" 2>/dev/null || true
+		cprd_pid=""
+	done
+	if [ -n "$cprd_pid" ]; then
+		export CPRD_SOCKET="$run/cprd.sock"
+		modes=exec,transfer,cprd
+		case $sandbox in
+		--no-sandbox) how="without its seccomp filter (the policy did not load here)" ;;
+		*) how="confined by policy/cprd.policy" ;;
+		esac
+		echo "== cprd: a private daemon (pid $cprd_pid) on $CPRD_SOCKET, $how"
+	fi
+fi
+upgrades=${UPGRADES:-$(( $(echo "$modes" | tr ',' ' ' | wc -w) * 2 ))}
 
 echo "== minivmm demo: $upgrades in-place upgrades of a running guest ($modes)"
 echo

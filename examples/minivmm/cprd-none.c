@@ -5,6 +5,8 @@
 
 #include "vmm.h"
 
+const bool have_cprd_client = false;
+
 int upgrade_cprd(struct vmm *m, const char *path, char *why, size_t len)
 {
 	snprintf(why, len, "this minivmm was built without the cprd client");

@@ -28,6 +28,8 @@
 #include "vmm.h"
 
 #define REPLY_PREPARED 'P'
+
+const bool have_cprd_client = true;
 #define PREPARE_TIMEOUT_MS 30000
 
 static int memfd_write(int fd, const uint8_t *p, size_t len)

@@ -49,11 +49,13 @@ static void usage(FILE *f)
 		"  --target-level N      libcpr state level to write\n"
 		"  --block MODES         refuse these modes (a libcpr blocker)\n"
 		"  --run-dir DIR         where transfer sockets live (default /tmp)\n"
-		"  --cprd-socket PATH    cprd for the cprd mode (default $CPRD_SOCKET)\n"
+		"%s"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
 		"  --quiet               print only errors\n"
 		"  --send COMMAND        client: send COMMAND to --control, print the reply\n",
-		VM_MAX_VCPUS);
+		VM_MAX_VCPUS,
+		have_cprd_client ? "  --cprd-socket PATH    cprd for the cprd mode (default $CPRD_SOCKET)\n"
+				 : "");
 }
 
 static int parse_size(const char *s, uint64_t *ret)

@@ -141,7 +141,8 @@ int write_all(int fd, const void *buf, size_t len);
 int read_all(int fd, void *buf, size_t len);
 void fd_close(int fd);
 
-/* cprd.c: the hand-off through cprd(8), when built with it. */
+/* cprd.c: the hand-off through cprd(8); cprd-none.c when built without. */
+extern const bool have_cprd_client;
 int upgrade_cprd(struct vmm *m, const char *path, char *why, size_t len);
 int incoming_cprd(struct vmm *m, const char *arg);
 
