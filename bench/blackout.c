@@ -41,6 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef PLOT_SCRIPT
+#define PLOT_SCRIPT "bench/plot.gp"
+#endif
 #define MAX_REPS 20
 #define MAX_POINTS 64
 #define HUGE_2M (2ull << 20)
@@ -56,20 +59,28 @@ struct point {
 	unsigned n;
 	double floor_ms;
 	double copy_ms;
+	double pause_min_ms, pause_max_ms;
+	double floor_exec_ms, floor_kvm_ms;	/* exec: the two parts of floor_ms */
 	bool ok;
 };
+
+/* QEMU 10.0.2 cpr-transfer on this machine (peer baselines), for the
+ * targets only: qemu_ms stays null unless measured in the run. */
+#define QEMU_REF_1G_MS 2.8
+#define QEMU_REF_8G_MS 4.1
 
 struct config {
 	const char *minivmm;
 	const char *self;
 	const char *out_dir;
+	const char *plot_script;
 	unsigned sizes[8], n_sizes;
 	unsigned pages[2], n_pages;
 	unsigned reps;
 	bool json;
 	bool copy;
-	bool transfer;
-	bool exec;
+	unsigned modes;		/* bit 0 exec, 1 transfer, 2 cprd */
+	const char *cprd;	/* daemon binary for the cprd mode */
 };
 
 static uint64_t now_ns(void)
@@ -416,8 +427,8 @@ static pid_t vmm_start(const struct config *c, const char *sock, unsigned gib, u
 }
 
 /* Boot minivmm, wait for its control socket, upgrade it reps x each mode. */
-static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, struct point *ex,
-		    struct point *tr)
+static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, struct point **mp,
+		    unsigned n_modes)
 {
 	char sock[256], reply[2048], cmd[64];
 	pid_t pid;
@@ -440,11 +451,9 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 	if (page_kib == 2048 && !strstr(reply, "page_kib=2048"))
 		fprintf(stderr, "blackout: minivmm runs on 4 KiB pages: %s\n", reply);
 	for (unsigned r = 0; r < c->reps; r++) {
-		struct point *pts[2] = { c->exec ? ex : NULL, c->transfer ? tr : NULL };
+		struct point **pts = mp;
 
-		for (unsigned k = 0; k < 2; k++) {
-			if (!pts[k])
-				continue;
+		for (unsigned k = 0; k < n_modes; k++) {
 			snprintf(cmd, sizeof(cmd), "upgrade %s", pts[k]->mode);
 			if (ctl(sock, cmd, reply, sizeof(reply)) < 0 || strncmp(reply, "ok", 2)) {
 				fprintf(stderr, "blackout: %s at %u GiB: %s\n", cmd, gib, reply);
@@ -551,14 +560,68 @@ static void print_json(const struct point *pts, unsigned n, FILE *f)
 	for (unsigned i = 0; i < n; i++) {
 		const struct point *p = &pts[i];
 
+		char e[32], g[32], h[32], k[32];
+
 		fprintf(f,
 			"  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, \"pause_ms\": %s, "
-			"\"floor_ms\": %s, \"copy_ms\": %s, \"qemu_ms\": null, \"reps\": %u}%s\n",
+			"\"floor_ms\": %s, \"copy_ms\": %s, \"qemu_ms\": null, \"reps\": %u, "
+			"\"pause_min_ms\": %s, \"pause_max_ms\": %s, \"floor_exec_ms\": %s, "
+			"\"floor_kvm_ms\": %s}%s\n",
 			p->mode, p->ram_gib, p->page_kib, num(a, sizeof(a), p->pause_ms[0], 4),
-			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1),
-			p->n, i + 1 < n ? "," : "");
+			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1), p->n,
+			num(e, sizeof(e), p->pause_min_ms, 4), num(g, sizeof(g), p->pause_max_ms, 4),
+			num(h, sizeof(h), p->floor_exec_ms, 4), num(k, sizeof(k), p->floor_kvm_ms, 4),
+			i + 1 < n ? "," : "");
 	}
 	fprintf(f, "]\n");
+}
+
+static const struct point *find(const struct point *pts, unsigned n, const char *mode,
+				unsigned gib, unsigned page_kib)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(pts[i].mode, mode) && pts[i].ram_gib == gib &&
+		    pts[i].page_kib == page_kib && !isnan(pts[i].pause_ms[0]))
+			return &pts[i];
+	return NULL;
+}
+
+/* The targets, as ratios of what this run measured. */
+static void print_targets(const struct point *pts, unsigned n)
+{
+	printf("\ntargets (QEMU 10.0 cpr-transfer reference: %.1f ms at 1 GiB, %.1f ms at 8 GiB)\n",
+	       QEMU_REF_1G_MS, QEMU_REF_8G_MS);
+	for (unsigned pk = 4; pk <= 2048; pk *= 512) {
+		const struct point *t1 = find(pts, n, "transfer", 1, pk);
+		const struct point *t8 = find(pts, n, "transfer", 8, pk);
+		const struct point *e1 = find(pts, n, "exec", 1, pk);
+		const struct point *e8 = find(pts, n, "exec", 8, pk);
+		double tmax = 0;
+
+		bool any = false;
+
+		for (unsigned i = 0; i < n; i++) {
+			if (strcmp(pts[i].mode, "transfer") || pts[i].page_kib != pk ||
+			    isnan(pts[i].pause_ms[0]))
+				continue;
+			any = true;
+			if (pts[i].pause_ms[0] > tmax)
+				tmax = pts[i].pause_ms[0];
+		}
+		if (!any)
+			continue;
+		printf("  %4u KiB pages: transfer max %.3f ms (<= 0.5)", pk, tmax);
+		if (t1 && t8)
+			printf(", 8/1 GiB %.2fx (<= 1.2), vs QEMU %.0fx / %.0fx below (>= 5)",
+			       t8->pause_ms[0] / t1->pause_ms[0], QEMU_REF_1G_MS / t1->pause_ms[0],
+			       QEMU_REF_8G_MS / t8->pause_ms[0]);
+		if (e1 && e8)
+			printf("; exec 8/1 GiB %.2fx (<= 2)", e8->pause_ms[0] / e1->pause_ms[0]);
+		if (t8 && e8)
+			printf("; copy/transfer %.0fx (>= 1000), copy/exec %.0fx (>= 300) at 8 GiB",
+			       t8->copy_ms / t8->pause_ms[0], e8->copy_ms / e8->pause_ms[0]);
+		printf("\n");
+	}
 }
 
 /* Columns: ram_gib page_kib mode pause_ms floor_ms copy_ms */
@@ -576,6 +639,82 @@ static void write_dat(const struct config *c, const struct point *pts, unsigned 
 		fprintf(f, "%u %u %s %.4f %.4f %.1f\n", pts[i].ram_gib, pts[i].page_kib,
 			pts[i].mode, pts[i].pause_ms[0], pts[i].floor_ms, pts[i].copy_ms);
 	fclose(f);
+}
+
+/*
+ * A private cprd for the cprd mode, started before we become a subreaper and
+ * detached (double fork), so that waiting for minivmm's images never waits
+ * for it.  Returns its pid, or -1.
+ */
+static pid_t cprd_start(const struct config *c)
+{
+	static char sock[300];
+	int p[2];
+	pid_t mid, pid = -1;
+
+	snprintf(sock, sizeof(sock), "%s/blackout-cprd.sock", c->out_dir);
+	unlink(sock);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	mid = fork();
+	if (mid == 0) {
+		pid_t g = fork();
+
+		if (g == 0) {
+			char *argv[] = { (char *)c->cprd, (char *)"--socket", sock,
+					 (char *)"--config", (char *)"/dev/null",
+					 (char *)"--no-sandbox", NULL };
+			int null = open("/dev/null", O_WRONLY);
+
+			dup2(null, 1);
+			dup2(null, 2);
+			execve(c->cprd, argv, environ);
+			_exit(127);
+		}
+		_exit(write(p[1], &g, sizeof(g)) == sizeof(g) ? 0 : 1);
+	}
+	close(p[1]);
+	if (mid > 0 && read(p[0], &pid, sizeof(pid)) != sizeof(pid))
+		pid = -1;
+	close(p[0]);
+	if (mid > 0)
+		waitpid(mid, NULL, 0);
+	for (unsigned i = 0; pid > 0 && i < 100 && access(sock, F_OK) < 0; i++)
+		usleep(20000);
+	if (pid <= 0 || access(sock, F_OK) < 0) {
+		fprintf(stderr, "blackout: cprd did not start; no cprd mode\n");
+		if (pid > 0)
+			kill(pid, SIGTERM);
+		return -1;
+	}
+	setenv("CPRD_SOCKET", sock, 1);
+	return pid;
+}
+
+/* blackout.png and blackout.svg next to blackout.dat, if gnuplot is here. */
+static void plot(const struct config *c)
+{
+	char expr[1200];
+	char *argv[] = { (char *)"gnuplot", (char *)"-e", expr, (char *)c->plot_script, NULL };
+	pid_t pid;
+	int status = 1;
+
+	if (access(c->plot_script, R_OK) < 0) {
+		fprintf(stderr, "blackout: no plot: %s: %s\n", c->plot_script, strerror(errno));
+		return;
+	}
+	snprintf(expr, sizeof(expr), "dat='%s/blackout.dat'; out='%s/blackout'", c->out_dir,
+		 c->out_dir);
+	if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0) {
+		fprintf(stderr, "blackout: no plot: gnuplot is not installed\n");
+		return;
+	}
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		fprintf(stderr, "blackout: wrote %s/blackout.png and %s/blackout.svg\n", c->out_dir,
+			c->out_dir);
+	else
+		fprintf(stderr, "blackout: gnuplot failed\n");
 }
 
 /* ---------------------------------------------------------------- main */
@@ -603,7 +742,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"Usage: blackout [--minivmm PATH] [--sizes 1,4,8] [--pages 4,2048] [--reps N]\n"
-		"                [--modes exec,transfer] [--no-copy] [--out-dir DIR] [--json]\n");
+		"                [--modes exec,transfer] [--no-copy] [--out-dir DIR] [--json]\n"
+		"                [--plot-script PATH] [--cprd PATH-TO-CPRD]\n");
 }
 
 static int parse_args(struct config *c, int argc, char **argv)
@@ -627,6 +767,10 @@ static int parse_args(struct config *c, int argc, char **argv)
 			c->minivmm = v;
 		else if (!strcmp(a, "--out-dir"))
 			c->out_dir = v;
+		else if (!strcmp(a, "--plot-script"))
+			c->plot_script = v;
+		else if (!strcmp(a, "--cprd"))
+			c->cprd = v;
 		else if (!strcmp(a, "--sizes"))
 			r = parse_list(v, c->sizes, 8, &c->n_sizes);
 		else if (!strcmp(a, "--pages"))
@@ -635,9 +779,9 @@ static int parse_args(struct config *c, int argc, char **argv)
 			c->reps = (unsigned)atoi(v);
 			r = c->reps && c->reps <= MAX_REPS ? 0 : -EINVAL;
 		} else if (!strcmp(a, "--modes")) {
-			c->exec = strstr(v, "exec") != NULL;
-			c->transfer = strstr(v, "transfer") != NULL;
-			r = c->exec || c->transfer ? 0 : -EINVAL;
+			c->modes = (strstr(v, "exec") ? 1u : 0) | (strstr(v, "transfer") ? 2u : 0) |
+				   (strstr(v, "cprd") ? 4u : 0);
+			r = c->modes ? 0 : -EINVAL;
 		} else
 			r = -EINVAL;
 		if (r < 0)
@@ -653,6 +797,8 @@ static void finish_point(struct point *p, double floor_ms, double copy_ms)
 {
 	double pause = median(p->pause_ms, p->n);
 
+	p->pause_min_ms = p->n ? p->pause_ms[0] : NAN;
+	p->pause_max_ms = p->n ? p->pause_ms[p->n - 1] : NAN;
 	p->pause_ms[0] = p->n ? pause : NAN;
 	p->floor_ms = floor_ms;
 	p->copy_ms = copy_ms;
@@ -684,26 +830,39 @@ static void hugepages_unreserve(long added)
 static unsigned run_page_size(const struct config *c, unsigned page_kib, struct point *pts,
 			      unsigned n)
 {
+	static const char *const names[] = { "exec", "transfer", "cprd" };
+
 	for (unsigned s = 0; s < c->n_sizes; s++) {
-		unsigned gib = c->sizes[s];
-		struct point *ex = &pts[n++], *tr = &pts[n++];
+		unsigned gib = c->sizes[s], n_modes = 0;
+		struct point *mp[3];
 		struct floors f;
 		long added = 0;
 
-		*ex = (struct point){ .mode = "exec", .ram_gib = gib, .page_kib = page_kib };
-		*tr = (struct point){ .mode = "transfer", .ram_gib = gib, .page_kib = page_kib };
+		for (unsigned i = 0; i < 3; i++) {
+			if (!(c->modes & (1u << i)) || n == MAX_POINTS)
+				continue;
+			mp[n_modes] = &pts[n++];
+			*mp[n_modes++] = (struct point){ .mode = names[i], .ram_gib = gib,
+							 .page_kib = page_kib };
+		}
 		if (page_kib == 2048 && (added = hugepages_reserve(gib)) < 0) {
 			fprintf(stderr, "blackout: cannot reserve %u GiB of 2 MiB pages\n", gib);
-			n -= 2;
+			n -= n_modes;
 			continue;
 		}
 		fprintf(stderr, "blackout: %u GiB on %u KiB pages: minivmm...\n", gib, page_kib);
-		run_vmm(c, gib, page_kib, ex, tr);
+		run_vmm(c, gib, page_kib, mp, n_modes);
 		fprintf(stderr, "blackout: %u GiB on %u KiB pages: floors%s...\n", gib, page_kib,
 			c->copy ? " and copy" : "");
 		measure_floors(c, gib, page_kib, &f);
-		finish_point(ex, f.exec_ms + f.kvm_ms, f.copy_ms);
-		finish_point(tr, f.transfer_ms, f.copy_ms);
+		for (unsigned i = 0; i < n_modes; i++) {
+			bool ex = !strcmp(mp[i]->mode, "exec");
+
+			/* cprd moves the vCPUs as a transfer does: same floor. */
+			finish_point(mp[i], ex ? f.exec_ms + f.kvm_ms : f.transfer_ms, f.copy_ms);
+			mp[i]->floor_exec_ms = ex ? f.exec_ms : NAN;
+			mp[i]->floor_kvm_ms = ex ? f.kvm_ms : NAN;
+		}
 		fprintf(stderr, "  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f ms\n",
 			f.exec_ms, f.kvm_ms, f.transfer_ms, f.copy_ms);
 		hugepages_unreserve(added);
@@ -718,18 +877,19 @@ int main(int argc, char **argv)
 		.minivmm = "examples/minivmm/minivmm",
 		.self = "/proc/self/exe",
 		.out_dir = ".",
+		.plot_script = PLOT_SCRIPT,
 		.sizes = { 1, 4, 8 },
 		.n_sizes = 3,
 		.pages = { 4, 2048 },
 		.n_pages = 2,
 		.reps = 3,
 		.copy = true,
-		.exec = true,
-		.transfer = true,
+		.modes = 3,
 	};
 	char self[4096];
 	ssize_t len;
 	unsigned n = 0;
+	pid_t cprd_pid = -1;
 
 	if (argc >= 2 && !strcmp(argv[1], "--exec-target"))
 		return exec_target(argc, argv);
@@ -742,11 +902,21 @@ int main(int argc, char **argv)
 		return 111;
 	self[len] = '\0';
 	c.self = self;
+	if ((c.modes & 4u) && !c.cprd && access("cprd/cprd", X_OK) == 0)
+		c.cprd = "cprd/cprd";
+	if (c.modes & 4u) {
+		if (!c.cprd || (cprd_pid = cprd_start(&c)) < 0)
+			c.modes &= ~4u;
+	}
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (unsigned p = 0; p < c.n_pages; p++)
 		n = run_page_size(&c, c.pages[p], pts, n);
+	if (cprd_pid > 0)
+		kill(cprd_pid, SIGTERM);
 	print_table(pts, n);
+	print_targets(pts, n);
 	write_dat(&c, pts, n);
+	plot(&c);
 	if (c.json)
 		print_json(pts, n, stdout);
 	return 0;

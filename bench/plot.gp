@@ -12,7 +12,7 @@ set logscale y
 set format y "%g"
 set xrange [0.5:8.5]
 set xtics (1, 2, 4, 8)
-set key below maxrows 3
+set key below maxrows 4
 set grid ytics mytics xtics
 set style data linespoints
 
@@ -28,6 +28,8 @@ set terminal pngcairo size 960,600 noenhanced
 set output out.'.png'
 plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
      sel("transfer", 2048) using 1:4 title "transfer, 2 MiB pages" lw 2 pt 5, \
+     sel("cprd", 4)        using 1:4 title "through cprd, 4 KiB pages" lw 2 pt 13, \
+     sel("cprd", 2048)     using 1:4 title "through cprd, 2 MiB pages" lw 2 pt 15, \
      sel("exec", 4)        using 1:4 title "exec, 4 KiB pages" lw 2 pt 9, \
      sel("exec", 2048)     using 1:4 title "exec, 2 MiB pages" lw 2 pt 11, \
      sel("exec", 4)        using 1:6 title "copy: save + restore" dt 2 lw 1 pt 1, \
