@@ -273,6 +273,26 @@ START_TEST(test_rec_pause_decode_errors)
 }
 END_TEST
 
+START_TEST(test_rec_history_roundtrip)
+{
+	int nfds = test_count_fds();
+	struct rec_history h = { 0 }, out;
+	uint8_t buf[REC_HISTORY_MAX_SIZE];
+	size_t len;
+
+	for (unsigned i = 0; i < HISTORY_MAX + 5; i++)
+		rec_history_add(&h, UPGRADE_EXEC + i % 3, 1000 + i);
+	ck_assert_uint_eq(h.n, HISTORY_MAX);
+	ck_assert_uint_eq(h.pause_ns[0], 1005); /* the oldest were dropped */
+	len = rec_history_encode(&h, buf);
+	ck_assert_int_eq(rec_history_decode(buf, len, &out), 0);
+	ck_assert_uint_eq(out.n, HISTORY_MAX);
+	ck_assert_uint_eq(out.pause_ns[HISTORY_MAX - 1], 1000 + HISTORY_MAX + 4);
+	ck_assert_int_eq(rec_history_decode(buf, len - 16, &out), -EBADMSG);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *minivmm_suite(void)
 {
 	Suite *s = suite_create("minivmm");
@@ -291,6 +311,7 @@ static Suite *minivmm_suite(void)
 	tcase_add_test(tc, test_rec_vcpu_encode_roundtrip);
 	tcase_add_test(tc, test_rec_vm_decode_errors);
 	tcase_add_test(tc, test_rec_pause_decode_errors);
+	tcase_add_test(tc, test_rec_history_roundtrip);
 	suite_add_tcase(s, tc);
 	return s;
 }

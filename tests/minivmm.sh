@@ -78,7 +78,7 @@ start_vmm() {
 upgrade_ok() {
 	mode=$1
 	prev=$(ctl status | field counters)
-	out=$(ctl upgrade "$mode") || fail "upgrade $mode: $out"
+	out=$(ctl upgrade "$mode" ${2:-}) || fail "upgrade $mode ${2:-}: $out"
 	before=$(echo "$out" | field before)
 	after=$(echo "$out" | field after)
 	[ "$(echo "$out" | field check)" = ok ] || fail "checks after $mode: $out"
@@ -142,6 +142,10 @@ run_engine() {
 	for mode in $modes; do
 		upgrade_ok "$mode"
 	done
+	# Another build of the VMM (as a rollback would be), both ways.
+	cp "$bin" "$tmp/minivmm-other"
+	upgrade_ok exec "$tmp/minivmm-other"
+	upgrade_ok transfer "$bin"
 	refused_ok "dead receiver" upgrade transfer /bin/false
 	refused_ok "missing binary" upgrade exec "$tmp/no-such-minivmm"
 	if [ -n "$cprd_pid" ]; then
@@ -149,7 +153,8 @@ run_engine() {
 	else
 		refused_ok "no cprd" upgrade cprd
 	fi
-	[ "$(ctl status | field upgrades)" = "$(echo $modes | wc -w)" ] || fail "upgrade count"
+	[ "$(ctl status | field upgrades)" = $(($(echo $modes | wc -w) + 2)) ] ||
+		fail "upgrade count"
 	ctl quit >/dev/null
 	sleep 0.2
 
