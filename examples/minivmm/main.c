@@ -507,10 +507,14 @@ int main(int argc, char **argv)
 		cpr_ctx_set_log_fn(m.ctx, log_stderr, NULL);
 		r = cpr_ctx_set_producer(m.ctx, "minivmm", MINIVMM_VERSION);
 	}
-	if (r >= 0 && m.opt.target_level)
-		r = cpr_ctx_set_target_level(m.ctx, m.opt.target_level);
 	if (r < 0) {
 		fprintf(stderr, "minivmm: libcpr: %s\n", strerror(-r));
+		return EXIT_TEMP;
+	}
+	if (m.opt.target_level && (r = cpr_ctx_set_target_level(m.ctx, m.opt.target_level)) < 0) {
+		fprintf(stderr, "minivmm: --target-level %u: %s (this libcpr writes levels %u to %u)\n",
+			m.opt.target_level, strerror(-r), CPR_LEVEL_MIN, CPR_LEVEL_MAX);
+		cpr_ctx_free(m.ctx);
 		return EXIT_USAGE;
 	}
 	r = run(&m);
