@@ -100,9 +100,13 @@ static void print_pause(struct vmm *m)
 		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
 		       m->vm.timing.memslots_ns / 1e6);
 	else
-		printf("            = stop %.3f + move vCPU state %.3f + start %.3f   (VM built before the pause)\n",
+		printf("            = stop %.3f + move vCPU state %.3f + start %.3f\n"
+		       "  before    while the guest still ran: new process up, state %s, RAM\n"
+		       "            adopted and VM built in %.3f ms (of which VM %.3f)\n",
 		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_recv),
-		       ms(r->t_recv, r->t_first_run));
+		       ms(r->t_recv, r->t_first_run),
+		       p->mode == UPGRADE_CPRD ? "claimed from cprd" : "received",
+		       ms(r->t_main, r->t_vm), ms(r->t_ram, r->t_vm));
 }
 
 static int upgrade_checks(struct vmm *m, const uint64_t *after, char *why, size_t len)
@@ -136,8 +140,11 @@ void report_upgrade(struct vmm *m)
 	snprintf(r->check_msg, sizeof(r->check_msg), "%s", r->check < 0 ? why : "ok");
 	if (m->opt.quiet)
 		return;
-	printf("\nupgrade %u by %s: pid %u -> pid %d (%s)\n", m->rec.upgrades,
-	       mode_name(r->pause.mode), r->pause.old_pid, (int)getpid(), m->self);
+	printf("\nupgrade %u", m->rec.upgrades);
+	if (m->opt.max_upgrades)
+		printf("/%u", m->opt.max_upgrades);
+	printf(" by %s: pid %u -> pid %d (%s)\n", mode_name(r->pause.mode), r->pause.old_pid,
+	       (int)getpid(), m->self);
 	print_counters(m, r->counters_after);
 	printf("  guest RAM memfd inode %llu -> %llu: %s, %llu MiB not copied\n",
 	       (unsigned long long)r->pause.ram_ino, (unsigned long long)m->ram_ino,

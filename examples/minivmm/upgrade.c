@@ -161,6 +161,7 @@ static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
 	struct keeper k;
 	int r;
 
+	keeper_reap(m);
 	keeper_start(m, &k);
 	r = stop_guest(m, UPGRADE_EXEC, &p);
 	if (r < 0) {
