@@ -7,19 +7,23 @@
 # prints that the guest's counters continued, that its RAM is the same memfd
 # (inode), and how long the guest was paused.
 #
-#   examples/demo.sh [minivmm options]     e.g. --ram 4G --hugepages, --no-kvm
+#   examples/demo.sh [BUILD-DIR] [minivmm options]   e.g. _build --ram 4G --hugepages
 #
 # MINIVMM=path overrides the binary; RAM, UPGRADES, EVERY tune the run.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MINIVMM:-}
+if [ $# -gt 0 ] && [ -d "$1" ]; then
+	[ -n "$bin" ] || bin=$(cd "$1" && pwd)/examples/minivmm/minivmm
+	shift
+fi
 if [ -z "$bin" ]; then
 	for c in "$top/_build/examples/minivmm/minivmm" "$top/examples/minivmm/minivmm"; do
 		if [ -x "$c" ]; then bin=$c; break; fi
 	done
 fi
-if [ -z "$bin" ]; then
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 	echo "demo: build first: autoreconf -fi && mkdir -p _build && cd _build && ../configure && make" >&2
 	exit 100
 fi
