@@ -259,6 +259,7 @@ CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id,
 	}
 	e->owned = false; /* claimed: the caller owns it now */
 	*ret_fd = e->fd;
+	teardown_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -274,6 +275,7 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 	if (e->owned)
 		cpr_close(e->fd);
 	fdreg_remove(ctx, e);
+	teardown_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -314,6 +316,7 @@ CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 		fdreg_remove(ctx, e);
 		n++;
 	}
+	teardown_release_if_adopted(ctx);
 	return n;
 }
 

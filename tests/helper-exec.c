@@ -154,10 +154,11 @@ int main(int argc, char **argv)
 	if (cpr_state_get_info(cpr_ctx_incoming_state(ctx), &info) < 0 ||
 	    info.generation != x->generation)
 		FAIL("generation %u, expected %u", info.generation, x->generation);
-	/* Only the preserved fds arrived, the state memfd is gone. */
+	check_rbs(ctx, x, rbs);
+	/* Only the preserved fds arrived; the state memfd is gone, and with every
+	 * RAM block adopted the teardown helper's release fd too. */
 	if (count_fds() != (int)x->inherited)
 		FAIL("%d fds open, expected %u", count_fds(), x->inherited);
-	check_rbs(ctx, x, rbs);
 	check_fds(ctx, x);
 	if (cpr_fd_unclaimed(ctx, NULL, NULL) != 0)
 		FAIL("unclaimed fds left");
