@@ -368,6 +368,13 @@ static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, i
 			      (unsigned long long)rb->fd_offset);
 		return -EMEDIUMTYPE;
 	}
+	if (((rb->used_length | rb->max_length | rb->fd_offset) &
+	     ((want_huge ? HUGETLBFS_MAGIC_BLKSIZE : ctx_page_size()) - 1)) || !rb->used_length) {
+		cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			      "RAM block \"%s\": lengths and offset are not multiples of its %s pages",
+			      q, want_huge ? "2 MiB" : "base");
+		return -EBADMSG;
+	}
 	if (want_huge != ((uint64_t)st.st_blksize == HUGETLBFS_MAGIC_BLKSIZE)) {
 		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
 			      "RAM block \"%s\": recorded page size %s, the memfd has %ld-byte pages",
