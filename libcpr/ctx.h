@@ -82,6 +82,7 @@ struct cpr_ctx {
 	size_t n_privs, cap_privs;
 
 	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
+	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
 	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
 };
 
