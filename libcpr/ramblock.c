@@ -295,11 +295,16 @@ static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
 	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
 		       (rec->must_flags & CPR_RB_MAP_AT_ADDR);
-	struct cpr_fd_entry *e = fdreg_lookup(ctx, rb->idstr, -1);
+	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
 	int r;
 
-	if (!e || !e->owned) /* discarded, or adopted and freed since: a new block */
+	if (!e) /* discarded, or adopted and freed since: a new block */
 		return new_fresh(ctx, rb);
+	if (!e->owned) {
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
+			rb->idstr, e->name, e->id);
+		return -EBUSY;
+	}
 	r = adopt_props(ctx, rb, rec);
 	if (r < 0)
 		return r;
@@ -378,8 +383,11 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return r;
 	}
 	(void)ramblock_register(ctx, rb); /* cannot fail: room was made */
-	if (rb->adopted) /* the block owns the memfd now */
-		fdreg_remove(ctx, fdreg_lookup(ctx, idstr, -1));
+	if (rb->adopted) { /* the block owns the memfd now */
+		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
+								  (size_t)index)->fd_index));
+		teardown_release_if_adopted(ctx);
+	}
 	*ret_rb = rb;
 	return 0;
 }

@@ -360,16 +360,24 @@ START_TEST(test_cpr_exec_incoming_junk)
 		"fd=3,id=00000000000000000000000000000000,pid=1,",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,x=1",
+		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2",
+		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,release=",
+		"fd=3,id=00000000000000000000000000000000,pid=1,release=4,reaper=2",
 		"fd=99999999999,id=00000000000000000000000000000000,pid=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1 ",
 	};
 	struct cpr_error err = { 0 };
 	int nfds = test_count_fds();
 
+	char longtok[300];
+
 	for (size_t i = 0; i < ARRAY_SIZE(junk); i++) {
 		ck_assert_int_eq(incoming_with(junk[i], &err), -EBADMSG);
 		ck_assert_ptr_nonnull(strstr(err.message, "malformed"));
 	}
+	snprintf(longtok, sizeof(longtok), "fd=3,id=%s,pid=%d,reaper=%0200d", zero_id,
+		 (int)getpid(), 7);
+	ck_assert_int_eq(incoming_with(longtok, &err), -EBADMSG);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -563,6 +571,123 @@ START_TEST(test_cpr_exec_incoming_ealready)
 }
 END_TEST
 
+/* An incoming key this context already registered: refused, fds closed. */
+START_TEST(test_cpr_exec_incoming_eexist)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx, *old;
+	int nfds = test_count_fds();
+	int ev = eventfd(0, EFD_CLOEXEC), mine = eventfd(0, EFD_CLOEXEC), fd;
+	char hex[33], t[128];
+
+	ck_assert_int_eq(cpr_ctx_new(&old), 0);
+	ck_assert_int_eq(cpr_fd_save(old, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	fd = state_from(old, hex);
+	cpr_ctx_free(old);
+	token(t, sizeof(t), fd, hex, getpid());
+	ck_assert_int_eq(setenv(CPR_EXEC_ENV, t, 1), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, mine, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_exec_incoming(ctx, &err), -EEXIST);
+	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
+	ck_assert_int_lt(fcntl(ev, F_GETFD), 0);
+	ck_assert_int_ge(fcntl(mine, F_GETFD), 0);
+	cpr_ctx_free(ctx);
+	close(mine);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* An FD record naming the state memfd itself: a malformed exec state.
+ * (Two records naming one fd are refused by the stream writer and parser.) */
+START_TEST(test_cpr_exec_incoming_slot_is_state)
+{
+	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD, .id = 0, .slot = 500, .name = "m" };
+	struct cpr_error err = { 0 };
+	struct cpr_state_info info;
+	struct cpr_state *st;
+	int nfds = test_count_fds(), fd;
+	uint8_t id[16] = { 1, 2, 3 };
+	char hex[33], t[128];
+	size_t len;
+	void *buf;
+
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_stream_id(st, id), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &buf, &len, NULL), 0);
+	ck_assert_int_eq(cpr_state_get_info(st, &info), 0);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", info.stream_id[i]);
+	fd = sealed_memfd(buf, len, len);
+	ck_assert_int_eq(dup3(fd, 500, O_CLOEXEC), 500);
+	close(fd);
+	free(buf);
+	cpr_state_free(st);
+	token(t, sizeof(t), 500, hex, getpid());
+	ck_assert_int_eq(incoming_with(t, &err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err.message, "cannot be preserved"));
+	ck_assert_int_lt(fcntl(500, F_GETFD), 0);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* A state larger than CPR_STREAM_MAX is refused before anything changes. */
+START_TEST(test_cpr_exec_e2big)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	char *av[] = { (char *)"x", NULL };
+	int nfds = test_count_fds();
+	size_t chunk = CPR_RECORD_MAX - 64;
+	void *blob = calloc(1, chunk);
+
+	ck_assert_ptr_nonnull(blob);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i <= CPR_STREAM_MAX / chunk; i++)
+		ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, i, blob, chunk), 0);
+	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -E2BIG);
+	ck_assert_ptr_null(getenv(CPR_EXEC_ENV));
+	cpr_ctx_free(ctx);
+	free(blob);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* The release fd must be a pipe's write end; it is closed once nothing waits
+ * for adoption (here at once: the state has no RAM block). */
+START_TEST(test_cpr_exec_incoming_release)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), fd, p[2], ev = eventfd(0, EFD_CLOEXEC);
+	char hex[33], t[200];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	fd = state_from(ctx, hex);
+	snprintf(t, sizeof(t), "fd=%d,id=%s,pid=%d,reaper=1,release=%d", fd, hex, (int)getpid(),
+		 ev);
+	ck_assert_int_eq(incoming_with(t, &err), 1);
+	ck_assert_int_ge(fcntl(ev, F_GETFD), 0); /* not a pipe: left alone */
+	fd = state_from(ctx, hex);
+	snprintf(t, sizeof(t), "fd=%d,id=%s,pid=%d,reaper=1,release=%d", fd, hex, (int)getpid(),
+		 p[1]);
+	ck_assert_int_eq(incoming_with(t, &err), 1);
+	ck_assert_int_lt(fcntl(p[1], F_GETFD), 0); /* released */
+	{
+		char c;
+
+		ck_assert_int_eq(read(p[0], &c, 1), 0); /* what the helper waits for */
+	}
+	cpr_ctx_free(ctx);
+	close(p[0]);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *s = suite_create("exec");
@@ -589,6 +714,10 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_incoming_wrong_id);
 	tcase_add_test(tc, test_cpr_exec_incoming_kind_mismatch);
 	tcase_add_test(tc, test_cpr_exec_incoming_ealready);
+	tcase_add_test(tc, test_cpr_exec_incoming_eexist);
+	tcase_add_test(tc, test_cpr_exec_incoming_release);
+	tcase_add_test(tc, test_cpr_exec_incoming_slot_is_state);
+	tcase_add_test(tc, test_cpr_exec_e2big);
 	suite_add_tcase(s, tc);
 	return s;
 }

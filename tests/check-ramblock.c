@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,41 +131,25 @@ START_TEST(test_cpr_ramblock_resize)
 }
 END_TEST
 
-static long meminfo(const char *field)
-{
-	void *buf;
-	long v = -1;
-	char *s;
-
-	if (test_read_file("/proc/meminfo", &buf) < 0)
-		return -1;
-	s = strstr(buf, field);
-	if (s)
-		v = strtol(s + strlen(field) + 1, NULL, 10);
-	free(buf);
-	return v;
-}
-
-/* hugetlb when 2 MiB pages are reserved, a THP request otherwise. */
+/* hugetlb when 2 MiB pages are reserved, a THP request otherwise.  Other
+ * processes may reserve or take huge pages meanwhile: check that the block
+ * says truthfully which one it got. */
 START_TEST(test_cpr_ramblock_new_hugepages)
 {
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
 	int nfds = test_count_fds();
-	long free_huge = meminfo("HugePages_Free");
 	struct stat st;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "huge", 4 * MiB, 0, 0, CPR_RAMBLOCK_HUGEPAGES,
 					  &rb), 0);
 	ck_assert_int_eq(fstat(cpr_ramblock_fd(rb), &st), 0);
-	if (free_huge >= 2) {
-		ck_assert_uint_eq(cpr_ramblock_page_size(rb), 2 * MiB);
+	if (cpr_ramblock_page_size(rb) == 2 * MiB)
 		ck_assert_int_eq(st.st_blksize, 2 * MiB);
-	} else {
+	else
 		ck_assert_uint_eq(cpr_ramblock_page_size(rb), (uint64_t)getpagesize());
-		ck_assert_int_ne(st.st_blksize, 2 * MiB);
-	}
+	ck_assert_int_eq(st.st_blksize == 2 * MiB, cpr_ramblock_page_size(rb) == 2 * MiB);
 	ck_assert_uint_eq((uintptr_t)cpr_ramblock_host(rb) % (2 * MiB), 0);
 	memset(cpr_ramblock_host(rb), 7, 4 * MiB);
 	cpr_ramblock_free(rb);
@@ -285,7 +270,7 @@ END_TEST
 
 static char last_log[512];
 
-static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
+_cpr_printf_(3, 0) static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
 {
 	(void)userdata;
 	(void)priority;
@@ -361,6 +346,59 @@ START_TEST(test_cpr_ramblock_carried_unclaimed)
 }
 END_TEST
 
+/* Another producer named the block's memfd as an ordinary fd, and the caller
+ * claimed it: the block cannot take it too. */
+START_TEST(test_cpr_ramblock_new_memfd_claimed)
+{
+	struct cpr_state_ramblock rec = { .used_length = 2 * MiB, .max_length = 2 * MiB,
+					  .fd_index = 0, .idstr = "ram" };
+	struct cpr_state_fd f = { .slot = 0, .kind = CPR_FD_MEMFD, .id = 5, .name = "mem" };
+	struct cpr_ramblock *rb;
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), m = test_memfd("mem", 2 * MiB), fd;
+
+	rec.align = (uint64_t)getpagesize();
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	ck_assert_int_eq(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_add_ramblock(st, &rec), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, NULL), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "mem", 5, CPR_FD_MEMFD, &fd), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), -EBUSY);
+	ck_assert_int_eq(cpr_fd_delete(ctx, "mem", 5), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_adopted(rb), 0); /* given up: a fresh one */
+	cpr_ctx_free(ctx);
+	close(fd);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_ramblock_new_e2big)
+{
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+	uint64_t ps = (uint64_t)getpagesize();
+	struct rlimit rl;
+	char id[32];
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i < CPR_RAMBLOCKS_MAX; i++) {
+		snprintf(id, sizeof(id), "rom%u", i);
+		ck_assert_int_eq(cpr_ramblock_new(ctx, id, ps, 0, 0, 0, &rb), 0);
+	}
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "one-too-many", ps, 0, 0, 0, &rb), -E2BIG);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *ramblock_suite(void)
 {
 	Suite *s = suite_create("ramblock");
@@ -375,6 +413,8 @@ static Suite *ramblock_suite(void)
 	tcase_add_test(tc, test_cpr_ramblock_new_adopt_mismatch);
 	tcase_add_test(tc, test_cpr_ramblock_new_map_at_addr);
 	tcase_add_test(tc, test_cpr_ramblock_carried_unclaimed);
+	tcase_add_test(tc, test_cpr_ramblock_new_memfd_claimed);
+	tcase_add_test(tc, test_cpr_ramblock_new_e2big);
 	suite_add_tcase(s, tc);
 	return s;
 }
