@@ -354,8 +354,8 @@ static pid_t transfer_spawn(uint64_t len, int *ret_sock, int *ret_res)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
-		inherit(sv[1]);
-		inherit(res[1]);
+		fcntl(sv[1], F_SETFD, 0);
+		fcntl(res[1], F_SETFD, 0);
 		snprintf(sfd, sizeof(sfd), "%d", sv[1]);
 		snprintf(rfd, sizeof(rfd), "%d", res[1]);
 		snprintf(lens, sizeof(lens), "%" PRIu64, len);
