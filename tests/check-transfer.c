@@ -734,6 +734,71 @@ START_TEST(test_cpr_transfer_recv_kind_mismatch)
 }
 END_TEST
 
+/* A stream whose two FD records name slots @s0 and @s1, sent with two
+ * memfds; returns what cpr_transfer_recv() said, with the inode of the fd
+ * adopted as "a" in *ret_ino_a. */
+static int recv_slots(uint32_t s0, uint32_t s1, const int fds[2], unsigned long *ret_ino_a)
+{
+	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD };
+	struct cpr_error err = { 0 };
+	struct cpr_state_info info;
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	struct forged fo = { 0 };
+	uint8_t pre[XFER_PREAMBLE_SIZE];
+	int sv[2], r, a;
+
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	f.slot = s0;
+	strcpy(f.name, "a");
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	f.slot = s1;
+	strcpy(f.name, "b");
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &fo.stream, &fo.len, NULL), 0);
+	ck_assert_int_eq(cpr_state_get_info(st, &info), 0);
+	cpr_state_free(st);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	xfer_preamble_store(pre, fo.len, 2, info.stream_id);
+	ck_assert_int_eq(write(sv[0], pre, sizeof(pre)), (ssize_t)sizeof(pre));
+	ck_assert_int_eq(write(sv[0], fo.stream, fo.len), (ssize_t)fo.len);
+	ck_assert_int_eq(scm_send_fds(sv[0], NULL, 0, fds, 2), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	r = cpr_transfer_recv(ctx, sv[1], &err);
+	if (r == 0) {
+		ck_assert_int_eq(cpr_fd_find(ctx, "a", 0, CPR_FD_MEMFD, &a), 0);
+		*ret_ino_a = fd_ino(a);
+		cpr_close(a);
+	}
+	ck_assert_int_eq(cpr_fd_close_unclaimed(ctx), r == 0 ? 1 : 0);
+	cpr_ctx_free(ctx);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	free(fo.stream);
+	return r;
+}
+
+/* Slots, not record order, say which fd is which; slots outside the fds
+ * carried are refused. */
+START_TEST(test_cpr_transfer_recv_slots)
+{
+	int before = test_count_fds(), fds[2];
+	unsigned long ino = 0;
+
+	fds[0] = test_memfd("x", 4096);
+	fds[1] = test_memfd("y", 4096);
+	ck_assert_int_eq(recv_slots(1, 0, fds, &ino), 0);
+	ck_assert_uint_eq(ino, fd_ino(fds[1])); /* "a" named slot 1 */
+	ck_assert_int_eq(recv_slots(0, 1, fds, &ino), 0);
+	ck_assert_uint_eq(ino, fd_ino(fds[0]));
+	ck_assert_int_eq(recv_slots(0, 5, fds, &ino), -EPROTO);
+	cpr_close(fds[0]);
+	cpr_close(fds[1]);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
 /* A context that already adopted a state refuses a second one. */
 START_TEST(test_cpr_transfer_recv_already)
 {
@@ -929,6 +994,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_recv_short_read);
 	tcase_add_test(tc, test_cpr_transfer_recv_bad_stream);
 	tcase_add_test(tc, test_cpr_transfer_recv_kind_mismatch);
+	tcase_add_test(tc, test_cpr_transfer_recv_slots);
 	tcase_add_test(tc, test_cpr_transfer_recv_already);
 	tcase_add_test(tc, test_cpr_transfer_recv_timeout);
 	tcase_add_test(tc, test_cpr_transfer_listen_mode);
