@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Who may do what with a bundle.  Default deny across users: only the
+ * owner's uid and the consumers it listed by uid or gid may see or claim a
+ * bundle.  Root gets nothing implicitly; an admin (cprd.conf) may run daemon
+ * operations but not take another user's bundle.
+ */
+#include "cprd.h"
+
+bool access_is_owner(const struct bundle *b, const struct cprd_peer *p)
+{
+	return p->uid == b->owner_uid;
+}
+
+static bool access_in_group(const struct cprd_peer *p, gid_t gid)
+{
+	if (p->gid == gid)
+		return true;
+	for (size_t i = 0; i < p->n_groups; i++)
+		if (p->groups[i] == gid)
+			return true;
+	return false;
+}
+
+bool access_may_claim(const struct bundle *b, const struct cprd_peer *p)
+{
+	if (access_is_owner(b, p))
+		return true;
+	for (size_t i = 0; i < b->n_uids; i++)
+		if (b->uids[i] == p->uid)
+			return true;
+	for (size_t i = 0; i < b->n_gids; i++)
+		if (access_in_group(p, b->gids[i]))
+			return true;
+	return false;
+}
+
+/* Open bundles are visible to their owner only. */
+bool access_may_see(const struct bundle *b, const struct cprd_peer *p)
+{
+	if (b->state == BUNDLE_OPEN)
+		return access_is_owner(b, p);
+	return access_may_claim(b, p);
+}
