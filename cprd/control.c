@@ -41,7 +41,7 @@ static struct conn *conns;
 static char *recv_buf;
 static size_t recv_len;
 
-int control_listen(const char *path, const char *group, int *ret_fd)
+int control_listen(const char *path, const char *group, unsigned mode, int *ret_fd)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -67,14 +67,14 @@ int control_listen(const char *path, const char *group, int *ret_fd)
 	strcpy(sa.sun_path, path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
-	old = umask(0117); /* 0660 from birth: no window with a wider mode */
+	old = umask(0177); /* 0600 from birth: no window with a wider mode */
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (r < 0)
 		return -errno;
 	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
 		return -errno;
-	if (chmod(path, 0660) < 0 || listen(fd, SOMAXCONN) < 0)
+	if (chmod(path, (mode_t)mode) < 0 || listen(fd, SOMAXCONN) < 0)
 		return -errno;
 	*ret_fd = TAKE_FD(fd);
 	return 0;

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -36,6 +37,7 @@ struct cprd cprd = {
 
 static const char *arg_socket;
 static const char *arg_group;
+static unsigned arg_mode = 0660;
 static const char *arg_config = SYSCONFDIR "/cprd.conf";
 static bool arg_config_set;
 static const char *arg_policy = POLICYDIR "/cprd.policy";
@@ -57,7 +59,8 @@ static void usage(FILE *f)
 		"Hold fd bundles for VMM hand-offs.  See cprd(8).\n\n"
 		"  -s, --socket PATH       bind PATH (default " CPRD_SOCKET_DEFAULT
 		" without socket activation)\n"
-		"  -g, --group GROUP       group of the socket (mode 0660)\n"
+		"  -g, --group GROUP       group of the socket\n"
+		"  -m, --mode MODE         mode of the socket (octal, default 0660)\n"
 		"  -c, --config PATH       configuration file (default " SYSCONFDIR "/cprd.conf)\n"
 		"  -p, --policy PATH       seccomp policy (default " POLICYDIR "/cprd.policy)\n"
 		"      --no-sandbox        do not load the seccomp filter (debugging only)\n"
@@ -69,6 +72,19 @@ static void usage(FILE *f)
 		"      --version           print the version\n");
 }
 
+static int parse_mode(const char *s, unsigned *ret)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	if (errno || !*s || *end || v > 0777)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
 enum { OPT_NO_SANDBOX = 0x100, OPT_DUMP_FILTER, OPT_FDSTORE, OPT_VERSION };
 
 static int parse_options(int argc, char *argv[])
@@ -76,6 +92,7 @@ static int parse_options(int argc, char *argv[])
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
@@ -89,10 +106,14 @@ static int parse_options(int argc, char *argv[])
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:g:c:p:l:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:g:m:c:p:l:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': arg_socket = optarg; break;
 		case 'g': arg_group = optarg; break;
+		case 'm':
+			if (parse_mode(optarg, &arg_mode) < 0)
+				return -EINVAL;
+			break;
 		case 'c': arg_config = optarg; arg_config_set = true; break;
 		case 'p': arg_policy = optarg; break;
 		case 'v': arg_verbose++; break;
@@ -222,7 +243,7 @@ static int setup_socket(void)
 		return r;
 	if (cprd.n_listen > 0 && !arg_socket)
 		return 0;
-	r = control_listen(arg_socket ? arg_socket : CPRD_SOCKET_DEFAULT, arg_group, &fd);
+	r = control_listen(arg_socket ? arg_socket : CPRD_SOCKET_DEFAULT, arg_group, arg_mode, &fd);
 	if (r < 0) {
 		log_errno(r, "cannot listen on %s", arg_socket ? arg_socket : CPRD_SOCKET_DEFAULT);
 		return r;

@@ -185,7 +185,7 @@ int conf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 int conf_set_limit(struct cprd_limits *l, const char *key, const char *value);
 
 /* control.c: listening sockets and connections */
-int control_listen(const char *path, const char *group, int *ret_fd);
+int control_listen(const char *path, const char *group, unsigned mode, int *ret_fd);
 int control_add_listener(int fd);
 void control_accept(int listen_fd);
 void control_event(struct conn *c, uint32_t events);

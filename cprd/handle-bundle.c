@@ -150,7 +150,7 @@ int handle_create(struct request *r)
 }
 
 /* The owner's open bundle, filled through this connection. */
-static int open_bundle(struct request *r, struct bundle **ret)
+static int open_bundle(struct request *r, struct bundle **ret_b)
 {
 	struct bundle *b;
 	int ret = handle_bundle(r, &b);
@@ -163,7 +163,7 @@ static int open_bundle(struct request *r, struct bundle **ret)
 	if (b->open_conn != r->conn)
 		return handle_fail(r, -EBUSY, "bundle %s is being filled by another connection",
 				   b->name);
-	*ret = b;
+	*ret_b = b;
 	return 0;
 }
 
@@ -242,10 +242,10 @@ int handle_claim(struct request *r)
 {
 	struct bundle *b;
 	uint64_t lease;
-	int ret = handle_bundle(r, &b);
+	int ret = lease_arg(r, &lease);
 
 	if (ret == 0)
-		ret = lease_arg(r, &lease);
+		ret = handle_bundle(r, &b);
 	if (ret < 0)
 		return ret;
 	if (!access_may_claim(b, r->peer))
@@ -267,24 +267,28 @@ int handle_claim(struct request *r)
 }
 
 /* The claimed bundle whose token the request repeats. */
-static int claimed_bundle(struct request *r, struct bundle **ret)
+static int claimed_bundle(struct request *r, struct bundle **ret_b)
 {
 	const char *token;
 	struct bundle *b;
 	unsigned diff = 0;
-	int ret = handle_bundle(r, &b);
+	int ret;
 
-	if (ret < 0)
-		return ret;
+	/* every field is checked before the bundle is looked up */
 	if (proto_get_str(r->req, "token", true, CPRD_TOKEN_LEN, &token) < 0 ||
 	    strlen(token) != CPRD_TOKEN_LEN)
 		return handle_bad_field(r, "token", -EINVAL);
+	if (proto_get_u64(r->req, "lease_ms", false, UINT32_MAX, &(uint64_t){ 0 }) < 0)
+		return handle_bad_field(r, "lease_ms", -EINVAL);
+	ret = handle_bundle(r, &b);
+	if (ret < 0)
+		return ret;
 	if (b->state == BUNDLE_CLAIMED)
 		for (size_t i = 0; i < CPRD_TOKEN_LEN; i++)
 			diff |= (unsigned)(token[i] ^ b->token[i]);
 	if (b->state != BUNDLE_CLAIMED || diff || r->peer->uid != b->claimer_uid)
 		return handle_fail(r, -ESTALE, "no claim of bundle %s with that token", b->name);
-	*ret = b;
+	*ret_b = b;
 	return 0;
 }
 
