@@ -31,7 +31,8 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 		snprintf(why, why_len, "NUL byte in request");
 		return -EPROTO;
 	}
-	tok = json_tokener_new_ex((int)max_depth);
+	/* json-c counts the level being opened too: @max_depth levels need one more */
+	tok = json_tokener_new_ex((int)max_depth + 1);
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
