@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cprctl.h"
+#include "cprctl-ops.h"
 
 struct cprctl_options cprctl_opts;
 
@@ -23,6 +24,32 @@ static const struct cprctl_command commands[] = {
 			 "policy dump FILE [--pfc|--bpf]\n",
 		.summary = "check a seccomp policy file or print the filter it compiles to",
 	},
+	{ "hello", cprctl_hello_main, "hello [--socket PATH]\n",
+	  "the daemon's protocol version, state levels, ops and limits" },
+	{ "status", cprctl_status_main, "status [--socket PATH]\n",
+	  "bundles, fds and connections the daemon holds" },
+	{ "list", cprctl_list_main, "list [--socket PATH] [PREFIX]\n",
+	  "the bundles visible to the caller" },
+	{ "show", cprctl_show_main, "show [--socket PATH] NAME\n", "one bundle in detail" },
+	{ "store", cprctl_store_main,
+	  "store [--socket PATH] --stream FILE [--consumer-uid UID]... [--consumer-gid GID]...\n"
+	  "      [--ttl MS] [--tie] [--fd N]... NAME [FILE]...\n",
+	  "create a bundle, put its fds and seal it with a state stream" },
+	{ "claim", cprctl_claim_main,
+	  "claim [--socket PATH] [--lease MS] [--save DIR] [--ack] NAME [PROG [ARG]...]\n",
+	  "take a sealed bundle: save its contents, or run PROG with its fds" },
+	{ "ack", cprctl_ack_main, "ack [--socket PATH] NAME TOKEN\n",
+	  "confirm a claim: the daemon closes its copies" },
+	{ "release", cprctl_release_main, "release [--socket PATH] NAME TOKEN\n",
+	  "give a claimed bundle back (sealed again)" },
+	{ "renew", cprctl_renew_main, "renew [--socket PATH] [--lease MS] NAME TOKEN\n",
+	  "extend the lease of a claim" },
+	{ "drop", cprctl_drop_main, "drop [--socket PATH] NAME\n",
+	  "delete a bundle the caller owns" },
+	{ "daemon", cprctl_daemon_main, "daemon [--socket PATH] status|upgrade\n",
+	  "daemon status, or re-execute cprd in place keeping every bundle" },
+	{ "request", cprctl_request_main, "request [--socket PATH] JSON\n",
+	  "send one raw request object and print the reply" },
 };
 
 void cprctl_warnx(const char *fmt, ...)

@@ -232,7 +232,7 @@ static int setup_activation(void)
 	cprd.listen_store_names = TAKE_PTR(store_names);
 	cprd.n_listen_store = n_store;
 	cprd.listen_names = names;
-	return r;
+	return r < 0 ? r : n;
 }
 
 static int setup_socket(void)
@@ -241,8 +241,15 @@ static int setup_socket(void)
 
 	if (r < 0)
 		return r;
-	if (cprd.n_listen > 0 && !arg_socket)
+	if (cprd.n_listen > 0 && !arg_socket) {
+		log_info("listening on %zu socket(s) passed by the service manager", cprd.n_listen);
 		return 0;
+	}
+	if (r > 0 && !arg_socket) {
+		/* activated, but not on a usable socket: a unit file error */
+		log_warnx("no listening SOCK_SEQPACKET socket among the passed fds");
+		return -ENOTSOCK;
+	}
 	r = control_listen(arg_socket ? arg_socket : CPRD_SOCKET_DEFAULT, arg_group, arg_mode, &fd);
 	if (r < 0) {
 		log_errno(r, "cannot listen on %s", arg_socket ? arg_socket : CPRD_SOCKET_DEFAULT);
@@ -409,8 +416,11 @@ int main(int argc, char *argv[])
 	r = upgrade_incoming();
 	if (r < 0)
 		return EXIT_TEMP;
-	if (r == 0 && setup_socket() < 0)
-		return EXIT_TEMP;
+	if (r == 0) {
+		r = setup_socket();
+		if (r < 0)
+			return r == -ENOTSOCK ? EXIT_USAGE : EXIT_TEMP;
+	}
 	fdstore_setup();
 	adopt_stored();
 	if (sandbox_rlimits(&cprd.cfg.limits) < 0) {
