@@ -17,8 +17,8 @@
 #include "log.h"
 #include "proto.h"
 
-#define PIECE_MANIFEST (-1L)
-#define PIECE_STREAM (-2L)
+#define PIECE_MANIFEST (-2L) /* sorts first */
+#define PIECE_STREAM (-1L)
 
 struct piece {
 	uint64_t id;

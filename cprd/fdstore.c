@@ -62,8 +62,11 @@ static int fdstore_send(int fd, const char *name)
 {
 	char msg[FDSTORE_NAME_MAX + 40];
 
+	int r;
+
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
-	return sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	return r > 0 ? 0 : r == 0 ? -ENOTCONN : r; /* 0: no NOTIFY_SOCKET after all */
 }
 
 static void fdstore_remove(const char *name)
