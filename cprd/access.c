@@ -2,8 +2,9 @@
 /*
  * Who may do what with a bundle.  Default deny across users: only the
  * owner's uid and the consumers it listed by uid or gid may see or claim a
- * bundle.  Root gets nothing implicitly; an admin (cprd.conf) may run daemon
- * operations but not take another user's bundle.
+ * bundle.  Root gets nothing implicitly: an admin (root, or an "admin" of
+ * cprd.conf) may see and drop sealed bundles of other users, to clean up,
+ * and run daemon operations, but never claim another user's bundle.
  */
 #include "cprd.h"
 
@@ -40,5 +41,5 @@ bool access_may_see(const struct bundle *b, const struct cprd_peer *p)
 {
 	if (b->state == BUNDLE_OPEN)
 		return access_is_owner(b, p);
-	return access_may_claim(b, p);
+	return access_may_claim(b, p) || conf_is_admin(&cprd.cfg, p->uid);
 }

@@ -391,6 +391,7 @@ static void shutdown_daemon(void)
 	cpr_close(cprd.timer_fd);
 	cpr_close(cprd.signal_fd);
 	cpr_close(cprd.epoll_fd);
+	free(cprd.self_exe);
 }
 
 int main(int argc, char *argv[])
@@ -406,6 +407,7 @@ int main(int argc, char *argv[])
 	if (arg_dump_filter)
 		return sandbox_dump(arg_policy) < 0 ? EXIT_USAGE : 0;
 	cprd.argv = argv;
+	cprd.self_exe = realpath("/proc/self/exe", NULL); /* for upgrade: the path, now */
 	cprd.started_ns = now_boottime_ns();
 	if (setup_config() < 0)
 		return EXIT_USAGE;
@@ -433,6 +435,7 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	notify_ready();
 	notify_watchdog_setup();
+	upgrade_reply();
 	log_info("ready: %u bundles, %u fds held", cprd.n_bundles, cprd.n_fds);
 	r = run();
 	if (cprd.upgrade && upgrade_exec() < 0) {

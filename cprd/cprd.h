@@ -253,6 +253,7 @@ int sandbox_dump(const char *policy_path);
 /* upgrade.c */
 int upgrade_incoming(void);
 int upgrade_exec(void);
+void upgrade_reply(void);
 
 
 #endif

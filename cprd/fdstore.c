@@ -116,7 +116,8 @@ struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_ob
 	json_object_object_add(o, "expire_ns", json_object_new_int64((int64_t)b->expire_ns));
 	json_object_object_add(o, "created_ns", json_object_new_int64((int64_t)b->created_ns));
 	json_object_object_add(o, "claims", json_object_new_int64(b->claims));
-	json_object_object_add(o, "same", same);
+	if (same)
+		json_object_object_add(o, "same", same);
 	return o;
 }
 

@@ -339,7 +339,8 @@ int handle_drop(struct request *r)
 
 	if (ret < 0)
 		return ret;
-	if (!access_is_owner(b, r->peer))
+	/* an admin may clean up (never claim) another user's bundle it can see */
+	if (!access_is_owner(b, r->peer) && !conf_is_admin(&cprd.cfg, r->peer->uid))
 		return handle_fail(r, -EACCES, "only the owner may drop bundle %s", b->name);
 	if (b->state == BUNDLE_CLAIMED)
 		return handle_fail(r, -EBUSY, "bundle %s is claimed", b->name);

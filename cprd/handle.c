@@ -188,7 +188,7 @@ void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_
 		json_object_put(e);
 		if (r.fatal)
 			c->closing = true;
-	} else {
+	} else if (!r.no_reply) {
 		handle_send_reply(&r);
 	}
 	free(r.out_own);

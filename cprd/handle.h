@@ -25,6 +25,7 @@ struct request {
 	size_t out_first;	/* fds riding on the reply itself; the rest in chunks */
 	int *out_own;		/* freed after the reply (the array, not the fds) */
 	bool fatal;		/* malformed: close the connection after the reply */
+	bool no_reply;		/* answered later (upgrade) */
 	char why[256];
 };
 

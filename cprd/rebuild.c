@@ -82,7 +82,13 @@ static int rebuild_same(struct json_object *m, int *fds, size_t n)
 {
 	struct json_object *a = proto_get_obj(m, "same");
 
-	if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) != n)
+	if (!a) { /* no copies: every slot has its own fd */
+		for (size_t i = 0; i < n; i++)
+			if (fds[i] < 0)
+				return -EBADMSG;
+		return 0;
+	}
+	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) != n)
 		return -EBADMSG;
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *v = json_object_array_get_idx(a, i);
@@ -170,12 +176,8 @@ int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
 	return 0;
 }
 
-/* Serialise a sealed bundle's manifest (the fds travel separately). */
+/* Serialise a sealed bundle's manifest (the fds travel separately, one each). */
 struct json_object *rebuild_manifest(const struct bundle *b)
 {
-	struct json_object *same = json_object_new_array();
-
-	for (size_t i = 0; same && i < b->n_fds; i++)
-		json_object_array_add(same, json_object_new_int64(-1));
-	return fdstore_manifest_json(b, same);
+	return fdstore_manifest_json(b, NULL);
 }
