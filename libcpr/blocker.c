@@ -21,8 +21,6 @@ CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *
 	if (!ctx || !modes || (modes & ~CPR_MODES_ALL) || !reason || !*reason ||
 	    strlen(reason) >= BLOCKER_REASON_MAX)
 		return -EINVAL;
-	if (ctx->next_blocker_id == UINT32_MAX)
-		return -E2BIG;
 	if (ctx->n_blockers == ctx->cap_blockers) {
 		size_t cap = ctx->cap_blockers ? ctx->cap_blockers * 2 : 8;
 		struct cpr_blocker *n = reallocarray(ctx->blockers, cap, sizeof(*n));
@@ -37,6 +35,8 @@ CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *
 		return -ENOMEM;
 	b = &ctx->blockers[ctx->n_blockers++];
 	*b = (struct cpr_blocker){ .id = ctx->next_blocker_id++, .modes = modes, .reason = copy };
+	if (ctx->next_blocker_id == 0) /* ids are never 0 */
+		ctx->next_blocker_id = 1;
 	if (ret_id)
 		*ret_id = b->id;
 	return 0;
@@ -76,6 +76,7 @@ struct reasons {
 	cpr_diag_fn fn;
 	void *userdata;
 	int n;
+	int n_level; /* of which about the target level */
 };
 
 static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
@@ -125,7 +126,7 @@ static void check_fds(struct cpr_ctx *ctx, uint32_t level, struct reasons *rs)
 		char q[80], why[200];
 
 		cpr_quote(q, sizeof(q), e->name, strlen(e->name));
-		if (kind_level(e->kind) > level)
+		if (kind_level(e->kind) > level && ++rs->n_level)
 			reason(rs, -EPROTONOSUPPORT, CPR_REC_FD, (uint32_t)i,
 			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs level %u)",
 			       q, e->id, kname, level, kind_level(e->kind));
@@ -179,8 +180,10 @@ static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 		if (r == -ENOMEM)
 			return r;
 	}
+	if (r == -EPROTONOSUPPORT && rs->n_level > 0)
+		return 0; /* already said, per fd */
 	if (r < 0)
-		reason(rs, r == -EPROTONOSUPPORT ? r : -EBUSY, err.record_type, err.instance,
+		reason(rs, r, err.record_type, err.instance,
 		       "%s", err.message[0] ? err.message : strerror(-r));
 	return 0;
 }

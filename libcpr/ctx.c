@@ -42,6 +42,7 @@ CPR_EXPORT int cpr_ctx_new(struct cpr_ctx **ret_ctx)
 	if (!ctx)
 		return -ENOMEM;
 	ctx->next_blocker_id = 1;
+	ctx->release_fd = -EBADF;
 	*ret_ctx = ctx;
 	return 0;
 }
@@ -60,7 +61,7 @@ CPR_EXPORT void cpr_ctx_free(struct cpr_ctx *ctx)
 		free(ctx->privs[i].data);
 	free(ctx->privs);
 	cpr_state_free(ctx->incoming);
-	exec_reap_helper(ctx, true);
+	teardown_reap(ctx, true);
 	free(ctx->producer);
 	free(ctx);
 }
@@ -213,18 +214,21 @@ static int build_header(struct cpr_ctx *ctx, struct cpr_state *st)
 	return cpr_state_set_producer(st, ctx->producer ?: "libcpr", ctx->vmm_version);
 }
 
-/* An unclaimed incoming RAM block memfd: carry its record on. */
-static int carry_ramblock(struct cpr_ctx *ctx, struct cpr_state *st, const char *idstr,
+/* An unclaimed incoming RAM block memfd: carry its RAMBLOCK record on. */
+static int carry_ramblock(struct cpr_ctx *ctx, struct cpr_state *st, uint32_t rec,
 			  uint32_t fd_index)
 {
-	int i = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
-	struct cpr_state_ramblock rec;
+	size_t n = cpr_state_ramblock_count(ctx->incoming);
 
-	if (i < 0)
-		return 0; /* an fd with id -1 but no block: carried as an fd only */
-	rec = *cpr_state_ramblock_get(ctx->incoming, (size_t)i);
-	rec.fd_index = fd_index;
-	return cpr_state_add_ramblock(st, &rec);
+	for (size_t i = 0; i < n; i++) {
+		struct cpr_state_ramblock rb = *cpr_state_ramblock_get(ctx->incoming, i);
+
+		if (rb.fd_index != rec)
+			continue;
+		rb.fd_index = fd_index;
+		return cpr_state_add_ramblock(st, &rb);
+	}
+	return 0;
 }
 
 static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state *st, int *fds)
@@ -239,7 +243,8 @@ static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_sta
 		if (r < 0)
 			return r;
 		fds[n] = e->fd;
-		if (e->id == -1 && (r = carry_ramblock(ctx, st, e->name, (uint32_t)n)) < 0)
+		if (e->incoming && e->owned &&
+		    (r = carry_ramblock(ctx, st, e->rec, (uint32_t)n)) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ctx->n_rbs; i++, n++) {
@@ -337,11 +342,15 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	if (r < 0)
 		return r;
 	if (f.n > 0) {
-		cpr_error_set(ret_err, f.first.code ?: -EBUSY, f.first.record_type,
+		cpr_error_set(ret_err, f.first.code == -E2BIG || f.first.code == -EPROTONOSUPPORT ?
+					       f.first.code : -EBUSY, f.first.record_type,
 			      f.first.instance, UINT64_MAX, "%s%s", f.first.message,
 			      f.n > 1 ? " (and more: see cpr_check())" : "");
 		ctx_log(ctx, LOG_ERR, "cpr: refused: %s", f.first.message);
-		return f.first.code == -EPROTONOSUPPORT ? -EPROTONOSUPPORT : -EBUSY;
+		/* A state that cannot be written says why; anything else is a blocker. */
+		if (f.first.code == -EPROTONOSUPPORT || f.first.code == -E2BIG)
+			return f.first.code;
+		return -EBUSY;
 	}
 	r = ctx_build(ctx, mode, &st, &fds, &n, ret_err);
 	if (r < 0)

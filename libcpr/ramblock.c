@@ -221,8 +221,6 @@ static int new_fresh(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
 
 	if (r < 0)
 		return r;
-	if (rb->hugetlb && rb->align < HUGE_2M)
-		rb->align = HUGE_2M;
 	r = map_block(rb, NULL);
 	if (r == -ENOMEM && rb->hugetlb) {
 		/* Not enough huge pages reserved: fall back to shmem + THP. */
@@ -240,16 +238,15 @@ static int new_fresh(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
 	return r;
 }
 
-/* Compare one requested property with the recorded one. */
-static int prop_check(struct cpr_ctx *ctx, const struct cpr_ramblock *rb, const char *prop,
-		      uint64_t want, uint64_t recorded)
+/* Compare one requested property with the recorded one; note mismatches. */
+static void prop_check(char *msg, size_t len, const char *prop, uint64_t want, uint64_t recorded)
 {
-	if (want == recorded || (rb->flags & CPR_RAMBLOCK_TAKE_RECORDED))
-		return 0;
-	ctx_log(ctx, LOG_ERR,
-		"cpr: RAM block \"%s\": %s %" PRIu64 " requested but %" PRIu64 " recorded",
-		rb->idstr, prop, want, recorded);
-	return -EINVAL;
+	size_t used = strlen(msg);
+
+	if (want == recorded || used >= len - 1)
+		return;
+	snprintf(msg + used, len - used, "%s%s %" PRIu64 " requested, %" PRIu64 " recorded",
+		 used ? "; " : "", prop, want, recorded);
 }
 
 static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
@@ -258,20 +255,25 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 	uint64_t rec_page = rec->must_flags & CPR_RB_HUGETLB ? HUGE_2M : ctx_page_size();
 	bool rec_resz = rec->must_flags & CPR_RB_RESIZEABLE;
 	bool want_resz = rb->flags & CPR_RAMBLOCK_RESIZEABLE;
-	int r = 0;
+	char msg[512] = "";
 
 	/* Resizeable blocks take the live used_length from the record. */
 	if (!(want_resz && rec_resz))
-		r |= prop_check(ctx, rb, "used_length", rb->used_length, rec->used_length);
-	r |= prop_check(ctx, rb, "max_length", rb->max_length, rec->max_length);
-	r |= prop_check(ctx, rb, "align", rb->align, rec->align);
-	r |= prop_check(ctx, rb, "resizeable", want_resz, rec_resz);
-	if (!(rb->flags & CPR_RAMBLOCK_HUGEPAGES) || rec_page != HUGE_2M)
-		r |= prop_check(ctx, rb, "page_size",
-				rb->flags & CPR_RAMBLOCK_HUGEPAGES ? rec_page : ctx_page_size(),
-				rec_page);
-	if (r)
+		prop_check(msg, sizeof(msg), "used_length", rb->used_length, rec->used_length);
+	prop_check(msg, sizeof(msg), "max_length", rb->max_length, rec->max_length);
+	prop_check(msg, sizeof(msg), "align", rb->align, rec->align);
+	prop_check(msg, sizeof(msg), "resizeable", want_resz, rec_resz);
+	/* A huge page request accepts hugetlb or base pages (THP is a hint). */
+	if (!(rb->flags & CPR_RAMBLOCK_HUGEPAGES))
+		prop_check(msg, sizeof(msg), "page_size", ctx_page_size(), rec_page);
+	if (msg[0] && !(rb->flags & CPR_RAMBLOCK_TAKE_RECORDED)) {
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\" differs from the preserved one: %s",
+			rb->idstr, msg);
 		return -EINVAL;
+	}
+	if (msg[0])
+		ctx_log(ctx, LOG_INFO, "cpr: RAM block \"%s\": taking the recorded properties (%s)",
+			rb->idstr, msg);
 	rb->used_length = rec->used_length;
 	rb->max_length = rec->max_length;
 	rb->align = rec->align;
@@ -293,13 +295,15 @@ static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
 	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
 		       (rec->must_flags & CPR_RB_MAP_AT_ADDR);
-	struct cpr_fd_entry *e = fdreg_lookup(ctx, rb->idstr, -1);
+	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
 	int r;
 
-	if (!e || !e->owned) {
-		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": its preserved memfd was closed",
-			rb->idstr);
-		return -ENOENT;
+	if (!e) /* discarded, or adopted and freed since: a new block */
+		return new_fresh(ctx, rb);
+	if (!e->owned) {
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
+			rb->idstr, e->name, e->id);
+		return -EBUSY;
 	}
 	r = adopt_props(ctx, rb, rec);
 	if (r < 0)
@@ -370,6 +374,8 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		.max_length = max_length ?: used_length, .align = align ?: ctx_page_size(),
 		.page_size = ctx_page_size(), .flags = flags,
 	};
+	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
+		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
 	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
 	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
 	if (r < 0) {
@@ -377,8 +383,11 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return r;
 	}
 	(void)ramblock_register(ctx, rb); /* cannot fail: room was made */
-	if (rb->adopted) /* the block owns the memfd now */
-		fdreg_remove(ctx, fdreg_lookup(ctx, idstr, -1));
+	if (rb->adopted) { /* the block owns the memfd now */
+		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
+								  (size_t)index)->fd_index));
+		teardown_release_if_adopted(ctx);
+	}
 	*ret_rb = rb;
 	return 0;
 }
