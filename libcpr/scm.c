@@ -249,15 +249,16 @@ int scm_read_exact(int sock, void *buf, size_t len, int *fds, size_t max_fds, si
 		size_t n_new = 0;
 		ssize_t n;
 
-		r = scm_wait(sock, scm_left(deadline_ms));
-		if (r < 0)
-			break;
 		/* Fds ride on the first byte of a message: only the first read may
-		 * bring them. */
+		 * bring them.  Try first, wait only when nothing is there. */
 		n = scm_recv_why(sock, p + off, len - off, off ? NULL : fds, off ? 0 : max_fds,
 				 &n_new, MSG_DONTWAIT, &why);
-		if (n == -EAGAIN)
+		if (n == -EAGAIN) {
+			r = scm_wait(sock, scm_left(deadline_ms));
+			if (r < 0)
+				break;
 			continue;
+		}
 		if (n <= 0) {
 			r = n < 0 ? (int)n : -ECONNRESET;
 			break;

@@ -62,7 +62,8 @@ static int xfer_reply(int sock, int code, const char *msg, const uint8_t id[16])
 	size_t len = code < 0 && msg ? strnlen(msg, XFER_MSG_MAX) : 0;
 
 	xfer_reply_store(buf, code, len, id);
-	memcpy(buf + XFER_REPLY_SIZE, msg, len);
+	if (len)
+		memcpy(buf + XFER_REPLY_SIZE, msg, len);
 	return scm_write_all(sock, buf, XFER_REPLY_SIZE + len);
 }
 
@@ -294,17 +295,42 @@ static int64_t xfer_deadline(int sock)
 }
 
 /*
- * Parse and cross-check the stream against the transport: the stream id
- * repeats the preamble's, and the FD records' slots are a permutation of
- * 0..n_fds-1.  On success @fds is reordered so fds[i] belongs to record i.
+ * Reorder @fds, received in slot order, so that fds[i] belongs to FD record
+ * i.  The records' slots must be exactly 0..n-1, each once.
+ */
+static int xfer_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
+{
+	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
+	_cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
+
+	if (!by_rec || !taken)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(st, i)->slot;
+
+		if (slot >= n || taken[slot]) {
+			xfer_err(err, -EPROTO,
+				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
+				 slot, n);
+			return -EPROTO;
+		}
+		taken[slot] = true;
+		by_rec[i] = fds[slot];
+	}
+	if (n)
+		memcpy(fds, by_rec, n * sizeof(int));
+	return 0;
+}
+
+/*
+ * Parse the whole stream and cross-check it against the transport: its id
+ * repeats the preamble's and its FD records name exactly the fds carried.
  */
 static int xfer_check_stream(const void *buf, const struct xfer_preamble *pre, int *fds,
 			     struct cpr_state **ret_st, struct cpr_error *err)
 {
-	_cleanup_free_ int *by_rec = NULL;
 	struct cpr_state_info info;
 	struct cpr_state *st = NULL;
-	size_t n = pre->n_fds;
 	int r;
 
 	r = cpr_state_parse(buf, pre->stream_len, 0, &st, err);
@@ -315,36 +341,18 @@ static int xfer_check_stream(const void *buf, const struct xfer_preamble *pre, i
 		xfer_err(err, -EBADMSG, "the stream id does not repeat the transfer preamble's");
 		r = -EBADMSG;
 	}
-	if (r >= 0 && cpr_state_fd_count(st) != n) {
-		xfer_err(err, -EPROTO, "the stream has %zu FD records, the transfer carried %zu fds",
-			 cpr_state_fd_count(st), n);
+	if (r >= 0 && cpr_state_fd_count(st) != pre->n_fds) {
+		xfer_err(err, -EPROTO,
+			 "the stream has %zu FD records, the transfer carried %" PRIu32 " fds",
+			 cpr_state_fd_count(st), pre->n_fds);
 		r = -EPROTO;
 	}
-	if (r >= 0 && !(by_rec = malloc((n ? n : 1) * sizeof(int))))
-		r = -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < n; i++)
-		by_rec[i] = -EBADF;
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		const struct cpr_state_fd *f = cpr_state_fd_get(st, i);
-
-		if (f->slot >= n || fds[f->slot] < 0) {
-			xfer_err(err, -EPROTO,
-				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
-				 f->slot, n);
-			r = -EPROTO;
-			break;
-		}
-		by_rec[i] = fds[f->slot];
-		fds[f->slot] = -EBADF - 1; /* taken: a second record naming it fails */
-	}
+	if (r >= 0)
+		r = xfer_order_fds(st, fds, pre->n_fds, err);
 	if (r < 0) {
-		for (size_t i = 0; by_rec && i < n; i++) /* put back what was taken */
-			if (by_rec[i] >= 0)
-				fds[cpr_state_fd_get(st, i)->slot] = by_rec[i];
 		cpr_state_free(st);
 		return r;
 	}
-	memcpy(fds, by_rec, n * sizeof(int));
 	*ret_st = st;
 	return 0;
 }
