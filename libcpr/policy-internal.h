@@ -51,6 +51,8 @@ struct cpr_policy {
 	unsigned default_line;
 	size_t n_arches;
 	uint32_t arches[CPR_POLICY_ARCHES_MAX]; /* besides the native one */
+	unsigned arch_line[CPR_POLICY_ARCHES_MAX];
+	unsigned arch_col[CPR_POLICY_ARCHES_MAX];
 	size_t n_rules;
 	size_t n_alloc;
 	struct policy_rule *rules;

@@ -234,8 +234,8 @@ static int parse_errno_action(struct parser *ps, const struct token *t, uint32_t
 	r = parse_value(ps, t, &e);
 	if (r < 0)
 		return r;
-	if (e < 1 || e > 4095)
-		return fail(ps, t->col, "errno value %llu is out of range 1..4095",
+	if (e < 1 || e > 4094)
+		return fail(ps, t->col, "errno value %llu is out of range 1..4094",
 			    (unsigned long long)e);
 	*ret = SCMP_ACT_ERRNO((uint32_t)e);
 	return 0;
@@ -529,6 +529,8 @@ static int parse_arch(struct parser *ps, const struct token *first)
 			return fail_at(ps, -E2BIG, ps->line, t->col,
 				       "too many architectures (at most %u)",
 				       CPR_POLICY_ARCHES_MAX);
+		p->arch_line[p->n_arches] = ps->line;
+		p->arch_col[p->n_arches] = t->col;
 		p->arches[p->n_arches++] = arch;
 	}
 	return 0;

@@ -100,7 +100,7 @@ static int build_rule(scmp_filter_ctx ctx, const struct policy_rule *rule)
 	return seccomp_rule_add_array(ctx, rule->action, rule->nr, rule->n_conds, cmp);
 }
 
-static int build_attrs(scmp_filter_ctx ctx, const struct cpr_policy *p)
+static int build_attrs(scmp_filter_ctx ctx)
 {
 	int r;
 
@@ -113,9 +113,25 @@ static int build_attrs(scmp_filter_ctx ctx, const struct cpr_policy *p)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (r >= 0)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-	for (size_t i = 0; r >= 0 && i < p->n_arches; i++)
-		r = seccomp_arch_add(ctx, p->arches[i]);
 	return r;
+}
+
+static int build_arches(scmp_filter_ctx ctx, const struct cpr_policy *p, const char *file,
+			struct cpr_error *err)
+{
+	for (size_t i = 0; i < p->n_arches; i++) {
+		int r = seccomp_arch_add(ctx, p->arches[i]);
+
+		if (r < 0) {
+			cpr_error_set(err, -EINVAL, UINT32_MAX, p->arch_line[i], p->arch_col[i],
+				      "%s:%u:%u: libseccomp cannot combine architecture '%s' with "
+				      "the others: %s",
+				      file, p->arch_line[i], p->arch_col[i],
+				      policy_arch_name(p->arches[i]), strerror(-r));
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* The filter for a parsed policy; libseccomp's refusals name the rule. */
@@ -131,10 +147,15 @@ static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_e
 		cpr_error_set(err, -ENOMEM, UINT32_MAX, 0, 0, "%s: cannot create a filter", file);
 		return -ENOMEM;
 	}
-	r = build_attrs(ctx, p);
+	r = build_attrs(ctx);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, 0, 0, "%s: cannot set up the filter: %s", file,
 			      strerror(-r));
+		seccomp_release(ctx);
+		return r;
+	}
+	r = build_arches(ctx, p, file, err);
+	if (r < 0) {
 		seccomp_release(ctx);
 		return r;
 	}
