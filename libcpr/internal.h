@@ -107,6 +107,11 @@ uint32_t cpr_crc32c(uint32_t crc, const void *buf, size_t len);
 struct cpr_error;
 void cpr_error_set(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
 		   uint64_t offset, const char *fmt, ...) _cpr_printf_(6, 7);
+/* cpr_error_set() that returns @code, for "return cpr_fail(...)". */
+int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, uint64_t offset,
+	     const char *fmt, ...) _cpr_printf_(6, 7);
+#define NO_TYPE UINT32_MAX
+#define NO_INST UINT32_MAX
 /* Copy @s into @buf for a message: printable ASCII, quoted-safe, truncated. */
 const char *cpr_quote(char *buf, size_t len, const char *s, size_t n);
 

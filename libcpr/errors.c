@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+
+#include "cpr/state.h"
+#include "internal.h"
+
+static void error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
+		       uint64_t offset, const char *fmt, va_list ap)
+{
+	err->code = code;
+	err->record_type = type;
+	err->instance = instance;
+	err->offset = offset;
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+}
+
+void cpr_error_set(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
+		   uint64_t offset, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	error_setv(err, code, type, instance, offset, fmt, ap);
+	va_end(ap);
+}
+
+int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, uint64_t offset,
+	     const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return code;
+	va_start(ap, fmt);
+	error_setv(err, code, type, instance, offset, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *cpr_quote(char *buf, size_t len, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	if (len < 4) {
+		if (len)
+			buf[0] = 0;
+		return buf;
+	}
+	for (size_t i = 0; i < n && s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char tmp[8];
+		size_t k;
+
+		if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+			tmp[0] = (char)c;
+			k = 1;
+		} else {
+			k = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+		}
+		if (o + k + 4 > len) {
+			memcpy(buf + o, "...", 4);
+			return buf;
+		}
+		memcpy(buf + o, tmp, k);
+		o += k;
+	}
+	buf[o] = 0;
+	return buf;
+}
