@@ -27,7 +27,7 @@ struct token {
 struct parser {
 	struct cpr_policy *p;
 	struct cpr_error *err;
-	char file[64];		/* quoted, for messages */
+	char file[200];	/* quoted, for messages */
 	unsigned line;
 	struct token tok[TOKENS_MAX];
 	size_t n_tok;

@@ -138,7 +138,7 @@ static int build_arches(scmp_filter_ctx ctx, const struct cpr_policy *p, const c
 static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_error *err)
 {
 	scmp_filter_ctx ctx = seccomp_init(p->default_action);
-	char file[64];
+	char file[200];
 	int r;
 
 	cpr_quote(file, sizeof(file), filename ? filename : "<policy>",
@@ -238,7 +238,7 @@ CPR_EXPORT int cpr_policy_load(const char *path, struct cpr_policy **ret_policy,
 {
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;
-	char file[64];
+	char file[200];
 	size_t len = 0;
 	int r;
 

@@ -241,7 +241,7 @@ START_TEST(test_cpr_policy_load_fixtures)
 	int nfds = test_count_fds();
 	unsigned n_bad = 0, n_good = 0;
 	struct dirent *de;
-	char dir[4096];
+	char dir[2048];
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/tests/policy", test_srcdir());
