@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench/upgrade: how long a VMM holding a populated RAM block is paused by an
+ * upgrade, against floors measured in the same run.
+ *
+ *   handover_ms  "stop" -> the new image has adopted everything
+ *   floor_ms     bare execve() of this binary with the same mapping populated
+ *   copy_ms      write the RAM to a file in /dev/shm and read it back
+ *
+ * Usage: upgrade [--quick] [--json] [--sizes 1,4,8] [--no-huge]
+ * As root, 2 MiB cases reserve huge pages through /proc/sys/vm/nr_hugepages
+ * and put the old value back afterwards; without them they are skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cpr/cpr.h>
+
+#define GiB (1ull << 30)
+#define MiB (1ull << 20)
+#define HUGE_2M (2ull << 20)
+#define COPY_CHUNK GiB
+
+struct bench_case {
+	unsigned ram_gib;
+	unsigned page_kib; /* 4 or 2048 */
+	int reps;
+};
+
+struct result {
+	const char *mode;
+	unsigned ram_gib, page_kib;
+	double handover_ms, floor_ms, copy_ms;
+	bool skipped;
+	char why[128];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *self_exe(void)
+{
+	return "/proc/self/exe";
+}
+
+/* ---- the new images ---- */
+
+static void report(int fd, uint64_t t0)
+{
+	uint64_t dt = now_ns() - t0;
+
+	if (write(fd, &dt, sizeof(dt)) != sizeof(dt))
+		_exit(3);
+	close(fd);
+}
+
+/* argv: --exec-target t0 fd bytes */
+static int exec_target(char **argv)
+{
+	uint64_t t0 = strtoull(argv[2], NULL, 10), len = strtoull(argv[4], NULL, 10);
+	struct cpr_error err = { 0 };
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+	int fd = atoi(argv[3]);
+
+	if (cpr_ctx_new(&ctx) < 0 || cpr_exec_incoming(ctx, &err) != 1) {
+		fprintf(stderr, "upgrade: incoming: %s\n", err.message);
+		return 2;
+	}
+	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb) < 0 ||
+	    !cpr_ramblock_adopted(rb))
+		return 2;
+	report(fd, t0);
+	cpr_ramblock_free(rb);
+	cpr_ctx_free(ctx);
+	return 0;
+}
+
+/* argv: --floor-target t0 fd */
+static int floor_target(char **argv)
+{
+	report(atoi(argv[3]), strtoull(argv[2], NULL, 10));
+	return 0;
+}
+
+/* ---- helpers for the old images ---- */
+
+static void *map_populated(int fd, uint64_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	return p;
+}
+
+static int raw_memfd(uint64_t len, bool huge)
+{
+	unsigned flags = MFD_CLOEXEC | (huge ? MFD_HUGETLB | (21u << 26) : 0);
+	int fd = memfd_create("bench", flags);
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+		return -1;
+	return fd;
+}
+
+/* Fork a child that runs @fn, wait for the nanoseconds it reports. */
+static int run_child(void (*fn)(const struct bench_case *, int), const struct bench_case *c,
+		     double *ret_ms)
+{
+	uint64_t dt = 0;
+	int p[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(p[0]);
+		fn(c, p[1]);
+		_exit(4);
+	}
+	close(p[1]);
+	n = read(p[0], &dt, sizeof(dt));
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	if (n != sizeof(dt))
+		return -EIO;
+	*ret_ms = (double)dt / 1e6;
+	return 0;
+}
+
+static void inherit(int fd)
+{
+	fcntl(fd, F_SETFD, 0);
+}
+
+/* ---- exec mode ---- */
+
+static void exec_old(const struct bench_case *c, int out)
+{
+	uint64_t len = (uint64_t)c->ram_gib * GiB;
+	unsigned flags = CPR_RAMBLOCK_POPULATE;
+	struct cpr_error err = { 0 };
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+	char t0s[32], fds[16], lens[32];
+	char *av[] = { (char *)"upgrade", (char *)"--exec-target", t0s, fds, lens, NULL };
+
+	if (c->page_kib == 2048)
+		flags |= CPR_RAMBLOCK_HUGEPAGES;
+	if (cpr_ctx_new(&ctx) < 0 || cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, flags, &rb) < 0)
+		_exit(5);
+	if (cpr_ramblock_page_size(rb) != (uint64_t)c->page_kib * 1024)
+		_exit(6);
+	memset(cpr_ramblock_host(rb), 0x42, 4096);
+	inherit(out);
+	snprintf(fds, sizeof(fds), "%d", out);
+	snprintf(lens, sizeof(lens), "%" PRIu64, len);
+	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns()); /* stop */
+	cpr_exec(ctx, self_exe(), av, NULL, &err);
+	fprintf(stderr, "upgrade: cpr_exec: %s\n", err.message);
+	_exit(7);
+}
+
+static void floor_old(const struct bench_case *c, int out)
+{
+	uint64_t len = (uint64_t)c->ram_gib * GiB;
+	int fd = raw_memfd(len, c->page_kib == 2048);
+	char t0s[32], fds[16];
+	char *av[] = { (char *)"upgrade", (char *)"--floor-target", t0s, fds, NULL };
+
+	if (fd < 0 || !map_populated(fd, len))
+		_exit(5);
+	inherit(out);
+	snprintf(fds, sizeof(fds), "%d", out);
+	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns());
+	execv(self_exe(), av);
+	_exit(7);
+}
+
+/* Write the RAM to /dev/shm and read it back, a chunk at a time so the
+ * file never holds more than COPY_CHUNK beside the RAM. */
+static void copy_old(const struct bench_case *c, int out)
+{
+	uint64_t len = (uint64_t)c->ram_gib * GiB, t0;
+	int fd = raw_memfd(len, c->page_kib == 2048), f;
+	char path[64];
+	uint8_t *p;
+
+	if (fd < 0 || !(p = map_populated(fd, len)))
+		_exit(5);
+	snprintf(path, sizeof(path), "/dev/shm/cpr-bench-%d", (int)getpid());
+	f = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (f < 0)
+		_exit(5);
+	unlink(path);
+	t0 = now_ns();
+	for (uint64_t off = 0; off < len; off += COPY_CHUNK) {
+		uint64_t n = len - off < COPY_CHUNK ? len - off : COPY_CHUNK;
+
+		for (uint64_t d = 0; d < n;) {
+			ssize_t w = pwrite(f, p + off + d, n - d, (off_t)d);
+
+			if (w <= 0)
+				_exit(8);
+			d += (uint64_t)w;
+		}
+		for (uint64_t d = 0; d < n;) {
+			ssize_t r = pread(f, p + off + d, n - d, (off_t)d);
+
+			if (r <= 0)
+				_exit(8);
+			d += (uint64_t)r;
+		}
+		if (ftruncate(f, 0) < 0)
+			_exit(8);
+	}
+	report(out, t0);
+	_exit(0);
+}
+
+static double median_of(void (*fn)(const struct bench_case *, int), const struct bench_case *c)
+{
+	double v[5], t;
+	int n = 0;
+
+	for (int i = 0; i < c->reps && i < 5; i++)
+		if (run_child(fn, c, &v[n]) == 0)
+			n++;
+	if (n == 0)
+		return -1;
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+			t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
+static void run_exec(const struct bench_case *c, struct result *r)
+{
+	r->handover_ms = median_of(exec_old, c);
+	r->floor_ms = median_of(floor_old, c);
+	r->copy_ms = median_of(copy_old, c);
+	if (r->handover_ms < 0 || r->floor_ms < 0 || r->copy_ms < 0) {
+		r->skipped = true;
+		snprintf(r->why, sizeof(r->why), "a run failed (memory?)");
+	}
+}
+
+/* One function per mode; cpr-transfer is measured by its own run_ function. */
+static const struct {
+	const char *name;
+	void (*run)(const struct bench_case *, struct result *);
+} modes[] = {
+	{ "exec", run_exec },
+};
+
+/* ---- huge page reservation ---- */
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+static int write_long(const char *path, long v)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CLOEXEC), len;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%ld\n", v);
+	n = write(fd, buf, (size_t)len);
+	close(fd);
+	return n == len ? 0 : -EIO;
+}
+
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+
+/* Reserve @pages 2 MiB pages (plus slack); returns the old value or -errno. */
+static long huge_reserve(long pages)
+{
+	long old = read_long(NR_HUGE);
+
+	if (old < 0 || write_long(NR_HUGE, old + pages + 8) < 0)
+		return -EPERM;
+	if (read_long(NR_HUGE) < old + pages + 8) {
+		write_long(NR_HUGE, old);
+		return -ENOMEM;
+	}
+	return old;
+}
+
+/* ---- main ---- */
+
+static void print_result(const struct result *r, bool json, bool first)
+{
+	if (json) {
+		printf("%s\n  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, ", first ? "" : ",",
+		       r->mode, r->ram_gib, r->page_kib);
+		if (r->skipped)
+			printf("\"skipped\": \"%s\"}", r->why);
+		else
+			printf("\"handover_ms\": %.3f, \"floor_ms\": %.3f, \"copy_ms\": %.1f, "
+			       "\"handover_vs_floor\": %.3f, \"copy_vs_handover\": %.0f}",
+			       r->handover_ms, r->floor_ms, r->copy_ms, r->handover_ms / r->floor_ms,
+			       r->copy_ms / r->handover_ms);
+		return;
+	}
+	if (r->skipped) {
+		printf("%-5s %3u GiB %5u KiB  skipped: %s\n", r->mode, r->ram_gib, r->page_kib,
+		       r->why);
+		return;
+	}
+	printf("%-5s %3u GiB %5u KiB  handover %8.3f ms  floor %8.3f ms  copy %9.1f ms  "
+	       "handover/floor %.3f  copy/handover %.0fx\n",
+	       r->mode, r->ram_gib, r->page_kib, r->handover_ms, r->floor_ms, r->copy_ms,
+	       r->handover_ms / r->floor_ms, r->copy_ms / r->handover_ms);
+	fflush(stdout);
+}
+
+static void run_case(const struct bench_case *c, bool json, bool *first)
+{
+	long old_huge = -1;
+
+	if (c->page_kib == 2048) {
+		old_huge = huge_reserve((long)(c->ram_gib * GiB / HUGE_2M));
+		if (old_huge < 0) {
+			for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+				struct result r = { .mode = modes[m].name, .ram_gib = c->ram_gib,
+						    .page_kib = c->page_kib, .skipped = true };
+
+				snprintf(r.why, sizeof(r.why), "cannot reserve 2 MiB pages: %s",
+					 strerror((int)-old_huge));
+				print_result(&r, json, *first);
+				*first = false;
+			}
+			return;
+		}
+	}
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		struct result r = { .mode = modes[m].name, .ram_gib = c->ram_gib,
+				    .page_kib = c->page_kib };
+
+		modes[m].run(c, &r);
+		print_result(&r, json, *first);
+		*first = false;
+	}
+	if (old_huge >= 0)
+		write_long(NR_HUGE, old_huge);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: upgrade [--quick] [--json] [--no-huge] [--sizes 1,4,8]\n");
+	return 100;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned sizes[8] = { 1, 4, 8 }, n_sizes = 3;
+	bool json = false, huge = true, first = true;
+
+	if (argc >= 5 && strcmp(argv[1], "--exec-target") == 0)
+		return exec_target(argv);
+	if (argc >= 4 && strcmp(argv[1], "--floor-target") == 0)
+		return floor_target(argv);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0) {
+			n_sizes = 1;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--no-huge") == 0) {
+			huge = false;
+		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+			char *s = argv[++i], *end;
+
+			for (n_sizes = 0; *s && n_sizes < 8; s = *end ? end + 1 : end) {
+				sizes[n_sizes++] = (unsigned)strtoul(s, &end, 10);
+				if (end == s || sizes[n_sizes - 1] == 0)
+					return usage();
+			}
+		} else {
+			return usage();
+		}
+	}
+	if (json)
+		printf("[");
+	/* Smallest first, page sizes side by side; the largest case runs once, last. */
+	for (unsigned i = 0; i < n_sizes; i++) {
+		struct bench_case c4 = { sizes[i], 4, sizes[i] >= 8 ? 1 : 3 };
+		struct bench_case c2 = { sizes[i], 2048, sizes[i] >= 8 ? 1 : 3 };
+
+		run_case(&c4, json, &first);
+		if (huge)
+			run_case(&c2, json, &first);
+	}
+	if (json)
+		printf("\n]\n");
+	return 0;
+}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reasons that forbid CPR, per mode, reported all at once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "ctx.h"
+#include "internal.h"
+
+#define BLOCKER_REASON_MAX 256u
+
+CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason,
+			       uint32_t *ret_id)
+{
+	struct cpr_blocker *b;
+	char *copy;
+
+	if (!ctx || !modes || (modes & ~CPR_MODES_ALL) || !reason || !*reason ||
+	    strlen(reason) >= BLOCKER_REASON_MAX)
+		return -EINVAL;
+	if (ctx->n_blockers == ctx->cap_blockers) {
+		size_t cap = ctx->cap_blockers ? ctx->cap_blockers * 2 : 8;
+		struct cpr_blocker *n = reallocarray(ctx->blockers, cap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		ctx->blockers = n;
+		ctx->cap_blockers = cap;
+	}
+	copy = strdup(reason);
+	if (!copy)
+		return -ENOMEM;
+	b = &ctx->blockers[ctx->n_blockers++];
+	*b = (struct cpr_blocker){ .id = ctx->next_blocker_id++, .modes = modes, .reason = copy };
+	if (ctx->next_blocker_id == 0) /* ids are never 0 */
+		ctx->next_blocker_id = 1;
+	if (ret_id)
+		*ret_id = b->id;
+	return 0;
+}
+
+CPR_EXPORT int cpr_blocker_remove(struct cpr_ctx *ctx, uint32_t id)
+{
+	if (!ctx)
+		return -EINVAL;
+	for (size_t i = 0; i < ctx->n_blockers; i++) {
+		if (ctx->blockers[i].id != id)
+			continue;
+		free(ctx->blockers[i].reason);
+		memmove(&ctx->blockers[i], &ctx->blockers[i + 1],
+			(ctx->n_blockers - i - 1) * sizeof(struct cpr_blocker));
+		ctx->n_blockers--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void blocker_free_all(struct cpr_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_blockers; i++)
+		free(ctx->blockers[i].reason);
+	free(ctx->blockers);
+	ctx->blockers = NULL;
+	ctx->n_blockers = ctx->cap_blockers = 0;
+}
+
+static const char *mode_name(enum cpr_mode mode)
+{
+	return mode == CPR_MODE_EXEC ? "cpr-exec" : "cpr-transfer";
+}
+
+struct reasons {
+	cpr_diag_fn fn;
+	void *userdata;
+	int n;
+	int n_level; /* of which about the target level */
+};
+
+static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
+		   const char *fmt, ...) _cpr_printf_(5, 6);
+
+static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
+		   const char *fmt, ...)
+{
+	struct cpr_error e = { .code = code, .record_type = type, .instance = instance,
+			       .offset = UINT64_MAX };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	rs->n++;
+	if (rs->fn)
+		rs->fn(rs->userdata, &e);
+}
+
+/* The level that introduced an fd kind: guest_memfd arrived with level 2. */
+static uint32_t kind_level(uint32_t kind)
+{
+	return kind == CPR_FD_GUEST_MEMFD ? 2 : 1;
+}
+
+/* Kernel features a kind needs to survive either mode. */
+static int kind_feature(uint32_t kind, char *why, size_t len)
+{
+	switch (kind) {
+	case CPR_FD_VFIO_GROUP:
+	case CPR_FD_VFIO_CONTAINER:
+		return cpr_probe_vfio(why, len);
+	case CPR_FD_VFIO_CDEV:
+	case CPR_FD_IOMMUFD:
+		return cpr_probe_iommufd(why, len);
+	default:
+		return 1;
+	}
+}
+
+static void check_fds(struct cpr_ctx *ctx, uint32_t level, struct reasons *rs)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++) {
+		struct cpr_fd_entry *e = &ctx->fds[i];
+		const char *kname = cpr_fd_kind_to_string(e->kind);
+		char q[80], why[200];
+
+		cpr_quote(q, sizeof(q), e->name, strlen(e->name));
+		if (kind_level(e->kind) > level && ++rs->n_level)
+			reason(rs, -EPROTONOSUPPORT, CPR_REC_FD, (uint32_t)i,
+			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs level %u)",
+			       q, e->id, kname, level, kind_level(e->kind));
+		if (kind_feature(e->kind, why, sizeof(why)) == 0)
+			reason(rs, -EOPNOTSUPP, CPR_REC_FD, (uint32_t)i,
+			       "fd \"%s\" id %d is a %s, but this kernel cannot preserve it: %s", q,
+			       e->id, kname, why);
+	}
+}
+
+/* cpr-exec needs sealed memfds for the state; probe once per check. */
+static void check_exec_kernel(struct reasons *rs)
+{
+	int fd = memfd_create("cpr-probe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0) {
+		reason(rs, -EOPNOTSUPP, UINT32_MAX, UINT32_MAX,
+		       "cpr-exec needs sealable memfds, and memfd_create() fails here: %s",
+		       strerror(errno));
+		return;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		reason(rs, -EOPNOTSUPP, UINT32_MAX, UINT32_MAX,
+		       "cpr-exec needs memfd seals, and F_ADD_SEALS fails here: %s",
+		       strerror(errno));
+	close(fd);
+}
+
+static void level_diag(void *userdata, const struct cpr_error *diag)
+{
+	(void)userdata;
+	(void)diag; /* droppable elements: warnings, not reasons */
+}
+
+/* Anything the stream writer would refuse for this target. */
+static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
+		       struct reasons *rs)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_state *st;
+	int *fds, r;
+	size_t n;
+
+	r = ctx_build(ctx, mode, &st, &fds, &n, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r >= 0) {
+		free(fds);
+		r = cpr_state_check(st, level, level_diag, NULL, &err);
+		cpr_state_free(st);
+		if (r == -ENOMEM)
+			return r;
+	}
+	if (r == -EPROTONOSUPPORT && rs->n_level > 0)
+		return 0; /* already said, per fd */
+	if (r < 0)
+		reason(rs, r, err.record_type, err.instance,
+		       "%s", err.message[0] ? err.message : strerror(-r));
+	return 0;
+}
+
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
+		    void *userdata)
+{
+	struct reasons rs = { .fn = fn, .userdata = userdata };
+	int r;
+
+	for (size_t i = 0; i < ctx->n_blockers; i++) {
+		struct cpr_blocker *b = &ctx->blockers[i];
+
+		if (b->modes & CPR_MODE_BIT(mode))
+			reason(&rs, -EBUSY, UINT32_MAX, b->id, "%s blocked: %s", mode_name(mode),
+			       b->reason);
+	}
+	check_fds(ctx, level, &rs);
+	if (mode == CPR_MODE_EXEC)
+		check_exec_kernel(&rs);
+	r = check_state(ctx, mode, level, &rs);
+	if (r < 0)
+		return r;
+	return rs.n;
+}
+
+CPR_EXPORT int cpr_check(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t target_level,
+			 cpr_diag_fn fn, void *userdata)
+{
+	int r;
+
+	if (!ctx || (mode != CPR_MODE_EXEC && mode != CPR_MODE_TRANSFER))
+		return -EINVAL;
+	if (target_level == 0)
+		target_level = cpr_ctx_get_target_level(ctx);
+	if (target_level < CPR_LEVEL_MIN || target_level > CPR_LEVEL_MAX)
+		return -EPROTONOSUPPORT;
+	r = blocker_collect(ctx, mode, target_level, fn, userdata);
+	if (r < 0)
+		return r;
+	return r > 0 ? -EBUSY : 0;
+}

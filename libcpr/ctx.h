@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The context a process keeps: its registry of preserved fds, its RAM
+ * blocks, its blockers, VMM-private records and the incoming state it was
+ * restored from.  Shared by fdreg.c, ramblock.c, blocker.c, exec.c and the
+ * socket transport.  Not installed.
+ */
+#ifndef CPR_CTX_H
+#define CPR_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cpr/cpr.h>
+
+#include "internal.h"
+
+/* One registered fd.  RAM block memfds are not here while a block owns them. */
+struct cpr_fd_entry {
+	char *name;
+	int32_t id;	  /* -1 only for an unclaimed incoming RAM block memfd */
+	uint32_t kind;	  /* enum cpr_fd_kind */
+	int fd;
+	bool owned;	  /* the context owns @fd: incoming and not yet claimed */
+	bool incoming;	  /* arrived with the incoming state */
+	uint32_t rec;	  /* incoming: index of its FD record */
+};
+
+struct cpr_blocker {
+	uint32_t id;
+	unsigned modes; /* CPR_MODE_BIT() mask */
+	char *reason;
+};
+
+struct cpr_private {
+	uint32_t type;
+	uint32_t instance;
+	size_t len;
+	void *data;
+};
+
+struct cpr_ramblock {
+	struct cpr_ctx *ctx;
+	char *idstr;
+	int fd;		     /* memfd, owned by the block */
+	uint8_t *host;	     /* aligned start of the mapping */
+	void *reserve;	     /* reserved address range (max_length) */
+	size_t reserve_len;
+	uint64_t used_length;
+	uint64_t max_length;
+	uint64_t align;
+	uint64_t fd_offset;
+	uint64_t page_size;
+	unsigned flags;	     /* CPR_RAMBLOCK_* as requested (or taken) */
+	bool hugetlb;
+	bool thp;
+	bool adopted;
+};
+
+struct cpr_ctx {
+	cpr_log_fn log_fn;
+	void *log_userdata;
+	char *producer;
+	uint32_t vmm_version;
+	uint32_t target_level; /* explicit target, 0 = sticky default */
+	uint32_t sticky_level; /* emit level of the incoming state, 0 = none */
+
+	struct cpr_state *incoming;
+
+	struct cpr_fd_entry *fds;
+	size_t n_fds, cap_fds;
+
+	struct cpr_ramblock **rbs;
+	size_t n_rbs, cap_rbs;
+
+	struct cpr_blocker *blockers;
+	size_t n_blockers, cap_blockers;
+	uint32_t next_blocker_id;
+
+	struct cpr_private *privs;
+	size_t n_privs, cap_privs;
+
+	pid_t reaper; /* exec teardown helper not yet reaped, 0 = none */
+};
+
+/*
+ * Build the outgoing state for @mode at @level (0 = ctx target level): runs
+ * every blocker and the level check first (refusal => -EBUSY /
+ * -EPROTONOSUPPORT with ret_err naming the reason), FD records get slot = the
+ * fd number for CPR_MODE_EXEC, slot = index 0..n-1 for CPR_MODE_TRANSFER;
+ * (*ret_fds)[i] is the (borrowed) fd of FD record i; random stream_id
+ * (getrandom), generation = incoming generation + 1, producer set.
+ * *ret_fds is malloc()ed (NULL when there is no fd); free() it.
+ */
+int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
+		 struct cpr_state **ret_state, int **ret_fds, size_t *ret_n_fds,
+		 struct cpr_error *ret_err);
+
+/*
+ * Environment checks then adopt: every fds[i] must match FD record i's kind
+ * (cpr_fd_check_kind) and each RAMBLOCK's memfd must be >= fd_offset +
+ * max_length and the page size must match; only if all hold, @ctx takes
+ * ownership of @st and of every fd in @fds (n_fds ==
+ * cpr_state_fd_count(st)), marks them close-on-exec and unclaimed, and sets
+ * the sticky target level to st's emit_level.  On failure nothing changed:
+ * the caller still owns @st and every fd.
+ */
+int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+	      struct cpr_error *ret_err);
+
+/* Log through the context's log function, if any (NULL-safe). */
+void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_printf_(3, 4);
+
+/* ---- internal to the runtime files ---- */
+
+/* State without blockers or level check: the common part of ctx_outgoing. */
+int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state,
+	      int **ret_fds, size_t *ret_n_fds, struct cpr_error *ret_err);
+
+/* fdreg.c */
+struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
+/* The incoming entry of FD record @rec, claimed or not. */
+struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n);
+void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
+void fdreg_free_all(struct cpr_ctx *ctx);
+/* Whether an fd number is already registered (or owned by a RAM block). */
+bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd);
+
+/* ramblock.c */
+int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
+void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
+/* Fill a RAMBLOCK record for @rb (fd_index left 0). */
+void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);
+
+/* blocker.c: every reason forbidding @mode at @level; returns the count. */
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
+		    void *userdata);
+void blocker_free_all(struct cpr_ctx *ctx);
+
+/* exec.c: reap the teardown helper of the previous image (@wait: block). */
+void exec_reap_helper(struct cpr_ctx *ctx, bool wait);
+
+/* Page size of this process, and its shift. */
+uint64_t ctx_page_size(void);
+uint32_t ctx_page_shift(void);
+
+#endif

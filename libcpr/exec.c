@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cpr-exec: the state goes into a sealed memfd, CPR_EXEC_ENV names it
+ * ("fd=<n>,id=<32 hex>,pid=<pid>[,reaper=<pid>]"), close-on-exec is cleared
+ * on the listed fds right before execve() and restored if it fails.  The new
+ * image validates everything before it adopts anything.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "internal.h"
+
+extern char **environ;
+
+#define TOKEN_MAX 128u
+#define STATE_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
+
+struct token {
+	int fd;
+	uint8_t id[16];
+	pid_t pid;
+	pid_t reaper; /* 0 = none */
+};
+
+/* ---- the token ---- */
+
+static int parse_uint(const char **p, const char *key, long max, long *ret)
+{
+	size_t klen = strlen(key);
+	const char *s = *p;
+	long v = 0;
+
+	if (strncmp(s, key, klen) != 0)
+		return -EBADMSG;
+	s += klen;
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+		return -EBADMSG;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (max - (*s - '0')) / 10)
+			return -EBADMSG;
+		v = v * 10 + (*s - '0');
+	}
+	*p = s;
+	*ret = v;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int parse_id(const char **p, uint8_t id[16])
+{
+	const char *s = *p;
+
+	if (strncmp(s, ",id=", 4) != 0)
+		return -EBADMSG;
+	s += 4;
+	for (int i = 0; i < 16; i++) {
+		int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EBADMSG;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*p = s + 32;
+	return 0;
+}
+
+/* Strict: exact keys in order, decimal without sign or leading zeros. */
+static int token_parse(const char *s, struct token *ret)
+{
+	struct token t = { .reaper = 0 };
+	long v;
+
+	if (parse_uint(&s, "fd=", INT_MAX, &v) < 0)
+		return -EBADMSG;
+	t.fd = (int)v;
+	if (parse_id(&s, t.id) < 0 || parse_uint(&s, ",pid=", INT_MAX, &v) < 0 || v < 1)
+		return -EBADMSG;
+	t.pid = (pid_t)v;
+	if (*s) {
+		if (parse_uint(&s, ",reaper=", INT_MAX, &v) < 0 || v < 1)
+			return -EBADMSG;
+		t.reaper = (pid_t)v;
+	}
+	if (*s)
+		return -EBADMSG;
+	*ret = t;
+	return 0;
+}
+
+static void token_format(char *buf, size_t len, int fd, const uint8_t id[16], pid_t reaper)
+{
+	static const char hex[] = "0123456789abcdef";
+	char sid[33];
+
+	for (int i = 0; i < 16; i++) {
+		sid[2 * i] = hex[id[i] >> 4];
+		sid[2 * i + 1] = hex[id[i] & 15];
+	}
+	sid[32] = 0;
+	if (reaper > 0)
+		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d,reaper=%d", CPR_EXEC_ENV, fd, sid,
+			 (int)getpid(), (int)reaper);
+	else
+		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d", CPR_EXEC_ENV, fd, sid, (int)getpid());
+}
+
+/* ---- the teardown helper ----
+ *
+ * execve() drops the old mm; when it is the last user, the kernel tears down
+ * every page table of the guest RAM inside execve(), ~12 ms per GiB of 4 KiB
+ * pages.  A helper cloned with CLONE_VM (its own fd table, signals blocked)
+ * holds a second reference: execve() then only drops one, and the helper
+ * releases the old mm after the new image runs.  It waits on a pipe whose
+ * write end is close-on-exec in the caller: EOF means the exec succeeded, a
+ * byte means it failed.  It runs on the old mm with the caller's TLS, so it
+ * makes raw system calls only: no libc, no errno, no locks.
+ */
+#define HELPER_STACK (64u << 10)
+
+#if defined(__x86_64__)
+static inline long raw3(long n, long a, long b, long c)
+{
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#define HAVE_RAW_SYSCALL 1
+#elif defined(__aarch64__)
+static inline long raw3(long n, long a, long b, long c)
+{
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+	return x0;
+}
+#define HAVE_RAW_SYSCALL 1
+#endif
+
+#ifdef HAVE_RAW_SYSCALL
+#include <sys/syscall.h>
+
+struct helper_args {
+	long rfd;
+	long max_fd; /* for kernels without close_range() */
+};
+
+/* Keep only the pipe's read end, wait for EOF or a byte, exit. */
+__attribute__((no_sanitize("address", "undefined"))) static int helper_main(void *arg)
+{
+	const struct helper_args *a = arg;
+	long rfd = a->rfd, max_fd = a->max_fd;
+	char c;
+
+	if ((rfd > 0 && raw3(SYS_close_range, 0, rfd - 1, 0) == -ENOSYS) ||
+	    raw3(SYS_close_range, rfd + 1, ~0u, 0) == -ENOSYS)
+		for (long fd = 0; fd < max_fd; fd++)
+			if (fd != rfd)
+				raw3(SYS_close, fd, 0, 0);
+	while (raw3(SYS_read, rfd, (long)&c, 1) == -EINTR)
+		;
+	for (;;)
+		raw3(SYS_exit, 0, 0, 0);
+	return 0;
+}
+
+struct helper {
+	pid_t pid;
+	int wfd;
+	void *stack;
+};
+
+static void helper_start(struct cpr_ctx *ctx, struct helper *h)
+{
+	struct helper_args *args;
+	sigset_t all, old;
+	struct rlimit rl;
+	int p[2];
+
+	*h = (struct helper){ .pid = 0, .wfd = -EBADF, .stack = NULL };
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	h->stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (h->stack == MAP_FAILED) {
+		h->stack = NULL;
+		goto fail;
+	}
+	/* The arguments live at the top of the helper's own stack. */
+	args = (struct helper_args *)((uint8_t *)h->stack + HELPER_STACK) - 1;
+	args->rfd = p[0];
+	args->max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20) ?
+			       (long)rl.rlim_cur : (1l << 20);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	h->pid = clone(helper_main, (void *)((uintptr_t)args & ~(uintptr_t)15), CLONE_VM | SIGCHLD,
+		       args);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (h->pid < 0) {
+		ctx_log(ctx, LOG_WARNING, "cpr: no teardown helper: clone: %s", strerror(errno));
+		h->pid = 0;
+		goto fail;
+	}
+	close(p[0]);
+	h->wfd = p[1];
+	return;
+fail:
+	if (h->stack)
+		munmap(h->stack, HELPER_STACK);
+	h->stack = NULL;
+	close(p[0]);
+	close(p[1]);
+}
+
+/* execve() failed: let the helper go and reap it. */
+static void helper_stop(struct helper *h)
+{
+	if (h->pid <= 0)
+		return;
+	(void)!write(h->wfd, "x", 1);
+	close(h->wfd);
+	while (waitpid(h->pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	munmap(h->stack, HELPER_STACK);
+	h->pid = 0;
+}
+#else
+struct helper {
+	pid_t pid;
+};
+
+static void helper_start(struct cpr_ctx *ctx, struct helper *h)
+{
+	h->pid = 0;
+}
+
+static void helper_stop(struct helper *h)
+{
+}
+#endif
+
+void exec_reap_helper(struct cpr_ctx *ctx, bool wait)
+{
+	pid_t r;
+
+	if (!ctx || ctx->reaper <= 0)
+		return;
+	do
+		r = waitpid(ctx->reaper, NULL, __WALL | (wait ? 0 : WNOHANG));
+	while (r < 0 && errno == EINTR);
+	if (r != 0) /* reaped, or not our child (someone else reaped it) */
+		ctx->reaper = 0;
+}
+
+/* ---- outgoing ---- */
+
+static int state_memfd(const void *buf, size_t len)
+{
+	_cleanup_close_ int fd = memfd_create("cpr-exec-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t off = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t n = write(fd, (const uint8_t *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, STATE_SEALS) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+/* envp without any CPR_EXEC_ENV, plus a slot for the token at [n]. */
+static char **env_copy(char *const envp[], size_t *ret_n)
+{
+	size_t len = strlen(CPR_EXEC_ENV), n = 0, count = 0;
+	char **env;
+
+	while (envp[count])
+		count++;
+	env = calloc(count + 2, sizeof(char *));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < count; i++)
+		if (strncmp(envp[i], CPR_EXEC_ENV, len) != 0 || envp[i][len] != '=')
+			env[n++] = envp[i];
+	*ret_n = n;
+	return env;
+}
+
+/* Clear FD_CLOEXEC on @fds, remembering the old flags; all or nothing. */
+static int cloexec_clear(struct cpr_ctx *ctx, const int *fds, size_t n, int *old)
+{
+	for (size_t i = 0; i < n; i++) {
+		old[i] = fcntl(fds[i], F_GETFD);
+		if (old[i] < 0 || fcntl(fds[i], F_SETFD, old[i] & ~FD_CLOEXEC) < 0) {
+			int r = -errno;
+
+			ctx_log(ctx, LOG_ERR, "cpr: preserved fd %d: %s", fds[i], strerror(-r));
+			while (i-- > 0)
+				(void)fcntl(fds[i], F_SETFD, old[i]);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void cloexec_restore(const int *fds, size_t n, const int *old)
+{
+	for (size_t i = 0; i < n; i++)
+		(void)fcntl(fds[i], F_SETFD, old[i]);
+}
+
+struct exec_plan {
+	struct cpr_state *st;
+	int *fds;     /* n + 1: the preserved fds, then the state memfd */
+	int *old;     /* their flags before */
+	size_t n;
+	int state_fd;
+	char **env;
+	size_t env_n;
+	uint8_t id[16];
+	char token[TOKEN_MAX];
+};
+
+static void plan_free(struct exec_plan *p)
+{
+	cpr_state_free(p->st);
+	free(p->fds);
+	free(p->old);
+	cpr_close(p->state_fd);
+	free(p->env);
+}
+
+static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan *p,
+		      struct cpr_error *ret_err)
+{
+	struct cpr_state_info info;
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+	int *fds, r;
+
+	r = ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &p->st, &p->fds, &p->n, ret_err);
+	if (r < 0)
+		return r;
+	r = cpr_state_encode(p->st, cpr_ctx_get_target_level(ctx), NULL, NULL, &buf, &len,
+			     ret_err);
+	if (r < 0)
+		return r;
+	if ((r = cpr_state_get_info(p->st, &info)) < 0)
+		return r;
+	memcpy(p->id, info.stream_id, sizeof(p->id));
+	p->state_fd = state_memfd(buf, len);
+	if (p->state_fd < 0)
+		return p->state_fd;
+	fds = reallocarray(p->fds, p->n + 1, sizeof(int));
+	if (!fds)
+		return -ENOMEM;
+	p->fds = fds;
+	p->fds[p->n] = p->state_fd;
+	p->old = calloc(p->n + 1, sizeof(int));
+	p->env = env_copy(envp, &p->env_n);
+	if (!p->old || !p->env)
+		return -ENOMEM;
+	p->env[p->env_n] = p->token;
+	return 0;
+}
+
+CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[],
+			char *const envp[], struct cpr_error *ret_err)
+{
+	struct exec_plan p = { .state_fd = -EBADF };
+	struct helper h;
+	int r;
+
+	if (!ctx || !path || !*path || !argv || !argv[0])
+		return -EINVAL;
+	exec_reap_helper(ctx, true);
+	r = plan_build(ctx, envp ?: environ, &p, ret_err);
+	if (r < 0)
+		goto out;
+	r = cloexec_clear(ctx, p.fds, p.n + 1, p.old);
+	if (r < 0) {
+		cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "a preserved fd is no longer open: %s", strerror(-r));
+		goto out;
+	}
+	helper_start(ctx, &h);
+	token_format(p.token, sizeof(p.token), p.state_fd, p.id, h.pid);
+	execve(path, argv, p.env);
+	r = -errno;
+	helper_stop(&h);
+	cloexec_restore(p.fds, p.n + 1, p.old);
+	cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "execve(%s): %s", path,
+		      strerror(-r));
+	ctx_log(ctx, LOG_ERR, "cpr: execve(%s): %s; everything restored", path, strerror(-r));
+out:
+	plan_free(&p);
+	return r;
+}
+
+/* ---- incoming ---- */
+
+/* The token's fd must be a sealed memfd of sane size; read it privately. */
+static int state_read(int fd, void **ret_buf, size_t *ret_len, struct cpr_error *ret_err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct stat st;
+	int seals;
+	size_t off = 0;
+
+	if (fstat(fd, &st) < 0) {
+		cpr_error_set(ret_err, -EBADF, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "%s names fd %d, which is not open", CPR_EXEC_ENV, fd);
+		return -EBADF;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (cpr_fd_check_kind(fd, CPR_FD_MEMFD) < 0 || seals < 0 ||
+	    (seals & STATE_SEALS) != STATE_SEALS) {
+		cpr_error_set(ret_err, -EMEDIUMTYPE, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "%s names fd %d, which is not a sealed memfd", CPR_EXEC_ENV, fd);
+		return -EMEDIUMTYPE;
+	}
+	if (st.st_size < 0 || (uint64_t)st.st_size > CPR_STREAM_MAX) {
+		cpr_error_set(ret_err, -EFBIG, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "the exec state holds %lld bytes, more than the limit of %u",
+			      (long long)st.st_size, CPR_STREAM_MAX);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (size_t)n;
+	}
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = off;
+	return 0;
+}
+
+static int token_get(struct token *t, struct cpr_error *ret_err)
+{
+	const char *v = getenv(CPR_EXEC_ENV);
+	char copy[TOKEN_MAX];
+	size_t len;
+
+	if (!v)
+		return 0;
+	len = strnlen(v, TOKEN_MAX);
+	memcpy(copy, v, len < TOKEN_MAX ? len + 1 : TOKEN_MAX);
+	unsetenv(CPR_EXEC_ENV);
+	if (len >= TOKEN_MAX || token_parse(copy, t) < 0) {
+		char q[80];
+
+		cpr_error_set(ret_err, -EBADMSG, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "malformed %s \"%s\"", CPR_EXEC_ENV,
+			      cpr_quote(q, sizeof(q), copy, len < TOKEN_MAX ? len : TOKEN_MAX));
+		return -EBADMSG;
+	}
+	if (t->pid != getpid()) {
+		cpr_error_set(ret_err, -ESRCH, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "%s is meant for pid %d, this is pid %d: ignored", CPR_EXEC_ENV,
+			      (int)t->pid, (int)getpid());
+		return -ESRCH;
+	}
+	return 1;
+}
+
+/* Slots are the fd numbers: distinct, open, not the state memfd. */
+static int slots_to_fds(const struct cpr_state *st, int state_fd, int **ret_fds,
+			struct cpr_error *ret_err)
+{
+	size_t n = cpr_state_fd_count(st);
+	_cleanup_free_ int *fds = calloc(n + 1, sizeof(int));
+
+	if (!fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(st, i)->slot;
+
+		fds[i] = (int)slot;
+		if (slot > INT_MAX || fds[i] == state_fd) {
+			cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+				      "FD record %zu names fd %u, which cannot be preserved", i,
+				      slot);
+			return -EBADMSG;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (fds[j] == fds[i]) {
+				cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, (uint32_t)i,
+					      UINT64_MAX, "FD records %zu and %zu both name fd %d",
+					      j, i, fds[i]);
+				return -EBADMSG;
+			}
+	}
+	*ret_fds = TAKE_PTR(fds);
+	return 0;
+}
+
+static int incoming_state(const struct token *t, struct cpr_state **ret_st,
+			  struct cpr_error *ret_err)
+{
+	struct cpr_state_info info;
+	struct cpr_state *st = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = state_read(t->fd, &buf, &len, ret_err);
+	if (r < 0)
+		return r;
+	close(t->fd); /* a sealed memfd the token named for this pid: ours */
+	r = cpr_state_parse(buf, len, 0, &st, ret_err);
+	free(buf);
+	if (r < 0)
+		return r;
+	if (cpr_state_get_info(st, &info) < 0 ||
+	    memcmp(info.stream_id, t->id, sizeof(t->id)) != 0) {
+		cpr_error_set(ret_err, -ESTALE, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "the exec state's stream id does not match %s", CPR_EXEC_ENV);
+		cpr_state_free(st);
+		return -ESTALE;
+	}
+	*ret_st = st;
+	return 0;
+}
+
+CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
+{
+	struct token t;
+	struct cpr_state *st;
+	int *fds = NULL, r;
+	size_t n;
+
+	if (!ctx)
+		return -EINVAL;
+	if (ctx->incoming)
+		return -EALREADY;
+	r = token_get(&t, ret_err);
+	if (r <= 0)
+		return r;
+	if (t.reaper > 0) {
+		ctx->reaper = t.reaper;
+		exec_reap_helper(ctx, false);
+	}
+	r = incoming_state(&t, &st, ret_err);
+	if (r < 0)
+		return r;
+	n = cpr_state_fd_count(st);
+	r = slots_to_fds(st, t.fd, &fds, ret_err);
+	if (r >= 0)
+		r = ctx_adopt(ctx, st, fds, n, ret_err);
+	if (r < 0) {
+		ctx_log(ctx, LOG_ERR, "cpr: incoming exec state refused; closing its %zu fds", n);
+		for (size_t i = 0; i < n; i++) {
+			uint32_t slot = cpr_state_fd_get(st, i)->slot;
+
+			if (slot <= INT_MAX && (int)slot != t.fd)
+				close((int)slot);
+		}
+		cpr_state_free(st);
+		free(fds);
+		return r;
+	}
+	free(fds);
+	return 1;
+}

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The registry of preserved fds, keyed by (name, id), with kinds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "internal.h"
+
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
+#define HUGETLBFS_MAGIC_BLKSIZE (2u << 20)
+
+struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		if (ctx->fds[i].id == id && strcmp(ctx->fds[i].name, name) == 0)
+			return &ctx->fds[i];
+	return NULL;
+}
+
+struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		if (ctx->fds[i].incoming && ctx->fds[i].rec == rec)
+			return &ctx->fds[i];
+	return NULL;
+}
+
+bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		if (ctx->fds[i].fd == fd)
+			return true;
+	for (size_t i = 0; i < ctx->n_rbs; i++)
+		if (ctx->rbs[i]->fd == fd)
+			return true;
+	return false;
+}
+
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n)
+{
+	struct cpr_fd_entry *fds;
+	size_t cap;
+
+	if (n <= ctx->cap_fds - ctx->n_fds)
+		return 0;
+	cap = ctx->n_fds + n;
+	if (cap < 2 * ctx->cap_fds)
+		cap = 2 * ctx->cap_fds;
+	fds = reallocarray(ctx->fds, cap, sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	ctx->fds = fds;
+	ctx->cap_fds = cap;
+	return 0;
+}
+
+/* Keeps the order of the others: it is the order of the FD records. */
+void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e)
+{
+	size_t i = (size_t)(e - ctx->fds);
+
+	free(e->name);
+	memmove(e, e + 1, (ctx->n_fds - i - 1) * sizeof(*e));
+	ctx->n_fds--;
+}
+
+void fdreg_free_all(struct cpr_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++) {
+		if (ctx->fds[i].owned)
+			cpr_close(ctx->fds[i].fd);
+		free(ctx->fds[i].name);
+	}
+	free(ctx->fds);
+	ctx->fds = NULL;
+	ctx->n_fds = ctx->cap_fds = 0;
+}
+
+/* The /proc/self/fd link of @fd, e.g. "anon_inode:[eventfd]" or "/dev/vfio/7". */
+static int fd_link(int fd, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}
+
+/* A character device whose path is @want (or starts with @prefix) and still
+ * names the same device node. */
+static int check_chardev(int fd, const struct stat *st, const char *want, const char *prefix)
+{
+	char link[PATH_MAX];
+	struct stat pst;
+	int r;
+
+	if (!S_ISCHR(st->st_mode))
+		return -EMEDIUMTYPE;
+	r = fd_link(fd, link, sizeof(link));
+	if (r < 0)
+		return r;
+	if (want && strcmp(link, want) != 0)
+		return -EMEDIUMTYPE;
+	if (prefix && (strncmp(link, prefix, strlen(prefix)) != 0 ||
+		       !link[strlen(prefix)] || strchr(link + strlen(prefix), '/')))
+		return -EMEDIUMTYPE;
+	if (stat(link, &pst) < 0 || !S_ISCHR(pst.st_mode) || pst.st_rdev != st->st_rdev)
+		return -EMEDIUMTYPE;
+	return 0;
+}
+
+static int check_anon(int fd, const char *name)
+{
+	char link[PATH_MAX];
+	int r = fd_link(fd, link, sizeof(link));
+
+	if (r < 0)
+		return r;
+	return strcmp(link, name) == 0 ? 0 : -EMEDIUMTYPE;
+}
+
+/* A memfd is a regular file on shmem or hugetlbfs that answers F_GET_SEALS. */
+static int check_memfd(int fd, const struct stat *st)
+{
+	char link[PATH_MAX];
+	int r;
+
+	if (!S_ISREG(st->st_mode) || fcntl(fd, F_GET_SEALS) < 0)
+		return -EMEDIUMTYPE;
+	r = fd_link(fd, link, sizeof(link));
+	if (r < 0)
+		return r;
+	return strncmp(link, "/memfd:", 7) == 0 ? 0 : -EMEDIUMTYPE;
+}
+
+CPR_EXPORT int cpr_fd_check_kind(int fd, enum cpr_fd_kind kind)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return -EBADF;
+	if (kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	switch (kind) {
+	case CPR_FD_GENERIC:
+		return 0;
+	case CPR_FD_MEMFD:
+		return check_memfd(fd, &st);
+	case CPR_FD_EVENTFD:
+		return check_anon(fd, "anon_inode:[eventfd]");
+	case CPR_FD_GUEST_MEMFD:
+		return check_anon(fd, "anon_inode:[kvm-gmem]");
+	case CPR_FD_SOCKET:
+		return S_ISSOCK(st.st_mode) ? 0 : -EMEDIUMTYPE;
+	case CPR_FD_VFIO_CDEV:
+		return check_chardev(fd, &st, NULL, "/dev/vfio/devices/vfio");
+	case CPR_FD_VFIO_GROUP:
+		if (check_chardev(fd, &st, "/dev/vfio/vfio", NULL) == 0)
+			return -EMEDIUMTYPE;
+		return check_chardev(fd, &st, NULL, "/dev/vfio/");
+	case CPR_FD_VFIO_CONTAINER:
+		return check_chardev(fd, &st, "/dev/vfio/vfio", NULL);
+	case CPR_FD_IOMMUFD:
+		return check_chardev(fd, &st, "/dev/iommu", NULL);
+	}
+	return -EINVAL;
+}
+
+static int check_kind_logged(struct cpr_ctx *ctx, int fd, uint32_t kind, const char *name,
+			     int32_t id)
+{
+	char q[80];
+	int r = cpr_fd_check_kind(fd, (enum cpr_fd_kind)kind);
+
+	if (r == -EMEDIUMTYPE)
+		ctx_log(ctx, LOG_ERR, "cpr: fd %d for \"%s\" id %d is not a %s", fd,
+			cpr_quote(q, sizeof(q), name, strlen(name)), id,
+			cpr_fd_kind_to_string(kind));
+	else if (r < 0)
+		ctx_log(ctx, LOG_ERR, "cpr: fd %d for \"%s\" id %d: %s", fd,
+			cpr_quote(q, sizeof(q), name, strlen(name)), id, strerror(-r));
+	return r;
+}
+
+static bool name_ok(const char *name)
+{
+	return name && *name && strlen(name) <= CPR_NAME_MAX;
+}
+
+CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
+			   enum cpr_fd_kind kind)
+{
+	struct cpr_fd_entry *e;
+	char *copy;
+	int r;
+
+	if (!ctx || !name_ok(name) || id == -1)
+		return -EINVAL;
+	if (kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
+		return -EINVAL;
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	if (fdreg_lookup(ctx, name, id)) {
+		ctx_log(ctx, LOG_ERR, "cpr: an fd is already saved as \"%s\" id %d", name, id);
+		return -EEXIST;
+	}
+	if (fdreg_fd_in_use(ctx, fd)) {
+		ctx_log(ctx, LOG_ERR, "cpr: fd %d is already preserved under another key", fd);
+		return -EEXIST;
+	}
+	r = check_kind_logged(ctx, fd, kind, name, id);
+	if (r < 0)
+		return r;
+	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
+		return -E2BIG;
+	r = fdreg_reserve(ctx, 1);
+	if (r < 0)
+		return r;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	e = &ctx->fds[ctx->n_fds++];
+	*e = (struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd };
+	return 0;
+}
+
+CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id,
+			   enum cpr_fd_kind kind, int *ret_fd)
+{
+	struct cpr_fd_entry *e;
+
+	if (!ctx || !name_ok(name) || id == -1 || !ret_fd)
+		return -EINVAL;
+	if ((int)kind < 0 || kind > CPR_FD_KIND_MAX)
+		return -EINVAL;
+	e = fdreg_lookup(ctx, name, id);
+	if (!e)
+		return -ENOENT;
+	if (kind && e->kind != kind) {
+		ctx_log(ctx, LOG_ERR, "cpr: \"%s\" id %d is a %s, not a %s", name, id,
+			cpr_fd_kind_to_string(e->kind), cpr_fd_kind_to_string(kind));
+		return -EMEDIUMTYPE;
+	}
+	e->owned = false; /* claimed: the caller owns it now */
+	*ret_fd = e->fd;
+	return 0;
+}
+
+CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
+{
+	struct cpr_fd_entry *e;
+
+	if (!ctx || !name_ok(name) || id == -1)
+		return -EINVAL;
+	e = fdreg_lookup(ctx, name, id);
+	if (!e)
+		return -ENOENT;
+	if (e->owned)
+		cpr_close(e->fd);
+	fdreg_remove(ctx, e);
+	return 0;
+}
+
+CPR_EXPORT int cpr_fd_unclaimed(struct cpr_ctx *ctx, cpr_fd_report_fn fn, void *userdata)
+{
+	int n = 0;
+
+	if (!ctx)
+		return -EINVAL;
+	for (size_t i = 0; i < ctx->n_fds; i++) {
+		struct cpr_fd_entry *e = &ctx->fds[i];
+
+		if (!e->owned)
+			continue;
+		if (fn)
+			fn(userdata, e->name, e->id, (enum cpr_fd_kind)e->kind, e->fd);
+		n++;
+	}
+	return n;
+}
+
+CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
+{
+	int n = 0;
+
+	if (!ctx)
+		return -EINVAL;
+	for (size_t i = 0; i < ctx->n_fds;) {
+		struct cpr_fd_entry *e = &ctx->fds[i];
+
+		if (!e->owned) {
+			i++;
+			continue;
+		}
+		ctx_log(ctx, LOG_INFO, "cpr: closing unclaimed %s \"%s\" id %d (fd %d)",
+			cpr_fd_kind_to_string(e->kind), e->name, e->id, e->fd);
+		cpr_close(e->fd);
+		fdreg_remove(ctx, e);
+		n++;
+	}
+	return n;
+}
+
+/* ---- adopting an incoming state ---- */
+
+static int adopt_check_fds(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
+			   size_t n, struct cpr_error *ret_err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
+		char q[80];
+		int r;
+
+		if (fdreg_lookup(ctx, rec->name, rec->id)) {
+			cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+				      "incoming fd \"%s\" id %d is already registered here",
+				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
+				      rec->id);
+			return -EEXIST;
+		}
+		r = check_kind_logged(ctx, fds[i], rec->kind, rec->name, rec->id);
+		if (r < 0) {
+			cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD,
+				      (uint32_t)i, UINT64_MAX,
+				      "incoming fd %d for \"%s\" id %d is not a %s", fds[i],
+				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
+				      rec->id, cpr_fd_kind_to_string(rec->kind));
+			return r == -EMEDIUMTYPE ? r : -EBADF;
+		}
+	}
+	return 0;
+}
+
+static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, int fd,
+				struct cpr_error *ret_err)
+{
+	bool want_huge = rb->must_flags & CPR_RB_HUGETLB;
+	struct stat st;
+	char q[80];
+
+	cpr_quote(q, sizeof(q), rb->idstr, strlen(rb->idstr));
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < rb->fd_offset ||
+	    rb->max_length > (uint64_t)st.st_size - rb->fd_offset) {
+		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			      "RAM block \"%s\": memfd holds %lld bytes, the block needs %llu at offset %llu",
+			      q, (long long)st.st_size, (unsigned long long)rb->max_length,
+			      (unsigned long long)rb->fd_offset);
+		return -EMEDIUMTYPE;
+	}
+	if (want_huge != ((uint64_t)st.st_blksize == HUGETLBFS_MAGIC_BLKSIZE)) {
+		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			      "RAM block \"%s\": recorded page size %s, the memfd has %ld-byte pages",
+			      q, want_huge ? "2 MiB" : "base", (long)st.st_blksize);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
+static int adopt_check_ramblocks(const struct cpr_state *st, const int *fds,
+				 struct cpr_error *ret_err)
+{
+	size_t n = cpr_state_ramblock_count(st);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(st, i);
+		const struct cpr_state_fd *f = cpr_state_fd_get(st, rb->fd_index);
+		int r;
+
+		if (!f || f->kind != CPR_FD_MEMFD) {
+			cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i,
+				      UINT64_MAX, "RAM block %zu refers to FD record %u, not a memfd",
+				      i, rb->fd_index);
+			return -EBADMSG;
+		}
+		r = adopt_check_ramblock(rb, i, fds[rb->fd_index], ret_err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
+		       size_t n_fds, struct cpr_error *ret_err)
+{
+	struct cpr_state_info info;
+	int r;
+
+	if (ctx->incoming) {
+		cpr_error_set(ret_err, -EALREADY, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "this context already adopted an incoming state");
+		return -EALREADY;
+	}
+	r = cpr_state_get_info(st, &info);
+	if (r < 0)
+		return r;
+	if (info.page_shift != ctx_page_shift()) {
+		cpr_error_set(ret_err, -EMEDIUMTYPE, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "the state was written with %llu-byte pages, this process has %llu",
+			      1ull << (info.page_shift & 63), (unsigned long long)ctx_page_size());
+		return -EMEDIUMTYPE;
+	}
+	if (n_fds != cpr_state_fd_count(st)) {
+		cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, UINT32_MAX, UINT64_MAX,
+			      "%zu fds for %zu FD records", n_fds, cpr_state_fd_count(st));
+		return -EBADMSG;
+	}
+	r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
+	if (r < 0)
+		return r;
+	return adopt_check_ramblocks(st, fds, ret_err);
+}
+
+int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+	      struct cpr_error *ret_err)
+{
+	struct cpr_state_info info;
+	char **names;
+	int r;
+
+	if (!ctx || !st || (n_fds && !fds))
+		return -EINVAL;
+	r = adopt_check(ctx, st, fds, n_fds, ret_err);
+	if (r < 0)
+		return r;
+	r = fdreg_reserve(ctx, n_fds);
+	if (r < 0)
+		return r;
+	names = calloc(n_fds + 1, sizeof(char *));
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_fds; i++) {
+		names[i] = strdup(cpr_state_fd_get(st, i)->name);
+		if (!names[i]) {
+			while (i > 0)
+				free(names[--i]);
+			free(names);
+			return -ENOMEM;
+		}
+	}
+	/* Nothing can fail from here on. */
+	for (size_t i = 0; i < n_fds; i++) {
+		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
+
+		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+		ctx->fds[ctx->n_fds++] = (struct cpr_fd_entry){
+			.name = names[i], .id = rec->id, .kind = rec->kind,
+			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,
+		};
+	}
+	free(names);
+	ctx->incoming = st;
+	if (cpr_state_get_info(st, &info) >= 0)
+		ctx->sticky_level = info.emit_level;
+	return 0;
+}

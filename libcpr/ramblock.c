@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* memfd-backed RAM blocks: create, adopt a preserved one, map, resize. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "internal.h"
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004u
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26)
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#define HUGE_2M (2ull << 20)
+
+#define RB_FLAGS_ALL                                                                 \
+	(CPR_RAMBLOCK_RESIZEABLE | CPR_RAMBLOCK_HUGEPAGES | CPR_RAMBLOCK_DONTDUMP |  \
+	 CPR_RAMBLOCK_MAP_AT_ADDR | CPR_RAMBLOCK_TAKE_RECORDED | CPR_RAMBLOCK_POPULATE)
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
+{
+	if (ctx->n_rbs == ctx->cap_rbs) {
+		size_t cap = ctx->cap_rbs ? ctx->cap_rbs * 2 : 8;
+		struct cpr_ramblock **n = reallocarray(ctx->rbs, cap, sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		ctx->rbs = n;
+		ctx->cap_rbs = cap;
+	}
+	ctx->rbs[ctx->n_rbs++] = rb;
+	return 0;
+}
+
+void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
+{
+	for (size_t i = 0; i < ctx->n_rbs; i++) {
+		if (ctx->rbs[i] != rb)
+			continue;
+		memmove(&ctx->rbs[i], &ctx->rbs[i + 1], (ctx->n_rbs - i - 1) * sizeof(rb));
+		ctx->n_rbs--;
+		return;
+	}
+}
+
+void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret)
+{
+	*ret = (struct cpr_state_ramblock){
+		.align = rb->align,
+		.used_length = rb->used_length,
+		.max_length = rb->max_length,
+		.host_addr = (uint64_t)(uintptr_t)rb->host,
+		.fd_offset = rb->fd_offset,
+	};
+	if (rb->flags & CPR_RAMBLOCK_RESIZEABLE)
+		ret->must_flags |= CPR_RB_RESIZEABLE;
+	if (rb->hugetlb)
+		ret->must_flags |= CPR_RB_HUGETLB;
+	if (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR)
+		ret->must_flags |= CPR_RB_MAP_AT_ADDR;
+	if (rb->flags & CPR_RAMBLOCK_DONTDUMP)
+		ret->hint_flags |= CPR_RB_HINT_DONTDUMP;
+	if (rb->thp)
+		ret->hint_flags |= CPR_RB_HINT_THP;
+	snprintf(ret->idstr, sizeof(ret->idstr), "%s", rb->idstr);
+}
+
+static struct cpr_ramblock *ramblock_lookup(struct cpr_ctx *ctx, const char *idstr)
+{
+	for (size_t i = 0; i < ctx->n_rbs; i++)
+		if (strcmp(ctx->rbs[i]->idstr, idstr) == 0)
+			return ctx->rbs[i];
+	return NULL;
+}
+
+/* Reserve max_length (+ align) of address space, keep an aligned window. */
+static int reserve_space(struct cpr_ramblock *rb, void *at)
+{
+	size_t len = (size_t)rb->max_length, extra = at ? 0 : (size_t)rb->align;
+	int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	uint8_t *p, *aligned;
+
+	if (at)
+		mflags |= MAP_FIXED_NOREPLACE;
+	p = mmap(at, len + extra, PROT_NONE, mflags, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	if (at && p != at) { /* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(p, len);
+		return -EEXIST;
+	}
+	aligned = extra ? (uint8_t *)(((uintptr_t)p + extra - 1) & ~(uintptr_t)(extra - 1)) : p;
+	if (aligned > p)
+		munmap(p, (size_t)(aligned - p));
+	if (p + len + extra > aligned + len)
+		munmap(aligned + len, (size_t)(p + len + extra - (aligned + len)));
+	rb->reserve = aligned;
+	rb->reserve_len = len;
+	rb->host = aligned;
+	return 0;
+}
+
+static int map_range(struct cpr_ramblock *rb, uint64_t off, uint64_t len)
+{
+	int mflags = MAP_SHARED | MAP_FIXED;
+	void *p;
+
+	if (rb->flags & CPR_RAMBLOCK_POPULATE)
+		mflags |= MAP_POPULATE;
+	p = mmap(rb->host + off, (size_t)len, PROT_READ | PROT_WRITE, mflags, rb->fd,
+		 (off_t)(rb->fd_offset + off));
+	if (p == MAP_FAILED)
+		return -errno;
+	if (rb->thp)
+		(void)madvise(p, (size_t)len, MADV_HUGEPAGE);
+	if (rb->flags & CPR_RAMBLOCK_DONTDUMP)
+		(void)madvise(p, (size_t)len, MADV_DONTDUMP);
+	return 0;
+}
+
+/* Give back [off, off+len) to a PROT_NONE reservation. */
+static int unmap_range(struct cpr_ramblock *rb, uint64_t off, uint64_t len)
+{
+	void *p = mmap(rb->host + off, (size_t)len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+static int map_block(struct cpr_ramblock *rb, void *at)
+{
+	int r = reserve_space(rb, at);
+
+	if (r < 0)
+		return r;
+	r = map_range(rb, 0, rb->used_length);
+	if (r < 0) {
+		munmap(rb->reserve, rb->reserve_len);
+		rb->reserve = NULL;
+		rb->host = NULL;
+	}
+	return r;
+}
+
+static void rb_destroy(struct cpr_ramblock *rb)
+{
+	if (rb->reserve)
+		munmap(rb->reserve, rb->reserve_len);
+	cpr_close(rb->fd);
+	free(rb->idstr);
+	free(rb);
+}
+
+static int hugetlb_memfd(const char *idstr, uint64_t size)
+{
+	_cleanup_close_ int fd = memfd_create(idstr, MFD_CLOEXEC | MFD_ALLOW_SEALING |
+							 MFD_HUGETLB | MFD_HUGE_2MB);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+/* A fresh memfd: hugetlb when asked and possible, else shmem (+THP hint). */
+static int create_memfd(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
+{
+	int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+	int fd = -EBADF;
+
+	if ((rb->flags & CPR_RAMBLOCK_HUGEPAGES) && !(rb->max_length % HUGE_2M) &&
+	    !(rb->align % HUGE_2M) && (fd = hugetlb_memfd(rb->idstr, rb->max_length)) >= 0) {
+		rb->hugetlb = true;
+		rb->page_size = HUGE_2M;
+	} else {
+		if (rb->flags & CPR_RAMBLOCK_HUGEPAGES) {
+			ctx_log(ctx, LOG_INFO,
+				"cpr: RAM block \"%s\": no 2 MiB hugetlb memfd (%s), asking for transparent huge pages",
+				rb->idstr, fd < 0 ? strerror(-fd) : "size or align not 2 MiB");
+			rb->thp = true;
+		}
+		fd = memfd_create(rb->idstr, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)rb->max_length) < 0) {
+			int r = -errno;
+
+			close(fd);
+			return r;
+		}
+	}
+	if (!(rb->flags & CPR_RAMBLOCK_RESIZEABLE) && fcntl(fd, F_ADD_SEALS, seals) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	rb->fd = fd;
+	return 0;
+}
+
+static int new_fresh(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
+{
+	int r = create_memfd(ctx, rb);
+
+	if (r < 0)
+		return r;
+	r = map_block(rb, NULL);
+	if (r == -ENOMEM && rb->hugetlb) {
+		/* Not enough huge pages reserved: fall back to shmem + THP. */
+		cpr_close(rb->fd);
+		rb->fd = -EBADF;
+		rb->hugetlb = false;
+		rb->page_size = ctx_page_size();
+		rb->flags &= ~(unsigned)CPR_RAMBLOCK_HUGEPAGES;
+		r = create_memfd(ctx, rb);
+		rb->flags |= CPR_RAMBLOCK_HUGEPAGES;
+		rb->thp = true;
+		if (r >= 0)
+			r = map_block(rb, NULL);
+	}
+	return r;
+}
+
+/* Compare one requested property with the recorded one; note mismatches. */
+static void prop_check(char *msg, size_t len, const char *prop, uint64_t want, uint64_t recorded)
+{
+	size_t used = strlen(msg);
+
+	if (want == recorded || used >= len - 1)
+		return;
+	snprintf(msg + used, len - used, "%s%s %" PRIu64 " requested, %" PRIu64 " recorded",
+		 used ? "; " : "", prop, want, recorded);
+}
+
+static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
+		       const struct cpr_state_ramblock *rec)
+{
+	uint64_t rec_page = rec->must_flags & CPR_RB_HUGETLB ? HUGE_2M : ctx_page_size();
+	bool rec_resz = rec->must_flags & CPR_RB_RESIZEABLE;
+	bool want_resz = rb->flags & CPR_RAMBLOCK_RESIZEABLE;
+	char msg[512] = "";
+
+	/* Resizeable blocks take the live used_length from the record. */
+	if (!(want_resz && rec_resz))
+		prop_check(msg, sizeof(msg), "used_length", rb->used_length, rec->used_length);
+	prop_check(msg, sizeof(msg), "max_length", rb->max_length, rec->max_length);
+	prop_check(msg, sizeof(msg), "align", rb->align, rec->align);
+	prop_check(msg, sizeof(msg), "resizeable", want_resz, rec_resz);
+	/* A huge page request accepts hugetlb or base pages (THP is a hint). */
+	if (!(rb->flags & CPR_RAMBLOCK_HUGEPAGES))
+		prop_check(msg, sizeof(msg), "page_size", ctx_page_size(), rec_page);
+	if (msg[0] && !(rb->flags & CPR_RAMBLOCK_TAKE_RECORDED)) {
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\" differs from the preserved one: %s",
+			rb->idstr, msg);
+		return -EINVAL;
+	}
+	if (msg[0])
+		ctx_log(ctx, LOG_INFO, "cpr: RAM block \"%s\": taking the recorded properties (%s)",
+			rb->idstr, msg);
+	rb->used_length = rec->used_length;
+	rb->max_length = rec->max_length;
+	rb->align = rec->align;
+	rb->fd_offset = rec->fd_offset;
+	rb->page_size = rec_page;
+	rb->hugetlb = rec_page == HUGE_2M;
+	rb->thp = !!(rec->hint_flags & CPR_RB_HINT_THP) ||
+		  (!rb->hugetlb && (rb->flags & CPR_RAMBLOCK_HUGEPAGES));
+	rb->flags &= ~(unsigned)(CPR_RAMBLOCK_RESIZEABLE | CPR_RAMBLOCK_MAP_AT_ADDR);
+	rb->flags |= rec_resz ? CPR_RAMBLOCK_RESIZEABLE : 0;
+	rb->flags |= rec->must_flags & CPR_RB_MAP_AT_ADDR ? CPR_RAMBLOCK_MAP_AT_ADDR : 0;
+	rb->flags |= rec->hint_flags & CPR_RB_HINT_DONTDUMP ? CPR_RAMBLOCK_DONTDUMP : 0;
+	return 0;
+}
+
+/* Adopt the preserved block @idstr: check, map the same memfd, claim it. */
+static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
+{
+	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
+	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
+		       (rec->must_flags & CPR_RB_MAP_AT_ADDR);
+	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
+	int r;
+
+	if (!e) /* discarded, or adopted and freed since: a new block */
+		return new_fresh(ctx, rb);
+	if (!e->owned) {
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
+			rb->idstr, e->name, e->id);
+		return -EBUSY;
+	}
+	r = adopt_props(ctx, rb, rec);
+	if (r < 0)
+		return r;
+	rb->fd = e->fd;
+	r = map_block(rb, at_addr ? (void *)(uintptr_t)rec->host_addr : NULL);
+	if (r < 0) {
+		rb->fd = -EBADF;
+		if (r == -EEXIST)
+			r = -EADDRINUSE;
+		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": cannot map at %#" PRIx64 ": %s",
+			rb->idstr, at_addr ? rec->host_addr : 0, strerror(-r));
+		return r;
+	}
+	if (at_addr)
+		rb->flags |= CPR_RAMBLOCK_MAP_AT_ADDR;
+	rb->adopted = true;
+	return 0;
+}
+
+static int check_args(struct cpr_ctx *ctx, const char *idstr, uint64_t used, uint64_t max,
+		      uint64_t align, unsigned flags)
+{
+	uint64_t ps = ctx_page_size();
+
+	if (!ctx || !idstr || !*idstr || strlen(idstr) > CPR_NAME_MAX || (flags & ~RB_FLAGS_ALL))
+		return -EINVAL;
+	if (!used || used % ps || max % ps || max > CPR_BLOCK_MAX)
+		return -EINVAL;
+	if ((flags & CPR_RAMBLOCK_RESIZEABLE) ? max < used : (max && max != used))
+		return -EINVAL;
+	if (align && (!is_pow2(align) || align < ps || align > CPR_ALIGN_MAX))
+		return -EINVAL;
+	return 0;
+}
+
+CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
+				uint64_t max_length, uint64_t align, unsigned flags,
+				struct cpr_ramblock **ret_rb)
+{
+	struct cpr_ramblock *rb;
+	char *copy;
+	int index, r;
+
+	r = check_args(ctx, idstr, used_length, max_length, align, flags);
+	if (r < 0 || !ret_rb)
+		return r < 0 ? r : -EINVAL;
+	if (ramblock_lookup(ctx, idstr))
+		return -EEXIST;
+	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX)
+		return -E2BIG;
+	if (ctx->n_rbs == ctx->cap_rbs) {
+		/* Make room first: nothing may fail after an adoption. */
+		r = ramblock_register(ctx, NULL);
+		if (r < 0)
+			return r;
+		ctx->n_rbs--;
+	}
+	copy = strdup(idstr);
+	rb = calloc(1, sizeof(*rb));
+	if (!rb || !copy) {
+		free(copy);
+		free(rb);
+		return -ENOMEM;
+	}
+	*rb = (struct cpr_ramblock){
+		.ctx = ctx, .idstr = copy, .fd = -EBADF, .used_length = used_length,
+		.max_length = max_length ?: used_length, .align = align ?: ctx_page_size(),
+		.page_size = ctx_page_size(), .flags = flags,
+	};
+	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
+		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
+	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
+	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
+	if (r < 0) {
+		rb_destroy(rb);
+		return r;
+	}
+	(void)ramblock_register(ctx, rb); /* cannot fail: room was made */
+	if (rb->adopted) /* the block owns the memfd now */
+		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
+								  (size_t)index)->fd_index));
+	*ret_rb = rb;
+	return 0;
+}
+
+CPR_EXPORT void cpr_ramblock_free(struct cpr_ramblock *rb)
+{
+	if (!rb)
+		return;
+	ramblock_unregister(rb->ctx, rb);
+	rb_destroy(rb);
+}
+
+CPR_EXPORT void *cpr_ramblock_host(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->host : NULL;
+}
+
+CPR_EXPORT int cpr_ramblock_fd(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->fd : -EINVAL;
+}
+
+CPR_EXPORT uint64_t cpr_ramblock_used_length(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->used_length : 0;
+}
+
+CPR_EXPORT uint64_t cpr_ramblock_max_length(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->max_length : 0;
+}
+
+CPR_EXPORT uint64_t cpr_ramblock_page_size(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->page_size : 0;
+}
+
+CPR_EXPORT int cpr_ramblock_adopted(const struct cpr_ramblock *rb)
+{
+	return rb && rb->adopted ? 1 : 0;
+}
+
+CPR_EXPORT const char *cpr_ramblock_idstr(const struct cpr_ramblock *rb)
+{
+	return rb ? rb->idstr : NULL;
+}
+
+/* Grow maps more of the memfd; shrink unmaps the tail and frees its pages. */
+CPR_EXPORT int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length)
+{
+	uint64_t old;
+	int r;
+
+	if (!rb || !used_length || used_length % rb->page_size)
+		return -EINVAL;
+	if (!(rb->flags & CPR_RAMBLOCK_RESIZEABLE))
+		return -EPERM;
+	if (used_length > rb->max_length)
+		return -ERANGE;
+	old = rb->used_length;
+	if (used_length == old)
+		return 0;
+	if (used_length > old) {
+		r = map_range(rb, old, used_length - old);
+		if (r < 0) {
+			(void)unmap_range(rb, old, used_length - old);
+			return r;
+		}
+	} else {
+		r = unmap_range(rb, used_length, old - used_length);
+		if (r < 0)
+			return r;
+		(void)fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)(rb->fd_offset + used_length), (off_t)(old - used_length));
+	}
+	rb->used_length = used_length;
+	return 0;
+}

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Blockers and cpr_check(): every reason at once, per mode; kernel probes. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+#include <cpr/cpr.h>
+
+#include "ctx.h"
+#include "internal.h"
+#include "test-util.h"
+
+#ifndef KVM_CAP_GUEST_MEMFD
+#define KVM_CAP_GUEST_MEMFD 234
+struct kvm_create_guest_memfd {
+	uint64_t size, flags, reserved[6];
+};
+#define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+#endif
+
+struct seen {
+	int n;
+	char msg[8][320];
+	int code[8];
+};
+
+static void collect(void *userdata, const struct cpr_error *diag)
+{
+	struct seen *s = userdata;
+
+	if (s->n < 8) {
+		memcpy(s->msg[s->n], diag->message, sizeof(s->msg[0]));
+		s->code[s->n] = diag->code;
+	}
+	s->n++;
+}
+
+static bool seen_has(const struct seen *s, const char *needle)
+{
+	for (int i = 0; i < s->n && i < 8; i++)
+		if (strstr(s->msg[i], needle))
+			return true;
+	return false;
+}
+
+START_TEST(test_cpr_check_per_mode)
+{
+	struct cpr_ctx *ctx;
+	struct seen s = { 0 };
+	uint32_t a, b, c;
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), 0);
+	ck_assert_int_eq(s.n, 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "vhost-user backend", &a), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER), "local socket", &b), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "migration in progress", &c), 0);
+	ck_assert_uint_ne(a, b);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), -EBUSY);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert(seen_has(&s, "vhost-user backend"));
+	ck_assert(seen_has(&s, "migration in progress"));
+	ck_assert_int_eq(s.code[0], -EBUSY);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_TRANSFER, 0, collect, &s), -EBUSY);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert(seen_has(&s, "local socket"));
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_TRANSFER, 0, NULL, NULL), -EBUSY);
+	ck_assert_int_eq(cpr_blocker_remove(ctx, c), 0);
+	ck_assert_int_eq(cpr_blocker_remove(ctx, c), -ENOENT);
+	ck_assert_int_eq(cpr_blocker_remove(ctx, b), 0);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_TRANSFER, 0, NULL, NULL), 0);
+	ck_assert_int_eq(cpr_blocker_remove(ctx, a), 0);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, NULL, NULL), 0);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_blocker_add_einval)
+{
+	struct cpr_ctx *ctx;
+	char big[300];
+	int nfds = test_count_fds();
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_blocker_add(NULL, CPR_MODES_ALL, "r", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "r", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 7, "r", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, big, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_remove(NULL, 1), -EINVAL);
+	ck_assert_int_eq(cpr_check(NULL, CPR_MODE_EXEC, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_check(ctx, 0, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, CPR_LEVEL_MAX + 1, NULL, NULL),
+			 -EPROTONOSUPPORT);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* The refusal reaches the transports: ctx_outgoing names the reason. */
+START_TEST(test_ctx_outgoing_blocked)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	uint32_t id;
+	int nfds = test_count_fds(), *fds;
+	size_t n;
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "device in reset", &id), 0);
+	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_TRANSFER, 0, &st, &fds, &n, &err), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(err.message, "device in reset"));
+	ck_assert_int_eq(cpr_blocker_remove(ctx, id), 0);
+	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_TRANSFER, 0, &st, &fds, &n, &err), 0);
+	cpr_state_free(st);
+	free(fds);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static int guest_memfd(int *ret_kvm, int *ret_vm)
+{
+	struct kvm_create_guest_memfd g = { .size = 2u << 20 };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm, fd;
+
+	if (kvm < 0)
+		return -errno;
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0 || ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD) <= 0) {
+		cpr_close(vm);
+		close(kvm);
+		return -EOPNOTSUPP;
+	}
+	fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &g);
+	if (fd < 0) {
+		close(vm);
+		close(kvm);
+		return -errno;
+	}
+	*ret_kvm = kvm;
+	*ret_vm = vm;
+	return fd;
+}
+
+/* A guest_memfd needs level 2: at level 1 it is a reason, given with the
+ * user's reasons in one call. */
+START_TEST(test_cpr_check_guest_memfd_level)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	struct seen s = { 0 };
+	int nfds = test_count_fds(), kvm = -1, vm = -1, g, *fds;
+	struct cpr_state *st;
+	size_t n;
+
+	g = guest_memfd(&kvm, &vm);
+	if (g == -ENOENT || g == -EOPNOTSUPP) {
+		/* No KVM or no guest_memfd here: the kind check still refuses fakes. */
+		int ev = eventfd(0, EFD_CLOEXEC);
+
+		ck_assert_int_eq(cpr_fd_check_kind(ev, CPR_FD_GUEST_MEMFD), -EMEDIUMTYPE);
+		close(ev);
+		test_assert_no_fd_leak(nfds);
+		return;
+	}
+	ck_assert_int_ge(g, 0);
+	ck_assert_int_eq(cpr_fd_check_kind(g, CPR_FD_GUEST_MEMFD), 0);
+	ck_assert_int_eq(cpr_fd_check_kind(g, CPR_FD_MEMFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, g, CPR_FD_GUEST_MEMFD), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "user reason", NULL), 0);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 1, collect, &s), -EBUSY);
+	ck_assert_int_ge(s.n, 2);
+	ck_assert(seen_has(&s, "user reason"));
+	ck_assert(seen_has(&s, "level 1 cannot carry"));
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &st, &fds, &n, &err), -EBUSY);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 2, collect, &s), -EBUSY);
+	ck_assert_int_eq(s.n, 1); /* only the user's reason at level 2 */
+	cpr_ctx_free(ctx);
+	close(g);
+	close(vm);
+	close(kvm);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* Without the feature, the probes say so and why. */
+START_TEST(test_cpr_probe)
+{
+	char why[256] = "";
+	int nfds = test_count_fds();
+	int r = cpr_probe_vfio(why, sizeof(why));
+
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_gt(strlen(why), 10);
+	if (access("/dev/vfio/vfio", F_OK) < 0) {
+		ck_assert_int_eq(r, 0);
+		ck_assert_ptr_nonnull(strstr(why, "/dev/vfio/vfio is absent"));
+	}
+	r = cpr_probe_iommufd(why, sizeof(why));
+	ck_assert_int_ge(r, 0);
+	if (access("/dev/iommu", F_OK) < 0) {
+		ck_assert_int_eq(r, 0);
+		ck_assert_ptr_nonnull(strstr(why, "/dev/iommu is absent"));
+	}
+	ck_assert_int_ge(cpr_probe_vfio(NULL, 0), 0);
+	ck_assert_int_eq(cpr_probe_vfio(NULL, 5), -EINVAL);
+	ck_assert_int_eq(cpr_probe_iommufd(NULL, 5), -EINVAL);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static Suite *blocker_suite(void)
+{
+	Suite *s = suite_create("blocker");
+	TCase *tc = tcase_create("blocker");
+
+	tcase_add_test(tc, test_cpr_check_per_mode);
+	tcase_add_test(tc, test_cpr_blocker_add_einval);
+	tcase_add_test(tc, test_ctx_outgoing_blocked);
+	tcase_add_test(tc, test_cpr_check_guest_memfd_level);
+	tcase_add_test(tc, test_cpr_probe);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(blocker_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

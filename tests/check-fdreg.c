@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The context and the fd registry: save, find, delete, kinds, adoption. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cpr/cpr.h>
+
+#include "ctx.h"
+#include "internal.h"
+#include "test-util.h"
+
+START_TEST(test_cpr_ctx_new_einval)
+{
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(NULL), -EINVAL);
+	cpr_ctx_free(NULL);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_ctx_settings)
+{
+	struct cpr_ctx *ctx;
+	char longname[CPR_PRODUCER_MAX + 2];
+	int nfds = test_count_fds();
+
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
+	ck_assert_ptr_null(cpr_ctx_incoming_state(ctx));
+	ck_assert_int_eq(cpr_ctx_set_producer(ctx, "minivmm", 0x010203), 0);
+	ck_assert_int_eq(cpr_ctx_set_producer(ctx, "", 0), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_set_producer(ctx, longname, 0), -EINVAL);
+	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), CPR_LEVEL_MAX);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), 1);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, CPR_LEVEL_MAX + 1), -EPROTONOSUPPORT);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 0), 0);
+	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), CPR_LEVEL_MAX);
+	ck_assert_int_eq(cpr_ctx_set_target_level(NULL, 1), -EINVAL);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_ctx_set_private)
+{
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	const void *data;
+	size_t len;
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 1, "abc", 3), 0);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 1, "abcd", 4), 0); /* replaces */
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 2, "x", 1), 0);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 2, NULL, 0), 0); /* removes */
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 2, NULL, 0), -ENOENT);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x10, 0, "x", 1), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0xffff, 0, "x", 1), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 0, NULL, 5), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 0, "x", CPR_RECORD_MAX + 1), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_build_state(ctx, &st), 0);
+	ck_assert_uint_eq(cpr_state_private_count(st), 1);
+	ck_assert_int_ge(cpr_state_private_find(st, 0x8000, 1, &data, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_int_eq(memcmp(data, "abcd", 4), 0);
+	cpr_state_free(st);
+	ck_assert_int_eq(cpr_ctx_build_state(ctx, NULL), -EINVAL);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_fd_check_kind_real_objects)
+{
+	int nfds = test_count_fds();
+	int m = test_memfd("m", 4096), ev = eventfd(0, EFD_CLOEXEC), sp[2], p[2];
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int tmp = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_ge(tmp, 0);
+	ck_assert_int_eq(cpr_fd_check_kind(m, CPR_FD_MEMFD), 0);
+	ck_assert_int_eq(cpr_fd_check_kind(ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_check_kind(sp[0], CPR_FD_SOCKET), 0);
+	ck_assert_int_eq(cpr_fd_check_kind(p[0], CPR_FD_GENERIC), 0);
+	ck_assert_int_eq(cpr_fd_check_kind(p[0], CPR_FD_MEMFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(tmp, CPR_FD_MEMFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(m, CPR_FD_EVENTFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(ev, CPR_FD_SOCKET), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(ev, CPR_FD_GUEST_MEMFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(null, CPR_FD_VFIO_CONTAINER), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(null, CPR_FD_VFIO_GROUP), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(null, CPR_FD_VFIO_CDEV), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(null, CPR_FD_IOMMUFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(m, CPR_FD_IOMMUFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_check_kind(-1, CPR_FD_GENERIC), -EBADF);
+	ck_assert_int_eq(cpr_fd_check_kind(900, CPR_FD_GENERIC), -EBADF);
+	ck_assert_int_eq(cpr_fd_check_kind(m, 0), -EINVAL);
+	ck_assert_int_eq(cpr_fd_check_kind(m, CPR_FD_KIND_MAX + 1), -EINVAL);
+	close(m);
+	close(ev);
+	close(sp[0]);
+	close(sp[1]);
+	close(p[0]);
+	close(p[1]);
+	close(null);
+	close(tmp);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_fd_save_errors)
+{
+	struct cpr_ctx *ctx;
+	char longname[CPR_NAME_MAX + 2];
+	int nfds = test_count_fds();
+	int m = test_memfd("m", 4096), p[2];
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, m, CPR_FD_MEMFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, p[0], CPR_FD_GENERIC), -EEXIST);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m2", 0, m, CPR_FD_MEMFD), -EEXIST);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_MEMFD), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", -1, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "", 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, NULL, 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, longname, 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], 0), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(NULL, "p", 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, 900, CPR_FD_GENERIC), -EBADF);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, -1, CPR_FD_GENERIC), -EBADF);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_GENERIC), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 1, p[1], CPR_FD_GENERIC), 0);
+	cpr_ctx_free(ctx);
+	/* The registry borrowed them. */
+	ck_assert_int_ge(fcntl(m, F_GETFD), 0);
+	close(m);
+	close(p[0]);
+	close(p[1]);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_fd_find_delete)
+{
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+	int ev = eventfd(0, EFD_CLOEXEC), fd = -1;
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 7, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_EVENTFD, &fd), 0);
+	ck_assert_int_eq(fd, ev);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, &fd), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_MEMFD, &fd), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 8, 0, &fd), -ENOENT);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", -1, 0, &fd), -EINVAL);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_KIND_MAX + 1, &fd), -EINVAL);
+	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", 8), -ENOENT);
+	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", -1), -EINVAL);
+	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", 7), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, &fd), -ENOENT);
+	ck_assert_int_ge(fcntl(ev, F_GETFD), 0); /* borrowed: still open */
+	ck_assert_int_eq(cpr_fd_unclaimed(ctx, NULL, NULL), 0);
+	ck_assert_int_eq(cpr_fd_unclaimed(NULL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_close_unclaimed(NULL), -EINVAL);
+	cpr_ctx_free(ctx);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* ---- adoption, in one process: ctx "old" -> state + dup'ed fds -> ctx "new" */
+
+struct pair {
+	struct cpr_ctx *old, *new;
+	struct cpr_state *st;
+	int *fds;
+	size_t n;
+	int ev, m, sp[2];
+};
+
+static void pair_init(struct pair *p)
+{
+	int *fds;
+
+	ck_assert_int_eq(cpr_ctx_new(&p->old), 0);
+	ck_assert_int_eq(cpr_ctx_new(&p->new), 0);
+	p->ev = eventfd(3, EFD_CLOEXEC);
+	p->m = test_memfd("dev-state", 8192);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sp), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "irq", 0, p->ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "state", 0, p->m, CPR_FD_MEMFD), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "chardev", 3, p->sp[0], CPR_FD_SOCKET), 0);
+	ck_assert_int_eq(ctx_outgoing(p->old, CPR_MODE_TRANSFER, 0, &p->st, &fds, &p->n, NULL),
+			 0);
+	ck_assert_uint_eq(p->n, 3);
+	for (size_t i = 0; i < p->n; i++) {
+		ck_assert_uint_eq(cpr_state_fd_get(p->st, i)->slot, i);
+		fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0); /* what the receiver would get */
+	}
+	p->fds = fds;
+}
+
+static void pair_free(struct pair *p, bool adopted)
+{
+	if (!adopted) {
+		for (size_t i = 0; i < p->n; i++)
+			close(p->fds[i]);
+		cpr_state_free(p->st);
+	}
+	free(p->fds);
+	cpr_ctx_free(p->old);
+	cpr_ctx_free(p->new);
+	close(p->ev);
+	close(p->m);
+	close(p->sp[0]);
+	close(p->sp[1]);
+}
+
+static void count_report(void *userdata, const char *name, int32_t id, enum cpr_fd_kind kind,
+			 int fd)
+{
+	(void)name;
+	(void)id;
+	(void)kind;
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	(*(int *)userdata)++;
+}
+
+START_TEST(test_ctx_adopt_claim_and_close_unclaimed)
+{
+	struct cpr_state_info info;
+	struct pair p;
+	int nfds = test_count_fds(), fd, n = 0, dupm;
+
+	pair_init(&p);
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n, NULL), 0);
+	ck_assert_int_eq(cpr_ctx_incoming(p.new), 1);
+	ck_assert_ptr_eq(cpr_ctx_incoming_state(p.new), p.st);
+	ck_assert_int_eq(cpr_state_get_info(p.st, &info), 0);
+	ck_assert_uint_eq(info.generation, 1);
+	ck_assert_uint_eq(cpr_ctx_get_target_level(p.new), info.emit_level);
+	for (size_t i = 0; i < p.n; i++)
+		ck_assert_int_eq(fcntl(p.fds[i], F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(cpr_fd_unclaimed(p.new, count_report, &n), 3);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(cpr_fd_find(p.new, "irq", 0, CPR_FD_EVENTFD, &fd), 0);
+	ck_assert_int_eq(fd, p.fds[0]);
+	ck_assert_int_eq(cpr_fd_unclaimed(p.new, NULL, NULL), 2);
+	dupm = p.fds[1];
+	ck_assert_int_eq(cpr_fd_close_unclaimed(p.new), 2);
+	ck_assert_int_lt(fcntl(dupm, F_GETFD), 0);
+	ck_assert_int_lt(fcntl(p.fds[2], F_GETFD), 0);
+	ck_assert_int_eq(cpr_fd_unclaimed(p.new, NULL, NULL), 0);
+	/* The claimed one stays registered (borrowed): preserved again next hop. */
+	{
+		struct cpr_state *st2;
+
+		ck_assert_int_eq(cpr_ctx_build_state(p.new, &st2), 0);
+		ck_assert_uint_eq(cpr_state_fd_count(st2), 1);
+		ck_assert_int_eq(cpr_state_get_info(st2, &info), 0);
+		ck_assert_uint_eq(info.generation, 2);
+		cpr_state_free(st2);
+	}
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, NULL, 0, NULL), -EALREADY);
+	pair_free(&p, true);
+	close(fd); /* claimed: ours */
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_ctx_adopt_kind_mismatch)
+{
+	struct cpr_error err = { 0 };
+	struct pair p;
+	int nfds = test_count_fds(), tmp;
+
+	pair_init(&p);
+	tmp = p.fds[0];
+	p.fds[0] = p.fds[1];
+	p.fds[1] = tmp;
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n, &err), -EMEDIUMTYPE);
+	ck_assert_ptr_nonnull(strstr(err.message, "is not a"));
+	ck_assert_int_eq(cpr_ctx_incoming(p.new), 0);
+	for (size_t i = 0; i < p.n; i++) /* untouched: still ours, flags as given */
+		ck_assert_int_eq(fcntl(p.fds[i], F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n - 1, &err), -EBADMSG);
+	pair_free(&p, false);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_ctx_adopt_duplicate_key)
+{
+	struct cpr_error err = { 0 };
+	struct pair p;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC);
+
+	pair_init(&p);
+	ck_assert_int_eq(cpr_fd_save(p.new, "irq", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n, &err), -EEXIST);
+	pair_free(&p, false);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_ctx_adopt_page_size)
+{
+	struct cpr_error err = { 0 };
+	struct pair p;
+	int nfds = test_count_fds();
+
+	pair_init(&p);
+	ck_assert_int_eq(cpr_state_set_page_shift(p.st, 16), 0);
+	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n, &err), -EMEDIUMTYPE);
+	ck_assert_ptr_nonnull(strstr(err.message, "pages"));
+	pair_free(&p, false);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_ctx_outgoing_exec_slots)
+{
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), *fds;
+	int ev = eventfd(0, EFD_CLOEXEC);
+	size_t n;
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &st, &fds, &n, NULL), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(cpr_state_fd_get(st, 0)->slot, (uint32_t)ev);
+	ck_assert_int_eq(fds[0], ev);
+	ck_assert_int_eq(ctx_outgoing(ctx, 7, 0, &st, &fds, &n, NULL), -EINVAL);
+	cpr_state_free(st);
+	free(fds);
+	cpr_ctx_free(ctx);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_cpr_ctx_set_private_e2big)
+{
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i < CPR_PRIVATE_MAX; i++)
+		ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, i, &i, sizeof(i)), 0);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, CPR_PRIVATE_MAX, "x", 1), -E2BIG);
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, 0x8000, 0, "x", 1), 0); /* replacing is fine */
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* CPR_FDS_MAX distinct fd numbers fill the registry. */
+START_TEST(test_cpr_fd_save_e2big)
+{
+	struct rlimit rl;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), *fds;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < CPR_FDS_MAX + 64) {
+		/* Cannot hold that many fds here; the limit is checked by exec too. */
+		fprintf(stderr, "note: RLIMIT_NOFILE %lu < CPR_FDS_MAX: limit not exercised\n",
+			(unsigned long)rl.rlim_max);
+		close(ev);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	fds = calloc(CPR_FDS_MAX + 1, sizeof(int));
+	ck_assert_ptr_nonnull(fds);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++) {
+		fds[i] = fcntl(ev, F_DUPFD_CLOEXEC, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(cpr_fd_save(ctx, "ev", (int32_t)i, fds[i], CPR_FD_EVENTFD),
+				 i < CPR_FDS_MAX ? 0 : -E2BIG);
+	}
+	cpr_ctx_free(ctx);
+	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++)
+		close(fds[i]);
+	free(fds);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static Suite *fdreg_suite(void)
+{
+	Suite *s = suite_create("fdreg");
+	TCase *tc = tcase_create("fdreg");
+
+	tcase_add_test(tc, test_cpr_ctx_new_einval);
+	tcase_add_test(tc, test_cpr_ctx_settings);
+	tcase_add_test(tc, test_cpr_ctx_set_private);
+	tcase_add_test(tc, test_cpr_ctx_set_private_e2big);
+	tcase_add_test(tc, test_cpr_fd_save_e2big);
+	tcase_add_test(tc, test_cpr_fd_check_kind_real_objects);
+	tcase_add_test(tc, test_cpr_fd_save_errors);
+	tcase_add_test(tc, test_cpr_fd_find_delete);
+	tcase_add_test(tc, test_ctx_adopt_claim_and_close_unclaimed);
+	tcase_add_test(tc, test_ctx_adopt_kind_mismatch);
+	tcase_add_test(tc, test_ctx_adopt_duplicate_key);
+	tcase_add_test(tc, test_ctx_adopt_page_size);
+	tcase_add_test(tc, test_ctx_outgoing_exec_slots);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(fdreg_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
