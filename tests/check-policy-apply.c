@@ -430,6 +430,8 @@ int policy_exec_helper(const char *mode)
 {
 	pid_t pid;
 
+	if (strcmp(mode, "cpr") == 0)
+		child_exit(policy_exec_helper_cpr());
 	if (strcmp(mode, "vmm") != 0)
 		child_exit(1);
 	pid = fork();

@@ -547,6 +547,7 @@ static Suite *cpr_policy_suite(void)
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, policy_apply_tcase());
 	suite_add_tcase(s, policy_apply_shipped_tcase());
+	suite_add_tcase(s, policy_exec_tcase());
 	return s;
 }
 

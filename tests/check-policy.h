@@ -18,7 +18,10 @@ struct cpr_policy *policy_shipped(const char *name);
 
 TCase *policy_apply_tcase(void);
 TCase *policy_apply_shipped_tcase(void);
+TCase *policy_exec_tcase(void);
 /* The exec helper: runs inside the new image, exits HELPER_OK when fine. */
 int policy_exec_helper(const char *mode);
+/* Mode "cpr": adopt the state cpr_exec() passed; exits HELPER_OK when fine. */
+int policy_exec_helper_cpr(void);
 
 #endif
