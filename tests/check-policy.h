@@ -11,10 +11,23 @@
 #define HELPER_ENV "CPR_CHECK_POLICY_HELPER"
 #define HELPER_OK 42
 
+/* A child's exit status when it could not even set itself up. */
+#define CHILD_SETUP_FAILED 250
+
 /* A policy from a string; fails the test if it does not parse. */
 struct cpr_policy *policy_from_text(const char *text);
 /* A shipped policy from $top_srcdir/policy. */
 struct cpr_policy *policy_shipped(const char *name);
+
+/* check-policy-apply.c: children and the semantics engine. */
+/* Fork; the child applies @p (may be NULL), runs @fn, exits with its result. */
+int run_child(const struct cpr_policy *p, int (*fn)(void *), void *arg);
+/* exit_group() without any library or sanitizer teardown. */
+void child_exit(int code);
+/* Each rule satisfied, then each condition violated: outcome as documented. */
+void check_rules(const struct cpr_policy *p, const char *name);
+/* Every native system call @p does not name gets the default action. */
+void check_unnamed_calls(const struct cpr_policy *p, const char *name);
 
 TCase *policy_apply_tcase(void);
 TCase *policy_apply_shipped_tcase(void);
