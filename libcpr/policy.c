@@ -197,11 +197,12 @@ CPR_EXPORT int cpr_policy_parse(const char *text, size_t len, const char *filena
 	return 0;
 }
 
+/* Read all of @fd, at most CPR_POLICY_TEXT_MAX bytes, sized by fstat(). */
 static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_free_ char *buf = NULL;
+	size_t off = 0, cap;
 	struct stat st;
-	size_t off = 0;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -211,12 +212,13 @@ static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 		return -EINVAL;
 	if (st.st_size > CPR_POLICY_TEXT_MAX)
 		return -E2BIG;
-	/* One byte more than the limit tells a file that grew meanwhile. */
-	buf = malloc(CPR_POLICY_TEXT_MAX + 1);
+	/* One byte more than expected tells a file that grew meanwhile. */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n = read(fd, buf + off, CPR_POLICY_TEXT_MAX + 1 - off);
+		ssize_t n = read(fd, buf + off, cap - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -227,6 +229,15 @@ static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 		off += (size_t)n;
 		if (off > CPR_POLICY_TEXT_MAX)
 			return -E2BIG;
+		if (off == cap) {
+			char *bigger;
+
+			cap = cap * 2 > CPR_POLICY_TEXT_MAX + 1 ? CPR_POLICY_TEXT_MAX + 1 : cap * 2;
+			bigger = realloc(buf, cap);
+			if (!bigger)
+				return -ENOMEM;
+			buf = bigger;
+		}
 	}
 	*ret_buf = TAKE_PTR(buf);
 	*ret_len = off;
