@@ -391,7 +391,10 @@ static bool conds_equal(const struct policy_rule *a, const struct policy_rule *b
 	return true;
 }
 
-/* libseccomp would silently drop one of two contradicting rules: refuse. */
+/*
+ * libseccomp would silently drop one of two contradicting rules, and lays
+ * out overlapping ones in an order the file does not decide: refuse both.
+ */
 static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 {
 	const struct cpr_policy *p = ps->p;
@@ -409,6 +412,11 @@ static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 		if (conds_equal(o, rule))
 			return fail(ps, rule->syscall_col,
 				    "'%s' has a rule with the same conditions at line %u",
+				    rule->name, o->line);
+		if (o->action != rule->action && policy_rules_overlap(o, rule))
+			return fail(ps, rule->syscall_col,
+				    "a call to '%s' can match both this rule and the one at line "
+				    "%u, which has another action: make their conditions disjoint",
 				    rule->name, o->line);
 	}
 	return 0;

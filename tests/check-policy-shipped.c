@@ -108,6 +108,32 @@ static int child_cprd_exec_map(void *arg)
 	return 0;
 }
 
+static volatile sig_atomic_t aborted;
+
+static void on_sigabrt(int sig)
+{
+	aborted = 1;
+}
+
+struct abort_case {
+	const struct cpr_policy *policy;
+	int sig;
+};
+
+/* abort()'s tgkill(SIGABRT) to itself is allowed; other signals are not. */
+static int child_cprd_abort(void *arg)
+{
+	const struct abort_case *c = arg;
+
+	if (signal(SIGABRT, on_sigabrt) == SIG_ERR || cpr_policy_apply(c->policy) < 0)
+		return CHILD_SETUP_FAILED;
+	/* Arguments as long: syscall(2) would leave the top half of an int undefined. */
+	return syscall(SYS_tgkill, (long)getpid(), syscall(SYS_gettid), (long)c->sig) == 0 &&
+			       aborted
+		       ? 0
+		       : 1;
+}
+
 START_TEST(test_cpr_policy_apply_cprd_real_calls)
 {
 	int nfds = test_count_fds();
@@ -117,6 +143,10 @@ START_TEST(test_cpr_policy_apply_cprd_real_calls)
 	status = run_child(p, child_cprd_memory, NULL);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 	status = run_child(p, child_cprd_exec_map, NULL);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x", status);
+	status = run_child(NULL, child_cprd_abort, &(struct abort_case){ p, SIGABRT });
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	status = run_child(NULL, child_cprd_abort, &(struct abort_case){ p, SIGUSR1 });
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x", status);
 	/* socketpair() is not in cprd's list. */
 	status = run_child(p, child_cprd_socketpair, NULL);
