@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -116,7 +117,7 @@ static int check_report_json(const char *file, const struct cpr_policy *p,
 static int check_report_text(const char *file, const struct cpr_policy *p,
 			     const struct cpr_error *err, int r)
 {
-	char buf[32], name[64];
+	char buf[32], name[PATH_MAX];
 
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err->message[0] ? err->message : strerror(-r));

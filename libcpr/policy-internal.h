@@ -51,6 +51,8 @@ struct cpr_policy {
 	unsigned default_line;
 	size_t n_arches;
 	uint32_t arches[CPR_POLICY_ARCHES_MAX]; /* besides the native one */
+	unsigned arch_line[CPR_POLICY_ARCHES_MAX];
+	unsigned arch_col[CPR_POLICY_ARCHES_MAX];
 	size_t n_rules;
 	size_t n_alloc;
 	struct policy_rule *rules;
@@ -59,6 +61,12 @@ struct cpr_policy {
 /* policy-parse.c: text -> struct cpr_policy without a filter. */
 int policy_parse_text(struct cpr_policy *p, const char *text, size_t len, const char *filename,
 		      struct cpr_error *err);
+
+/* policy-overlap.c: can two rules for one system call match the same call? */
+bool policy_rules_overlap(const struct policy_rule *a, const struct policy_rule *b);
+bool policy_conds_intersect(const struct policy_cond *a, const struct policy_cond *b);
+/* The smallest x >= @lo with (x & @mask) == @value (value within mask). */
+bool policy_masked_min_ge(uint64_t mask, uint64_t value, uint64_t lo, uint64_t *ret);
 
 /* policy-names.c: the named constants and errno names of cpr-policy(5). */
 bool policy_constant_lookup(const char *name, uint64_t *ret);

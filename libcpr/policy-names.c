@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <sched.h>
@@ -34,6 +35,16 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+#ifndef PIDFD_NONBLOCK
+#define PIDFD_NONBLOCK O_NONBLOCK
+#endif
+#define KCMP_FILE 0 /* enum kcmp_type in linux/kcmp.h */
 
 struct constant {
 	const char *name;
@@ -64,7 +75,7 @@ static const struct constant constants[] = {
 	C(SOCK_STREAM), C(SOCK_DGRAM), C(SOCK_SEQPACKET), C(SOCK_NONBLOCK),
 	C(SOCK_CLOEXEC), C(SOL_SOCKET), C(SO_TYPE), C(SO_ERROR), C(SO_SNDBUF),
 	C(SO_RCVBUF), C(SO_PASSCRED), C(SO_PEERCRED), C(SO_SNDBUFFORCE),
-	C(SO_RCVBUFFORCE), C(SO_DOMAIN), C(SO_ACCEPTCONN),
+	C(SO_RCVBUFFORCE), C(SO_DOMAIN), C(SO_ACCEPTCONN), C(SO_PEERGROUPS), C(SO_PEERPIDFD),
 	C(MSG_DONTWAIT), C(MSG_NOSIGNAL), C(MSG_CMSG_CLOEXEC), C(MSG_PEEK),
 	C(MSG_TRUNC),
 	/* files */
@@ -79,7 +90,7 @@ static const struct constant constants[] = {
 	C(SIGABRT), C(SIGKILL), C(SIGTERM), C(SIGSYS),
 	C(CLOCK_REALTIME), C(CLOCK_MONOTONIC), C(CLOCK_BOOTTIME),
 	C(TFD_CLOEXEC), C(TFD_NONBLOCK), C(EFD_CLOEXEC), C(EFD_NONBLOCK),
-	C(SFD_CLOEXEC), C(SFD_NONBLOCK),
+	C(SFD_CLOEXEC), C(SFD_NONBLOCK), C(PIDFD_NONBLOCK), C(GRND_NONBLOCK), C(KCMP_FILE),
 	/* prctl */
 	C(PR_SET_PDEATHSIG), C(PR_GET_DUMPABLE), C(PR_SET_DUMPABLE), C(PR_SET_NAME),
 	C(PR_GET_NAME), C(PR_SET_NO_NEW_PRIVS), C(PR_GET_NO_NEW_PRIVS),

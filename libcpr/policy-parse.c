@@ -27,7 +27,7 @@ struct token {
 struct parser {
 	struct cpr_policy *p;
 	struct cpr_error *err;
-	char file[64];		/* quoted, for messages */
+	char file[200];	/* quoted, for messages */
 	unsigned line;
 	struct token tok[TOKENS_MAX];
 	size_t n_tok;
@@ -234,8 +234,8 @@ static int parse_errno_action(struct parser *ps, const struct token *t, uint32_t
 	r = parse_value(ps, t, &e);
 	if (r < 0)
 		return r;
-	if (e < 1 || e > 4095)
-		return fail(ps, t->col, "errno value %llu is out of range 1..4095",
+	if (e < 1 || e > 4094)
+		return fail(ps, t->col, "errno value %llu is out of range 1..4094",
 			    (unsigned long long)e);
 	*ret = SCMP_ACT_ERRNO((uint32_t)e);
 	return 0;
@@ -391,7 +391,10 @@ static bool conds_equal(const struct policy_rule *a, const struct policy_rule *b
 	return true;
 }
 
-/* libseccomp would silently drop one of two contradicting rules: refuse. */
+/*
+ * libseccomp would silently drop one of two contradicting rules, and lays
+ * out overlapping ones in an order the file does not decide: refuse both.
+ */
 static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 {
 	const struct cpr_policy *p = ps->p;
@@ -409,6 +412,11 @@ static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 		if (conds_equal(o, rule))
 			return fail(ps, rule->syscall_col,
 				    "'%s' has a rule with the same conditions at line %u",
+				    rule->name, o->line);
+		if (o->action != rule->action && policy_rules_overlap(o, rule))
+			return fail(ps, rule->syscall_col,
+				    "a call to '%s' can match both this rule and the one at line "
+				    "%u, which has another action: make their conditions disjoint",
 				    rule->name, o->line);
 	}
 	return 0;
@@ -529,6 +537,8 @@ static int parse_arch(struct parser *ps, const struct token *first)
 			return fail_at(ps, -E2BIG, ps->line, t->col,
 				       "too many architectures (at most %u)",
 				       CPR_POLICY_ARCHES_MAX);
+		p->arch_line[p->n_arches] = ps->line;
+		p->arch_col[p->n_arches] = t->col;
 		p->arches[p->n_arches++] = arch;
 	}
 	return 0;

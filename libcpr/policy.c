@@ -100,7 +100,7 @@ static int build_rule(scmp_filter_ctx ctx, const struct policy_rule *rule)
 	return seccomp_rule_add_array(ctx, rule->action, rule->nr, rule->n_conds, cmp);
 }
 
-static int build_attrs(scmp_filter_ctx ctx, const struct cpr_policy *p)
+static int build_attrs(scmp_filter_ctx ctx)
 {
 	int r;
 
@@ -113,16 +113,32 @@ static int build_attrs(scmp_filter_ctx ctx, const struct cpr_policy *p)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (r >= 0)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-	for (size_t i = 0; r >= 0 && i < p->n_arches; i++)
-		r = seccomp_arch_add(ctx, p->arches[i]);
 	return r;
+}
+
+static int build_arches(scmp_filter_ctx ctx, const struct cpr_policy *p, const char *file,
+			struct cpr_error *err)
+{
+	for (size_t i = 0; i < p->n_arches; i++) {
+		int r = seccomp_arch_add(ctx, p->arches[i]);
+
+		if (r < 0) {
+			cpr_error_set(err, -EINVAL, UINT32_MAX, p->arch_line[i], p->arch_col[i],
+				      "%s:%u:%u: libseccomp cannot combine architecture '%s' with "
+				      "the others: %s",
+				      file, p->arch_line[i], p->arch_col[i],
+				      policy_arch_name(p->arches[i]), strerror(-r));
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* The filter for a parsed policy; libseccomp's refusals name the rule. */
 static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_error *err)
 {
 	scmp_filter_ctx ctx = seccomp_init(p->default_action);
-	char file[64];
+	char file[200];
 	int r;
 
 	cpr_quote(file, sizeof(file), filename ? filename : "<policy>",
@@ -131,10 +147,15 @@ static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_e
 		cpr_error_set(err, -ENOMEM, UINT32_MAX, 0, 0, "%s: cannot create a filter", file);
 		return -ENOMEM;
 	}
-	r = build_attrs(ctx, p);
+	r = build_attrs(ctx);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, 0, 0, "%s: cannot set up the filter: %s", file,
 			      strerror(-r));
+		seccomp_release(ctx);
+		return r;
+	}
+	r = build_arches(ctx, p, file, err);
+	if (r < 0) {
 		seccomp_release(ctx);
 		return r;
 	}
@@ -176,11 +197,12 @@ CPR_EXPORT int cpr_policy_parse(const char *text, size_t len, const char *filena
 	return 0;
 }
 
+/* Read all of @fd, at most CPR_POLICY_TEXT_MAX bytes, sized by fstat(). */
 static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_free_ char *buf = NULL;
+	size_t off = 0, cap;
 	struct stat st;
-	size_t off = 0;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -190,12 +212,13 @@ static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 		return -EINVAL;
 	if (st.st_size > CPR_POLICY_TEXT_MAX)
 		return -E2BIG;
-	/* One byte more than the limit tells a file that grew meanwhile. */
-	buf = malloc(CPR_POLICY_TEXT_MAX + 1);
+	/* One byte more than expected tells a file that grew meanwhile. */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n = read(fd, buf + off, CPR_POLICY_TEXT_MAX + 1 - off);
+		ssize_t n = read(fd, buf + off, cap - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -206,6 +229,15 @@ static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 		off += (size_t)n;
 		if (off > CPR_POLICY_TEXT_MAX)
 			return -E2BIG;
+		if (off == cap) {
+			char *bigger;
+
+			cap = cap * 2 > CPR_POLICY_TEXT_MAX + 1 ? CPR_POLICY_TEXT_MAX + 1 : cap * 2;
+			bigger = realloc(buf, cap);
+			if (!bigger)
+				return -ENOMEM;
+			buf = bigger;
+		}
 	}
 	*ret_buf = TAKE_PTR(buf);
 	*ret_len = off;
@@ -217,7 +249,7 @@ CPR_EXPORT int cpr_policy_load(const char *path, struct cpr_policy **ret_policy,
 {
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;
-	char file[64];
+	char file[200];
 	size_t len = 0;
 	int r;
 
