@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,7 +25,7 @@
 
 #include <json-c/json.h>
 
-#include <cpr/state.h>
+#include <cpr/cpr.h>
 
 #include "internal.h"
 #include "scm.h"

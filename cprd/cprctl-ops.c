@@ -200,6 +200,18 @@ int cprctl_list_main(int argc, char *argv[])
 	return 0;
 }
 
+/* "1,2,3" or "none" */
+static void print_ids(struct json_object *a)
+{
+	size_t n = json_object_array_length(a);
+
+	if (n == 0)
+		printf("none");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%lld", i ? "," : "",
+		       (long long)json_object_get_int64(json_object_array_get_idx(a, i)));
+}
+
 static void show_human(struct json_object *b)
 {
 	struct json_object *st = json_object_object_get(b, "stream"), *lease;
@@ -207,11 +219,11 @@ static void show_human(struct json_object *b)
 	printf("name:      %s\nstate:     %s\nowner:     uid %lld gid %lld pid %lld\n",
 	       get_str(b, "name"), get_str(b, "state"), (long long)get_int(b, "owner_uid"),
 	       (long long)get_int(b, "owner_gid"), (long long)get_int(b, "owner_pid"));
-	printf("consumers: uids %s gids %s\n",
-	       json_object_to_json_string(json_object_object_get(
-		       json_object_object_get(b, "consumers"), "uids")),
-	       json_object_to_json_string(json_object_object_get(
-		       json_object_object_get(b, "consumers"), "gids")));
+	printf("consumers: uids ");
+	print_ids(json_object_object_get(json_object_object_get(b, "consumers"), "uids"));
+	printf(", gids ");
+	print_ids(json_object_object_get(json_object_object_get(b, "consumers"), "gids"));
+	printf("\n");
 	printf("fds:       %lld\nage:       %lld ms\nttl:       %lld ms\nclaims:    %lld\n"
 	       "tied:      %s\npersisted: %s\n",
 	       (long long)get_int(b, "fds"), (long long)get_int(b, "age_ms"),

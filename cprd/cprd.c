@@ -180,7 +180,8 @@ static int setup_loop(void)
 	cprd.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	cprd.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	cprd.timer_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
-	cprd.watchdog_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	/* CLOCK_BOOTTIME like every timer here: one clock for the policy to allow */
+	cprd.watchdog_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	src_sweep.fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (cprd.epoll_fd < 0 || cprd.signal_fd < 0 || cprd.timer_fd < 0 ||
 	    cprd.watchdog_fd < 0 || src_sweep.fd < 0)
