@@ -11,7 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
-#include <cpr/state.h>
+#include <cpr/cpr.h>
 
 #include "internal.h"
 #include "cprd.h"
@@ -228,6 +228,26 @@ static int store_check_slots(const struct cpr_state *st, size_t n_fds, struct cp
 	return 0;
 }
 
+/* Each fd is of the kind its FD record states: consumers can rely on it. */
+static int store_check_kinds(const struct bundle *b, const struct cpr_state *st,
+			     struct cpr_error *err)
+{
+	for (size_t i = 0; i < b->n_fds; i++) {
+		const struct cpr_state_fd *f = cpr_state_fd_get(st, i);
+		int r = cpr_fd_check_kind(b->fds[f->slot], (enum cpr_fd_kind)f->kind);
+
+		if (r < 0) {
+			const char *kind = cpr_fd_kind_to_string(f->kind);
+
+			cpr_error_set(err, -EBADMSG, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+				      "FD record %zu: the fd in slot %u is not a %s", i, f->slot,
+				      kind ? kind : "?");
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
 int store_validate(struct bundle *b, const void *buf, size_t len,
 			  struct cpr_state **ret_st, struct cpr_error *err)
 {
@@ -244,6 +264,8 @@ int store_validate(struct bundle *b, const void *buf, size_t len,
 		return -EBADMSG;
 	}
 	r = store_check_slots(st, b->n_fds, err);
+	if (r == 0)
+		r = store_check_kinds(b, st, err);
 	if (r < 0) {
 		cpr_state_free(st);
 		return r;

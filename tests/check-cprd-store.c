@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,38 @@ START_TEST(test_seal_refuses_bad_streams)
 }
 END_TEST
 
+/* The stream says memfd: a pipe in that slot is refused at seal. */
+START_TEST(test_seal_checks_fd_kinds)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d), p[2];
+	int *fds = cprd_test_memfds(1, "k"), stream = cprd_test_stream(2), two[2];
+	struct json_object *req = json_object_new_object(), *seal = json_object_new_object(),
+			   *reply = NULL;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	two[0] = fds[0];
+	two[1] = p[0];
+	ck_assert_int_eq(cprd_call_name(sock, "create", "kinds", NULL), 0);
+	json_object_object_add(req, "op", json_object_new_string("put"));
+	json_object_object_add(req, "name", json_object_new_string("kinds"));
+	ck_assert_int_eq(cprd_call(sock, req, two, 2, NULL), 0);
+	json_object_object_add(seal, "op", json_object_new_string("seal"));
+	json_object_object_add(seal, "name", json_object_new_string("kinds"));
+	ck_assert_int_eq(cprd_call(sock, seal, &stream, 1, &reply), -EBADMSG);
+	ck_assert_msg(strstr(cprd_reply_message(reply), "slot 1 is not a memfd"), "%s",
+		      cprd_reply_message(reply));
+	json_object_put(reply);
+	json_object_put(req);
+	json_object_put(seal);
+	close(p[0]);
+	close(p[1]);
+	close(stream);
+	cprd_test_close_fds(fds, 1);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 START_TEST(test_chunked_1000_fds)
 {
 	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
@@ -488,6 +521,7 @@ static Suite *cprd_store_suite(void)
 	tcase_add_test(tc, test_tie_dies_with_owner);
 	tcase_add_test(tc, test_open_bundle_private_and_abandoned);
 	tcase_add_test(tc, test_seal_refuses_bad_streams);
+	tcase_add_test(tc, test_seal_checks_fd_kinds);
 	tcase_add_test(tc, test_chunked_1000_fds);
 	tcase_add_test(tc, test_200_concurrent_clients);
 	tcase_add_test(tc, test_10000_cycles_no_growth);
