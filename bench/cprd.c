@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench/cprd: what a bundle hand-off through cprd costs per fd, against the
+ * floor measured in the same run: raw SCM_RIGHTS of the same fds from one
+ * process to another (chunks of 253, receiver closes them and acks).  A
+ * cprd hand-off is two such hops (producer -> cprd -> consumer) plus the
+ * protocol: store (create, put, seal) + claim + ack.  Also the daemon's idle
+ * RSS and its memory per held fd.  s6-fdholderd is measured when installed.
+ *
+ *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include <cpr/cpr.h>
+
+#include "internal.h"
+#include "scm.h"
+#include "client.h"
+
+static const size_t sizes[] = { 1, 64, 1000 };
+static int arg_rounds = 1;
+static bool arg_json;
+static const char *arg_cprd;
+static const char *arg_policy = SRC_POLICYDIR "/cprd.policy";
+static char sockpath[108];
+static char dirpath[64];
+static pid_t daemon_pid;
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int *memfds(size_t n)
+{
+	int *fds = calloc(n, sizeof(int));
+
+	for (size_t i = 0; fds && i < n; i++) {
+		fds[i] = memfd_create("bench", MFD_CLOEXEC);
+		if (fds[i] < 0) {
+			perror("memfd_create");
+			exit(111);
+		}
+	}
+	return fds;
+}
+
+static int stream_for(size_t n)
+{
+	struct cpr_state *st = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (cpr_state_new(&st) < 0)
+		exit(111);
+	for (size_t i = 0; i < n; i++) {
+		struct cpr_state_fd f = { .slot = (uint32_t)i, .kind = CPR_FD_MEMFD,
+					  .id = (int32_t)i, .name = "ram" };
+
+		cpr_state_add_fd(st, &f);
+	}
+	if (cpr_state_encode(st, 0, NULL, NULL, &buf, &len, NULL) < 0)
+		exit(111);
+	cpr_state_free(st);
+	fd = memfd_create("stream", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		exit(111);
+	free(buf);
+	return fd;
+}
+
+/* ---- the floor: raw SCM_RIGHTS to another process ---- */
+
+static void raw_receiver(int sock, size_t n, int iters)
+{
+	int fds[CPR_SCM_MAX_FDS];
+	char b[16];
+
+	for (int it = 0; it < iters; it++) {
+		for (size_t got = 0; got < n;) {
+			size_t k = 0;
+
+			if (scm_recv(sock, b, sizeof(b), fds, CPR_SCM_MAX_FDS, &k, 0) <= 0)
+				_exit(1);
+			for (size_t i = 0; i < k; i++)
+				close(fds[i]);
+			got += k;
+		}
+		if (write(sock, "a", 1) != 1)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static double raw_us_per_fd(size_t n, int iters)
+{
+	int sv[2], *fds = memfds(n), status;
+	double t0, t1;
+	char ack;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		exit(111);
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		raw_receiver(sv[1], n, iters);
+	}
+	close(sv[1]);
+	t0 = now_us();
+	for (int it = 0; it < iters; it++) {
+		for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
+			size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
+
+			if (scm_send(sv[0], "f", 1, fds + off, k) < 0)
+				exit(111);
+		}
+		if (read(sv[0], &ack, 1) != 1)
+			exit(111);
+	}
+	t1 = now_us();
+	close(sv[0]);
+	waitpid(pid, &status, 0);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	return (t1 - t0) / ((double)iters * (double)n);
+}
+
+/* ---- cprd ---- */
+
+static void daemon_start(void)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(dirpath, sizeof(dirpath), "/tmp/cprd-bench-XXXXXX");
+	if (!mkdtemp(dirpath))
+		exit(111);
+	snprintf(sockpath, sizeof(sockpath), "%s/sock", dirpath);
+	if (arg_cprd)
+		snprintf(path, sizeof(path), "%s", arg_cprd);
+	else
+		snprintf(path, sizeof(path), "%s/cprd/cprd",
+			 getenv("top_builddir") ? getenv("top_builddir") : ".");
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		execl(path, path, "--socket", sockpath, "--policy", arg_policy, "--config",
+		      "/dev/null", "--limit", "max-fds=16384", (char *)NULL);
+		perror(path);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		if (cprd_connect(sockpath, &fd) == 0) {
+			close(fd);
+			return;
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "bench/cprd: %s did not start\n", path);
+	exit(111);
+}
+
+static void daemon_stop(void)
+{
+	char cmd[128];
+
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dirpath);
+	(void)!system(cmd);
+}
+
+static long daemon_rss_kb(void)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon_pid);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void one_handoff(int sock, const int *fds, size_t n, int stream)
+{
+	struct json_object *reply = NULL;
+	int got_stream = -1, *got = NULL;
+	size_t n_got = 0;
+	const char *token;
+
+	if (cprd_store(sock, "bench", NULL, stream, fds, n, NULL) < 0 ||
+	    cprd_claim(sock, "bench", 0, &reply, &got_stream, &got, &n_got) < 0)
+		exit(111);
+	token = json_object_get_string(json_object_object_get(reply, "token"));
+	if (cprd_token_op(sock, "ack", "bench", token, NULL) < 0)
+		exit(111);
+	json_object_put(reply);
+	close(got_stream);
+	for (size_t i = 0; i < n_got; i++)
+		close(got[i]);
+	free(got);
+}
+
+static double cprd_us_per_fd(size_t n, int iters)
+{
+	int *fds = memfds(n), stream = stream_for(n), sock;
+	double t0, t1;
+
+	if (cprd_connect(sockpath, &sock) < 0)
+		exit(111);
+	one_handoff(sock, fds, n, stream); /* warm up */
+	t0 = now_us();
+	for (int it = 0; it < iters; it++)
+		one_handoff(sock, fds, n, stream);
+	t1 = now_us();
+	close(sock);
+	close(stream);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	return (t1 - t0) / ((double)iters * (double)n);
+}
+
+/* VmRSS growth while holding 4 bundles of 1,000 fds, per fd. */
+static double bytes_per_held_fd(void)
+{
+	int *fds = memfds(1000), stream = stream_for(1000), sock;
+	long before, after;
+	char name[16];
+
+	if (cprd_connect(sockpath, &sock) < 0)
+		exit(111);
+	before = daemon_rss_kb();
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "held%d", i);
+		if (cprd_store(sock, name, NULL, stream, fds, 1000, NULL) < 0)
+			exit(111);
+	}
+	after = daemon_rss_kb();
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "held%d", i);
+		cprd_call_name(sock, "drop", name, NULL);
+	}
+	close(sock);
+	close(stream);
+	for (size_t i = 0; i < 1000; i++)
+		close(fds[i]);
+	free(fds);
+	return (double)(after - before) * 1024.0 / 4000.0;
+}
+
+static int iters_for(size_t n)
+{
+	return (n == 1 ? 2000 : n == 64 ? 200 : 20) * arg_rounds;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "cprd", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ 0 },
+	};
+	struct json_object *out = json_object_new_object(), *rows = json_object_new_array();
+	long idle;
+	double per_fd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "jc:p:r:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': arg_json = true; break;
+		case 'c': arg_cprd = optarg; break;
+		case 'p': arg_policy = optarg; break;
+		case 'r': arg_rounds = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		default: return 100;
+		}
+	}
+	raise_nofile();
+	daemon_start();
+	usleep(50000);
+	idle = daemon_rss_kb();
+	if (!arg_json)
+		printf("%6s %16s %16s %12s %14s\n", "fds", "cprd_us_per_fd", "raw_us_per_fd",
+		       "rate_ratio", "s6_us_per_fd");
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		size_t n = sizes[i];
+		double raw = raw_us_per_fd(n, iters_for(n)), cp = cprd_us_per_fd(n, iters_for(n));
+		struct json_object *row = json_object_new_object();
+
+		json_object_object_add(row, "fds", json_object_new_int64((int64_t)n));
+		json_object_object_add(row, "cprd_us_per_fd", json_object_new_double(cp));
+		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(raw));
+		json_object_object_add(row, "rate_ratio", json_object_new_double(raw / cp));
+		json_object_object_add(row, "s6_us_per_fd", NULL); /* s6-fdholderd not installed */
+		json_object_array_add(rows, row);
+		if (!arg_json)
+			printf("%6zu %16.3f %16.3f %12.2f %14s\n", n, cp, raw, raw / cp, "-");
+	}
+	per_fd = bytes_per_held_fd();
+	daemon_stop();
+	json_object_object_add(out, "results", rows);
+	json_object_object_add(out, "idle_rss_kb", json_object_new_int64(idle));
+	json_object_object_add(out, "bytes_per_held_fd", json_object_new_double(per_fd));
+	json_object_object_add(out, "s6_installed", json_object_new_boolean(0));
+	if (arg_json)
+		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
+	else
+		printf("idle RSS %ld kB; %.0f bytes of daemon memory per held fd\n"
+		       "(rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is parity)\n",
+		       idle, per_fd);
+	json_object_put(out);
+	return 0;
+}

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Client side of cprd-protocol(7). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+#include "scm.h"
+#include "client.h"
+
+#define CLIENT_MSG_FDS 253u
+#define CLIENT_TIMEOUT_MS 30000
+
+const char *cprd_socket_path(const char *path)
+{
+	const char *e = getenv(CPRD_SOCKET_ENV);
+
+	if (path && *path)
+		return path;
+	return e && *e ? e : RUNDIR "/cprd.sock";
+}
+
+int cprd_connect(const char *path, int *ret_fd)
+{
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	path = cprd_socket_path(path);
+	if (fd < 0)
+		return -errno;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int cprd_send(int sock, struct json_object *req, const int *fds, size_t n_fds)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+	ssize_t n = scm_send(sock, s, len, fds, n_fds);
+
+	return n < 0 ? (int)n : 0;
+}
+
+static int client_parse(const char *buf, size_t len, struct json_object **ret)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o;
+
+	if (!tok)
+		return -ENOMEM;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -EPROTO;
+	}
+	*ret = o;
+	return 0;
+}
+
+int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size_t max_fds,
+	      size_t *ret_n_fds)
+{
+	_cleanup_free_ char *buf = malloc(CPRD_CLIENT_REPLY_MAX);
+	size_t n_fds = 0;
+	ssize_t n;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = scm_wait(sock, timeout_ms);
+	if (r < 0)
+		return r;
+	n = scm_recv(sock, buf, CPRD_CLIENT_REPLY_MAX, fds, max_fds, &n_fds, MSG_DONTWAIT);
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return -ECONNRESET;
+	r = client_parse(buf, (size_t)n, ret);
+	if (r < 0) {
+		scm_close_all(fds, n_fds);
+		return r;
+	}
+	*ret_n_fds = n_fds;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int err;
+} client_errnos[] = {
+	{ "EPROTO", EPROTO },	  { "EINVAL", EINVAL },	  { "EMSGSIZE", EMSGSIZE },
+	{ "EOPNOTSUPP", EOPNOTSUPP }, { "EBADF", EBADF },   { "ENOENT", ENOENT },
+	{ "EEXIST", EEXIST },	  { "EACCES", EACCES },	  { "EPERM", EPERM },
+	{ "EBUSY", EBUSY },	  { "ESTALE", ESTALE },	  { "EDQUOT", EDQUOT },
+	{ "ENOSPC", ENOSPC },	  { "EBADMSG", EBADMSG }, { "EFBIG", EFBIG },
+	{ "EAGAIN", EAGAIN },	  { "ENOMEM", ENOMEM },	  { "EIO", EIO },
+	{ "EBADFD", EBADFD },	  { "EMFILE", EMFILE },	  { "ENFILE", ENFILE },
+	{ "EPROTONOSUPPORT", EPROTONOSUPPORT }, { "ETIMEDOUT", ETIMEDOUT },
+	{ "ERANGE", ERANGE },	  { "ESRCH", ESRCH },
+};
+
+int cprd_errno_from_name(const char *name)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(client_errnos); i++)
+		if (strcmp(client_errnos[i].name, name) == 0)
+			return client_errnos[i].err;
+	return EIO;
+}
+
+const char *cprd_reply_message(struct json_object *reply)
+{
+	struct json_object *m;
+
+	if (reply && json_object_object_get_ex(reply, "message", &m))
+		return json_object_get_string(m);
+	return "";
+}
+
+/* 0 for "ok": true, else the -errno named by "error". */
+static int client_status(struct json_object *reply)
+{
+	struct json_object *ok, *err;
+
+	if (!json_object_object_get_ex(reply, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean))
+		return -EPROTO;
+	if (json_object_get_boolean(ok))
+		return 0;
+	if (!json_object_object_get_ex(reply, "error", &err))
+		return -EPROTO;
+	return -cprd_errno_from_name(json_object_get_string(err));
+}
+
+int cprd_call(int sock, struct json_object *req, const int *fds, size_t n_fds,
+	      struct json_object **ret_reply)
+{
+	struct json_object *reply = NULL;
+	int got[CLIENT_MSG_FDS];
+	size_t n_got = 0;
+	int r = cprd_send(sock, req, fds, n_fds);
+
+	if (r < 0)
+		return r;
+	r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, got, CLIENT_MSG_FDS, &n_got);
+	if (r < 0)
+		return r;
+	scm_close_all(got, n_got); /* no op of this kind answers with fds */
+	r = client_status(reply);
+	if (ret_reply)
+		*ret_reply = reply;
+	else
+		json_object_put(reply);
+	return r;
+}
+
+int cprd_call_name(int sock, const char *op, const char *name, struct json_object **ret_reply)
+{
+	struct json_object *req = json_object_new_object();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "op", json_object_new_string(op));
+	if (name)
+		json_object_object_add(req, "name", json_object_new_string(name));
+	r = cprd_call(sock, req, NULL, 0, ret_reply);
+	json_object_put(req);
+	return r;
+}
+
+static int client_put(int sock, const char *name, const int *fds, size_t n_fds)
+{
+	for (size_t off = 0; off < n_fds; off += CLIENT_MSG_FDS) {
+		size_t n = n_fds - off < CLIENT_MSG_FDS ? n_fds - off : CLIENT_MSG_FDS;
+		struct json_object *req = json_object_new_object();
+		int r;
+
+		if (!req)
+			return -ENOMEM;
+		json_object_object_add(req, "op", json_object_new_string("put"));
+		json_object_object_add(req, "name", json_object_new_string(name));
+		r = cprd_call(sock, req, fds + off, n, NULL);
+		json_object_put(req);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
+	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "op", json_object_new_string("create"));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	if (opts) {
+		json_object_object_foreach(opts, k, v)
+			json_object_object_add(req, k, json_object_get(v));
+	}
+	r = cprd_call(sock, req, NULL, 0, &reply);
+	json_object_put(req);
+	if (r < 0)
+		goto out;
+	json_object_put(reply);
+	reply = NULL;
+	r = client_put(sock, name, fds, n_fds);
+	if (r < 0)
+		goto out_drop;
+	req = json_object_new_object();
+	if (!req) {
+		r = -ENOMEM;
+		goto out_drop;
+	}
+	json_object_object_add(req, "op", json_object_new_string("seal"));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	r = cprd_call(sock, req, &stream_fd, 1, &reply);
+	json_object_put(req);
+	if (r < 0)
+		goto out_drop;
+	goto out;
+out_drop:
+	/* best effort: the daemon drops an open bundle with our connection anyway */
+	cprd_call_name(sock, "drop", name, NULL);
+out:
+	if (ret_reply)
+		*ret_reply = reply;
+	else
+		json_object_put(reply);
+	return r;
+}
+
+static int64_t client_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* The chunks after a claim reply: exactly @n fds in messages of <= 253. */
+static int client_chunks(int sock, int *fds, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		struct json_object *o = NULL;
+		size_t got = 0;
+		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &o, fds + off, CLIENT_MSG_FDS, &got);
+
+		if (r < 0)
+			return r;
+		if (client_int(o, "first") != (int64_t)off || client_int(o, "count") != (int64_t)got ||
+		    got == 0 || got > n - off) {
+			json_object_put(o);
+			scm_close_all(fds + off, got);
+			return -EPROTO;
+		}
+		json_object_put(o);
+		off += got;
+	}
+	return 0;
+}
+
+int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
+	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	int first[CLIENT_MSG_FDS], *fds = NULL;
+	size_t n_first = 0;
+	int64_t n;
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "op", json_object_new_string("claim"));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	if (lease_ms)
+		json_object_object_add(req, "lease_ms", json_object_new_int64((int64_t)lease_ms));
+	r = cprd_send(sock, req, NULL, 0);
+	json_object_put(req);
+	if (r == 0)
+		r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, first, CLIENT_MSG_FDS, &n_first);
+	if (r < 0)
+		return r;
+	r = client_status(reply);
+	n = client_int(reply, "fds");
+	if (r == 0 && (n_first != 1 || n < 0 || n > (1 << 24)))
+		r = -EPROTO;
+	if (r == 0 && !(fds = malloc(((size_t)n ? (size_t)n : 1) * sizeof(int))))
+		r = -ENOMEM;
+	if (r == 0)
+		r = client_chunks(sock, fds, (size_t)n);
+	if (r < 0) {
+		scm_close_all(first, n_first);
+		free(fds);
+		if (ret_reply)
+			*ret_reply = reply;
+		else
+			json_object_put(reply);
+		return r;
+	}
+	*ret_stream_fd = first[0];
+	*ret_fds = fds;
+	*ret_n_fds = (size_t)n;
+	if (ret_reply)
+		*ret_reply = reply;
+	else
+		json_object_put(reply);
+	return 0;
+}
+
+int cprd_token_op(int sock, const char *op, const char *name, const char *token,
+		  struct json_object **ret_reply)
+{
+	struct json_object *req = json_object_new_object();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "op", json_object_new_string(op));
+	json_object_object_add(req, "name", json_object_new_string(name));
+	json_object_object_add(req, "token", json_object_new_string(token));
+	r = cprd_call(sock, req, NULL, 0, ret_reply);
+	json_object_put(req);
+	return r;
+}

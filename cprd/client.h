@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The client side of cprd-protocol(7): used by cprctl, cprd-hook, the tests
+ * and the benchmark.  Sending borrows fds; receiving owns every fd that
+ * arrives and closes them all on any error.
+ */
+#ifndef CPRD_CLIENT_H
+#define CPRD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_object;
+
+#define CPRD_CLIENT_REPLY_MAX (256u << 10)
+#define CPRD_SOCKET_ENV "CPRD_SOCKET"
+
+/* @path, else $CPRD_SOCKET, else the default socket. */
+const char *cprd_socket_path(const char *path);
+int cprd_connect(const char *path, int *ret_fd);
+
+int cprd_send(int sock, struct json_object *req, const int *fds, size_t n_fds);
+/* One message: a JSON object and up to @max_fds fds (owned on success). */
+int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size_t max_fds,
+	      size_t *ret_n_fds);
+/*
+ * A request without fds in the reply.  Returns 0 when the reply says "ok",
+ * the -errno its "error" names otherwise; *ret_reply (if not NULL) gets the
+ * reply either way when one arrived.
+ */
+int cprd_call(int sock, struct json_object *req, const int *fds, size_t n_fds,
+	      struct json_object **ret_reply);
+/* Same, with a request built from "op" and "name" only. */
+int cprd_call_name(int sock, const char *op, const char *name, struct json_object **ret_reply);
+
+/*
+ * create (with @opts: consumers, ttl_ms, tie; may be NULL), put in chunks of
+ * 253, seal with @stream_fd.  The fds stay the caller's.
+ */
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
+	       const int *fds, size_t n_fds, struct json_object **ret_reply);
+/*
+ * claim: the stream memfd, then the fds in slot order (malloc()ed array).
+ * @lease_ms 0: the daemon's default.
+ */
+int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
+	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
+/* ack/release with the token of a claim. */
+int cprd_token_op(int sock, const char *op, const char *name, const char *token,
+		  struct json_object **ret_reply);
+
+int cprd_errno_from_name(const char *name);
+/* The "message" of an error reply, or "". */
+const char *cprd_reply_message(struct json_object *reply);
+
+#endif

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cprd internals: the daemon's objects and the functions between its files. */
+#ifndef CPRD_H
+#define CPRD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct json_object;
+struct cpr_state;
+struct cpr_error;
+
+/* What an epoll event refers to: data.ptr points at one of these. */
+enum cprd_tag {
+	TAG_LISTEN = 1,
+	TAG_CONN,
+	TAG_TIMER,
+	TAG_SIGNAL,
+	TAG_WATCHDOG,
+	TAG_PIDFD,
+	TAG_SWEEP,
+};
+
+struct cprd_src {
+	enum cprd_tag tag;
+	void *obj;
+	int fd;
+};
+
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
+
+#define CPRD_PROTOCOL_VERSION 1
+#define CPRD_BUNDLE_NAME_MAX 128u	/* bytes in a bundle name */
+#define CPRD_CONSUMERS_MAX 64u		/* uids, and gids, per bundle */
+#define CPRD_TOKEN_LEN 32u		/* hex characters in a claim token */
+#define CPRD_MSG_FDS_MAX 253u		/* fds in one message (SCM_MAX_FD) */
+#define CPRD_REPLY_MAX (1u << 20)	/* bytes in one reply */
+#define CPRD_QUOTAS_MAX 256u		/* quota lines in the config file */
+#define CPRD_LISTEN_MAX 8u		/* listening sockets */
+
+/* Limits: defaults, then the config file, then the command line. */
+struct cprd_limits {
+	unsigned max_connections;
+	unsigned max_fds_total;
+	unsigned max_fds_per_uid;
+	unsigned max_bundles;
+	unsigned max_bundles_per_uid;
+	unsigned max_request;	/* bytes */
+	unsigned max_depth;	/* JSON nesting */
+	unsigned max_stream;	/* bytes of a state stream */
+	uint64_t lease_default_ms;
+	uint64_t lease_max_ms;
+	uint64_t ttl_max_ms;	/* 0: bundles may live forever */
+	uint64_t idle_timeout_ms; /* connection without a request */
+};
+
+struct cprd_quota {
+	uid_t uid;
+	unsigned fds;
+	unsigned bundles;
+};
+
+struct cprd_config {
+	struct cprd_limits limits;
+	struct cprd_quota quotas[CPRD_QUOTAS_MAX];
+	size_t n_quotas;
+	uid_t admins[16];	/* may run daemon ops; uid 0 is always an admin */
+	size_t n_admins;
+};
+
+/* The identity of a connected peer, read at accept. */
+struct cprd_peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;		/* supplementary groups (SO_PEERGROUPS) */
+	size_t n_groups;
+	int pidfd;		/* SO_PEERPIDFD, or -EBADF */
+};
+
+enum bundle_state {
+	BUNDLE_OPEN,
+	BUNDLE_SEALED,
+	BUNDLE_CLAIMED,
+};
+
+struct bundle {
+	struct bundle *next;
+	uint64_t id;		/* unique in this daemon's life, persisted */
+	char name[CPRD_BUNDLE_NAME_MAX + 1];
+	enum bundle_state state;
+	uid_t owner_uid;
+	gid_t owner_gid;
+	pid_t owner_pid;
+	uid_t uids[CPRD_CONSUMERS_MAX];
+	size_t n_uids;
+	gid_t gids[CPRD_CONSUMERS_MAX];
+	size_t n_gids;
+	int *fds;		/* in slot order */
+	size_t n_fds;
+	size_t cap_fds;
+	int stream_fd;		/* sealed memfd holding the stream, or -EBADF */
+	size_t stream_len;
+	struct cpr_state *stream; /* parsed, for show */
+	uint64_t created_ns;	/* CLOCK_BOOTTIME */
+	uint64_t ttl_ms;
+	uint64_t expire_ns;	/* CLOCK_BOOTTIME, 0 = never */
+	uint64_t lease_ns;	/* claim deadline, CLOCK_BOOTTIME */
+	char token[CPRD_TOKEN_LEN + 1];
+	uid_t claimer_uid;
+	pid_t claimer_pid;
+	unsigned claims;	/* how many times handed out */
+	struct cprd_src tie;	/* fd: owner's pidfd; the bundle dies with it */
+	bool persisted;		/* parked in the service manager's fd store */
+	bool tied;		/* created with "tie": dies with its owner */
+	void *open_conn;	/* the connection filling an open bundle */
+};
+
+struct outmsg;
+
+/* A client connection. */
+struct conn {
+	struct cprd_src src;	/* first: epoll data.ptr */
+	struct conn *next;
+	struct cprd_peer peer;
+	struct outmsg *out_head, *out_tail;
+	size_t n_out;
+	bool closing;		/* close once the output queue is flushed */
+	bool want_out;		/* EPOLLOUT armed */
+	uint64_t last_ns;	/* last request, CLOCK_BOOTTIME */
+};
+
+/* Global daemon state (one per process). */
+struct cprd {
+	struct cprd_config cfg;
+	int epoll_fd;
+	int listen_fds[CPRD_LISTEN_MAX];
+	size_t n_listen;
+	int *listen_store_fds;	/* fd store pieces passed at start */
+	char **listen_store_names;
+	size_t n_listen_store;
+	char **listen_names;	/* from sd_listen_fds_with_names() */
+	char *socket_path;
+	int timer_fd;		/* leases and expiries */
+	int signal_fd;
+	int watchdog_fd;
+	uint64_t watchdog_usec;
+	bool fdstore;		/* park bundles in the service manager's fd store */
+	unsigned fdstore_max;
+	unsigned n_conns;
+	struct bundle *bundles;
+	unsigned n_bundles;
+	unsigned n_fds;		/* fds held in bundles, streams included */
+	uint64_t next_id;
+	uint64_t started_ns;
+	uint64_t n_requests;
+	bool status_dirty;
+	bool quit;
+	bool upgrade;		/* re-exec requested */
+	char *self_exe;		/* for upgrade */
+	char **argv;
+};
+
+extern struct cprd cprd;
+
+/* util.c */
+uint64_t now_boottime_ns(void);
+int fd_set_nonblock(int fd);
+int memfd_new_sealed(const char *name, const void *buf, size_t len, int *ret_fd);
+int fd_read_all(int fd, size_t max, void **ret_buf, size_t *ret_len);
+int random_hex(char *buf, size_t n_hex);
+
+/* conf.c */
+void conf_defaults(struct cprd_config *cfg);
+int conf_load(struct cprd_config *cfg, const char *path, bool must_exist);
+int conf_quota(const struct cprd_config *cfg, uid_t uid, unsigned *ret_fds,
+	       unsigned *ret_bundles);
+bool conf_is_admin(const struct cprd_config *cfg, uid_t uid);
+int conf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+int conf_set_limit(struct cprd_limits *l, const char *key, const char *value);
+
+/* control.c: listening sockets and connections */
+int control_listen(const char *path, const char *group, unsigned mode, int *ret_fd);
+int control_add_listener(int fd);
+void control_accept(int listen_fd);
+void control_event(struct conn *c, uint32_t events);
+/* Send one message (borrowing @fds); queued when the peer is slow. */
+int control_send(struct conn *c, const char *buf, size_t len, const int *fds, size_t n_fds);
+int control_send_json(struct conn *c, struct json_object *o, const int *fds, size_t n_fds);
+void control_close_all(void);
+void control_idle_sweep(void);
+
+/* handle.c: the dispatch table */
+void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_t n_fds);
+struct json_object *handle_ops_json(void);
+struct json_object *handle_limits_json(void);
+
+/* store.c: the bundle table */
+struct bundle *store_find(const char *name);
+struct bundle *store_find_id(uint64_t id);
+int store_create(const char *name, const struct cprd_peer *owner, struct bundle **ret);
+int store_put(struct bundle *b, int *fds, size_t n_fds);
+int store_seal(struct bundle *b, int stream_fd, struct cpr_error *ret_err);
+int store_claim(struct bundle *b, const struct cprd_peer *peer, uint64_t lease_ms);
+void store_release(struct bundle *b);
+void store_remove(struct bundle *b, const char *why);
+int store_quota_check(uid_t uid, size_t add_fds, size_t add_bundles);
+void store_usage(uid_t uid, unsigned *ret_fds, unsigned *ret_bundles);
+void store_arm_timer(void);
+void store_timer_event(void);
+void store_pidfd_event(struct bundle *b);
+void store_free_all(void);
+void store_conn_closed(void *conn);
+const char *store_state_name(enum bundle_state s);
+int store_adopt(struct bundle *b);
+int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_state **ret_st,
+		   struct cpr_error *err);
+
+/* access.c */
+bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);
+bool access_may_claim(const struct bundle *b, const struct cprd_peer *p);
+bool access_may_see(const struct bundle *b, const struct cprd_peer *p);
+
+/* notify.c */
+void notify_ready(void);
+void notify_status(void);
+void notify_stopping(void);
+int notify_watchdog_setup(void);
+void notify_watchdog_event(void);
+
+/* fdstore.c */
+int fdstore_setup(void);
+int fdstore_park(struct bundle *b);
+void fdstore_unpark(struct bundle *b);
+int fdstore_adopt(int *fds, char **names, size_t n);
+struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_object *same);
+
+/* rebuild.c */
+int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
+		   struct bundle **ret, char *why, size_t why_len);
+struct json_object *rebuild_manifest(const struct bundle *b);
+
+/* sandbox.c */
+int sandbox_rlimits(struct cprd_limits *l);
+int sandbox_apply(const char *policy_path);
+int sandbox_dump(const char *policy_path);
+
+/* upgrade.c */
+int upgrade_incoming(void);
+int upgrade_exec(void);
+void upgrade_reply(void);
+
+
+#endif

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Parking bundles in the service manager's fd store, so that even kill -9
+ * of cprd loses nothing.  Each sealed bundle is uploaded as one fd per
+ * message (FDSTORE=1, FDPOLL=0: memfds cannot be polled), named
+ *
+ *	cprd-b<ID>-<SLOT>	the bundle's fd in slot SLOT
+ *	cprd-b<ID>-s		the state stream (a sealed memfd)
+ *	cprd-b<ID>-m		the manifest: a sealed memfd holding JSON
+ *
+ * the manifest last, so a bundle with a manifest is complete.  At start the
+ * fds come back through LISTEN_FDS/LISTEN_FDNAMES, in no particular order;
+ * fdstore_adopt() groups them by ID, validates each group as a seal would,
+ * and removes from the store whatever it cannot use.  The service manager
+ * keeps only one copy of an open file: a file description that occurs twice
+ * in a bundle is uploaded once and the manifest's "same" map restores it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-daemon.h>
+
+#include <cpr/state.h>
+
+#include "internal.h"
+#include "cprd.h"
+#include "log.h"
+#include "proto.h"
+
+#define FDSTORE_MANIFEST_MAX (256u << 10)
+#define FDSTORE_NAME_MAX 64u
+
+int fdstore_setup(void)
+{
+	const char *e = getenv("FDSTORE");
+	uint64_t max = 0;
+
+	if (!getenv("NOTIFY_SOCKET"))
+		return 0;
+	if (e && conf_parse_u64(e, 0, UINT32_MAX, &max) < 0)
+		max = 0;
+	if (!max && !cprd.fdstore)
+		return 0;
+	cprd.fdstore = true;
+	cprd.fdstore_max = (unsigned)max;
+	if (max && max < (uint64_t)cprd.cfg.limits.max_fds_total + 2u * cprd.cfg.limits.max_bundles)
+		log_warnx("FileDescriptorStoreMax=%" PRIu64 " is below max-fds + 2 * max-bundles "
+			  "(%u): bundles beyond it are not persisted",
+			  max, cprd.cfg.limits.max_fds_total + 2u * cprd.cfg.limits.max_bundles);
+	return 1;
+}
+
+static int fdstore_send(int fd, const char *name)
+{
+	char msg[FDSTORE_NAME_MAX + 40];
+
+	int r;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
+	r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	return r > 0 ? 0 : r == 0 ? -ENOTCONN : r; /* 0: no NOTIFY_SOCKET after all */
+}
+
+static void fdstore_remove(const char *name)
+{
+	char msg[FDSTORE_NAME_MAX + 40];
+
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	sd_notify(0, msg);
+}
+
+static bool fdstore_same_file(int a, int b)
+{
+	pid_t me = getpid();
+
+	return syscall(SYS_kcmp, me, me, KCMP_FILE, a, b) == 0;
+}
+
+/* Slot i duplicates an earlier slot: return it, else -1. */
+static long fdstore_dup_of(const struct bundle *b, const struct stat *st, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino &&
+		    fdstore_same_file(b->fds[j], b->fds[i]))
+			return (long)j;
+	return -1;
+}
+
+struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_object *same)
+{
+	struct json_object *o = json_object_new_object(), *u = json_object_new_array(),
+			   *g = json_object_new_array();
+
+	json_object_object_add(o, "cprd_manifest", json_object_new_int(1));
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)b->id));
+	json_object_object_add(o, "name", json_object_new_string(b->name));
+	json_object_object_add(o, "owner_uid", json_object_new_int64(b->owner_uid));
+	json_object_object_add(o, "owner_gid", json_object_new_int64(b->owner_gid));
+	json_object_object_add(o, "owner_pid", json_object_new_int64(b->owner_pid));
+	for (size_t i = 0; i < b->n_uids; i++)
+		json_object_array_add(u, json_object_new_int64(b->uids[i]));
+	for (size_t i = 0; i < b->n_gids; i++)
+		json_object_array_add(g, json_object_new_int64(b->gids[i]));
+	json_object_object_add(o, "uids", u);
+	json_object_object_add(o, "gids", g);
+	json_object_object_add(o, "fds", json_object_new_int64((int64_t)b->n_fds));
+	json_object_object_add(o, "ttl_ms", json_object_new_int64((int64_t)b->ttl_ms));
+	json_object_object_add(o, "expire_ns", json_object_new_int64((int64_t)b->expire_ns));
+	json_object_object_add(o, "created_ns", json_object_new_int64((int64_t)b->created_ns));
+	json_object_object_add(o, "claims", json_object_new_int64(b->claims));
+	if (same)
+		json_object_object_add(o, "same", same);
+	return o;
+}
+
+static void fdstore_unpark_upto(const struct bundle *b, size_t n_slots, bool stream)
+{
+	char name[FDSTORE_NAME_MAX];
+
+	for (size_t i = 0; i < n_slots; i++) {
+		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-%zu", b->id, i);
+		fdstore_remove(name);
+	}
+	if (stream) {
+		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-s", b->id);
+		fdstore_remove(name);
+	}
+}
+
+static int fdstore_park_fds(struct bundle *b, struct json_object *same, size_t *ret_sent)
+{
+	_cleanup_free_ struct stat *st = calloc(b->n_fds ? b->n_fds : 1, sizeof(*st));
+	char name[FDSTORE_NAME_MAX];
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n_fds; i++) {
+		long dup;
+
+		if (fstat(b->fds[i], &st[i]) < 0)
+			return -errno;
+		dup = fdstore_dup_of(b, st, i);
+		*ret_sent = i;
+		if (dup >= 0) {
+			json_object_array_add(same, json_object_new_int64(dup));
+			continue;
+		}
+		json_object_array_add(same, json_object_new_int64(-1));
+		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-%zu", b->id, i);
+		r = fdstore_send(b->fds[i], name);
+		if (r < 0)
+			return r;
+	}
+	*ret_sent = b->n_fds;
+	snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-s", b->id);
+	return fdstore_send(b->stream_fd, name);
+}
+
+int fdstore_park(struct bundle *b)
+{
+	struct json_object *same = json_object_new_array(), *m;
+	_cleanup_close_ int mfd = -EBADF;
+	char name[FDSTORE_NAME_MAX];
+	size_t sent = 0, len;
+	const char *s;
+	int r;
+
+	r = fdstore_park_fds(b, same, &sent);
+	m = fdstore_manifest_json(b, same);
+	if (r == 0) {
+		s = proto_format(m, &len);
+		r = memfd_new_sealed("cprd-manifest", s, len, &mfd);
+	}
+	json_object_put(m);
+	if (r == 0) {
+		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-m", b->id);
+		r = fdstore_send(mfd, name);
+	}
+	if (r < 0) {
+		log_errno(r, "bundle %s: cannot park it in the fd store, ignoring",
+			  log_quote(b->name));
+		fdstore_unpark_upto(b, sent, sent == b->n_fds);
+		return r;
+	}
+	b->persisted = true;
+	return 0;
+}
+
+void fdstore_unpark(struct bundle *b)
+{
+	char name[FDSTORE_NAME_MAX];
+
+	snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-m", b->id);
+	fdstore_remove(name); /* the manifest first: what is left is incomplete */
+	fdstore_unpark_upto(b, b->n_fds, true);
+	b->persisted = false;
+}

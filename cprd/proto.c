@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Requests are single JSON objects, parsed strictly by json-c with a bounded
+ * nesting depth after the size was checked by the caller; replies are
+ * objects with "ok".  Field access is typed: a wrong type is an error, never
+ * a conversion.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+#include "cprd.h"
+#include "proto.h"
+
+int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_object **ret,
+		char *why, size_t why_len)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	if (len == 0) {
+		snprintf(why, why_len, "empty message");
+		return -EPROTO;
+	}
+	if (memchr(buf, 0, len)) {
+		snprintf(why, why_len, "NUL byte in request");
+		return -EPROTO;
+	}
+	/* json-c counts the level being opened too: @max_depth levels need one more */
+	tok = json_tokener_new_ex((int)max_depth + 1);
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!o || jerr != json_tokener_success) {
+		json_object_put(o);
+		snprintf(why, why_len, "bad JSON: %s",
+			 jerr == json_tokener_continue ? "truncated"
+						       : json_tokener_error_desc(jerr));
+		return -EPROTO;
+	}
+	if (end != len) {
+		json_object_put(o);
+		snprintf(why, why_len, "trailing bytes after the JSON object");
+		return -EPROTO;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		snprintf(why, why_len, "request is not a JSON object");
+		return -EPROTO;
+	}
+	*ret = o;
+	return 0;
+}
+
+int proto_check_keys(struct json_object *req, const char *const *allowed, char *why,
+		     size_t why_len)
+{
+	json_object_object_foreach(req, key, val) {
+		bool ok = strcmp(key, "op") == 0;
+
+		(void)val;
+		for (size_t i = 0; !ok && allowed && allowed[i]; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		if (!ok) {
+			char q[64];
+
+			snprintf(why, why_len, "unknown field %s", cpr_quote(q, sizeof(q), key,
+									      strlen(key)));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int proto_field(struct json_object *req, const char *key, bool required,
+		       enum json_type type, struct json_object **ret)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return required ? -ENOENT : 0;
+	if (!json_object_is_type(v, type))
+		return -EINVAL;
+	*ret = v;
+	return 1;
+}
+
+int proto_get_str(struct json_object *req, const char *key, bool required, size_t max_len,
+		  const char **ret)
+{
+	struct json_object *v;
+	int r = proto_field(req, key, required, json_type_string, &v);
+
+	if (r <= 0)
+		return r;
+	if ((size_t)json_object_get_string_len(v) > max_len)
+		return -EINVAL;
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+int proto_get_u64(struct json_object *req, const char *key, bool required, uint64_t max,
+		  uint64_t *ret)
+{
+	struct json_object *v;
+	int64_t i;
+	int r = proto_field(req, key, required, json_type_int, &v);
+
+	if (r <= 0)
+		return r;
+	errno = 0;
+	i = json_object_get_int64(v);
+	/* json-c saturates out-of-range integers; refuse them */
+	if (i < 0 || (uint64_t)i > max || i == INT64_MAX)
+		return -EINVAL;
+	*ret = (uint64_t)i;
+	return 0;
+}
+
+int proto_get_bool(struct json_object *req, const char *key, bool required, bool *ret)
+{
+	struct json_object *v;
+	int r = proto_field(req, key, required, json_type_boolean, &v);
+
+	if (r <= 0)
+		return r;
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+struct json_object *proto_get_obj(struct json_object *req, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(req, key, &v) ? v : NULL;
+}
+
+bool proto_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CPRD_BUNDLE_NAME_MAX || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || strchr("._:@+=/-", c)))
+			return false;
+	}
+	return true;
+}
+
+static const struct {
+	int err;
+	const char *name;
+} proto_errnos[] = {
+	{ EPROTO, "EPROTO" },	    { EINVAL, "EINVAL" },	{ EMSGSIZE, "EMSGSIZE" },
+	{ EOPNOTSUPP, "EOPNOTSUPP" }, { EBADF, "EBADF" },	{ ENOENT, "ENOENT" },
+	{ EEXIST, "EEXIST" },	    { EACCES, "EACCES" },	{ EPERM, "EPERM" },
+	{ EBUSY, "EBUSY" },	    { ESTALE, "ESTALE" },	{ EDQUOT, "EDQUOT" },
+	{ ENOSPC, "ENOSPC" },	    { EBADMSG, "EBADMSG" },	{ EFBIG, "EFBIG" },
+	{ EAGAIN, "EAGAIN" },	    { ENOMEM, "ENOMEM" },	{ EIO, "EIO" },
+	{ EBADFD, "EBADFD" },	    { EMFILE, "EMFILE" },	{ ENFILE, "ENFILE" },
+	{ EPROTONOSUPPORT, "EPROTONOSUPPORT" }, { ETIMEDOUT, "ETIMEDOUT" },
+	{ ERANGE, "ERANGE" },	    { ESRCH, "ESRCH" },
+};
+
+const char *proto_errno_name(int err)
+{
+	if (err < 0)
+		err = -err;
+	for (size_t i = 0; i < ARRAY_SIZE(proto_errnos); i++)
+		if (proto_errnos[i].err == err)
+			return proto_errnos[i].name;
+	return "EIO";
+}
+
+struct json_object *proto_reply_new(const char *op)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	if (op)
+		json_object_object_add(o, "op", json_object_new_string(op));
+	return o;
+}
+
+struct json_object *proto_error_new(const char *op, int err, const char *message, bool fatal)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	if (op)
+		json_object_object_add(o, "op", json_object_new_string(op));
+	json_object_object_add(o, "error", json_object_new_string(proto_errno_name(err)));
+	json_object_object_add(o, "message", json_object_new_string(message ? message : ""));
+	if (fatal)
+		json_object_object_add(o, "closing", json_object_new_boolean(1));
+	return o;
+}
+
+const char *proto_format(struct json_object *o, size_t *ret_len)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	*ret_len = len;
+	return s;
+}

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cprd-protocol(7) against a real daemon: well-formed requests, and
+ * malformed ones, each refused with an error reply, its fds closed and the
+ * connection closed, while the daemon keeps serving everyone else.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+#include "scm.h"
+#include "client.h"
+#include "cprd-test.h"
+#include "test-util.h"
+
+static struct cprd_daemon d;
+
+static void setup(void)
+{
+	cprd_daemon_start(&d, NULL, NULL, NULL);
+}
+
+static void teardown(void)
+{
+	cprd_daemon_stop(&d);
+}
+
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
+{
+	size_t len = strlen(head) + strlen(unit) * n + strlen(tail) + 1;
+	char *s = malloc(len), *p = s;
+
+	p = stpcpy(p, head);
+	for (size_t i = 0; i < n; i++)
+		p = stpcpy(p, unit);
+	strcpy(p, tail);
+	return s;
+}
+
+struct bad {
+	const char *what;
+	const char *json;	/* NULL: built by the case */
+	size_t n_fds;
+	const char *error;
+};
+
+#define TOKEN "0123456789abcdef0123456789abcdef"
+static const struct bad bads[] = {
+	{ "truncated object", "{\"op\":", 0, "EPROTO" },
+	{ "array", "[]", 0, "EPROTO" },
+	{ "null", "null", 0, "EPROTO" },
+	{ "number", "42", 0, "EPROTO" },
+	{ "string", "\"hello\"", 0, "EPROTO" },
+	{ "trailing garbage", "{\"op\":\"hello\"} x", 0, "EPROTO" },
+	{ "two objects", "{\"op\":\"hello\"}{\"op\":\"hello\"}", 0, "EPROTO" },
+	{ "empty object", "{}", 0, "EPROTO" },
+	{ "op not a string", "{\"op\":1}", 0, "EPROTO" },
+	{ "op too long", "{\"op\":\"hellohellohellohellohellohellohello\"}", 0, "EPROTO" },
+	{ "unknown op", "{\"op\":\"nope\"}", 0, "EOPNOTSUPP" },
+	{ "op case", "{\"op\":\"HELLO\"}", 0, "EOPNOTSUPP" },
+	{ "single quotes", "{'op':'hello'}", 0, "EPROTO" },
+	{ "trailing comma", "{\"op\":\"hello\",}", 0, "EPROTO" },
+	{ "comment", "/* x */{\"op\":\"hello\"}", 0, "EPROTO" },
+	{ "NaN", "{\"op\":\"hello\",\"version\":NaN}", 0, "EINVAL" },
+	{ "bad UTF-8", "{\"op\":\"hello\",\"client\":\"\xff\xfe\"}", 0, "EPROTO" },
+	{ "unknown field", "{\"op\":\"hello\",\"x\":1}", 0, "EINVAL" },
+	{ "version a string", "{\"op\":\"hello\",\"version\":\"1\"}", 0, "EINVAL" },
+	{ "version negative", "{\"op\":\"hello\",\"version\":-1}", 0, "EINVAL" },
+	{ "version fraction", "{\"op\":\"hello\",\"version\":1.5}", 0, "EINVAL" },
+	{ "version overflow", "{\"op\":\"hello\",\"version\":99999999999999999999}", 0, "EINVAL" },
+	{ "status with a name", "{\"op\":\"status\",\"name\":\"a\"}", 0, "EINVAL" },
+	{ "create without name", "{\"op\":\"create\"}", 0, "EINVAL" },
+	{ "create empty name", "{\"op\":\"create\",\"name\":\"\"}", 0, "EINVAL" },
+	{ "create name with blank", "{\"op\":\"create\",\"name\":\"a b\"}", 0, "EINVAL" },
+	{ "create name dot-first", "{\"op\":\"create\",\"name\":\"..\"}", 0, "EINVAL" },
+	{ "create name a number", "{\"op\":\"create\",\"name\":7}", 0, "EINVAL" },
+	{ "consumers an array", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":[]}", 0, "EINVAL" },
+	{ "consumer uids a string", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":\"0\"}}",
+	  0, "EINVAL" },
+	{ "consumer uid negative", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[-1]}}",
+	  0, "EINVAL" },
+	{ "consumer uid -1 as u32",
+	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[4294967295]}}", 0, "EINVAL" },
+	{ "consumers unknown key", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"pids\":[1]}}",
+	  0, "EINVAL" },
+	{ "ttl a string", "{\"op\":\"create\",\"name\":\"a\",\"ttl_ms\":\"5\"}", 0, "EINVAL" },
+	{ "tie a number", "{\"op\":\"create\",\"name\":\"a\",\"tie\":1}", 0, "EINVAL" },
+	{ "claim lease a bool", "{\"op\":\"claim\",\"name\":\"a\",\"lease_ms\":true}", 0, "EINVAL" },
+	{ "ack without token", "{\"op\":\"ack\",\"name\":\"a\"}", 0, "EINVAL" },
+	{ "ack short token", "{\"op\":\"ack\",\"name\":\"a\",\"token\":\"abc\"}", 0, "EINVAL" },
+	{ "renew lease a string",
+	  "{\"op\":\"renew\",\"name\":\"a\",\"token\":\"" TOKEN "\",\"lease_ms\":\"1\"}", 0, "EINVAL" },
+	{ "list prefix a number", "{\"op\":\"list\",\"prefix\":5}", 0, "EINVAL" },
+	{ "hello with an fd", "{\"op\":\"hello\"}", 1, "EBADF" },
+	{ "create with fds", "{\"op\":\"create\",\"name\":\"a\"}", 3, "EBADF" },
+	{ "put without fds", "{\"op\":\"put\",\"name\":\"a\"}", 0, "EBADF" },
+	{ "seal without fd", "{\"op\":\"seal\",\"name\":\"a\"}", 0, "EBADF" },
+	{ "seal with 2 fds", "{\"op\":\"seal\",\"name\":\"a\"}", 2, "EBADF" },
+	{ "claim with an fd", "{\"op\":\"claim\",\"name\":\"a\"}", 1, "EBADF" },
+	{ "ack with 253 fds", "{\"op\":\"ack\",\"name\":\"a\",\"token\":\"" TOKEN "\"}", 253,
+	  "EBADF" },
+	{ "NUL inside", NULL, 0, "EPROTO" },
+	{ "nesting deeper than max-json-depth", NULL, 0, "EPROTO" },
+	{ "larger than max-request", NULL, 0, "EMSGSIZE" },
+	{ "long string in an allowed field", NULL, 0, "EINVAL" },
+};
+
+static char *bad_payload(const struct bad *b, size_t *ret_len)
+{
+	char *s;
+
+	if (b->json) {
+		*ret_len = strlen(b->json);
+		return strdup(b->json);
+	}
+	if (strcmp(b->what, "NUL inside") == 0) {
+		s = strdup("{\"op\":\"hello\"}");
+		s[5] = 0;
+		*ret_len = 14;
+		return s;
+	}
+	if (strncmp(b->what, "nesting", 7) == 0)
+		s = repeat("{\"op\":\"hello\",\"client\":", "[", 100, "");
+	else if (strncmp(b->what, "larger", 6) == 0)
+		s = repeat("{\"op\":\"hello\",\"client\":\"", "x", 70000, "\"}");
+	else
+		s = repeat("{\"op\":\"hello\",\"client\":\"", "x", 200, "\"}");
+	*ret_len = strlen(s);
+	return s;
+}
+
+/* Send one malformed request; expect the error, then the connection closed. */
+static void check_bad(const struct bad *b)
+{
+	int sock = cprd_test_connect(&d), *fds = cprd_test_memfds(b->n_fds, "bad"), got[4];
+	struct json_object *reply = NULL, *closing;
+	size_t len, n_got = 0;
+	char *payload = bad_payload(b, &len), buf[16];
+
+	ck_assert_int_ge(scm_send(sock, payload, len, fds, b->n_fds), 0);
+	cprd_test_close_fds(fds, b->n_fds);
+	free(payload);
+	ck_assert_msg(cprd_recv(sock, 5000, &reply, got, 4, &n_got) == 0, "%s: no reply", b->what);
+	ck_assert_uint_eq(n_got, 0);
+	ck_assert_msg(strcmp(cprd_test_error(reply), b->error) == 0, "%s: got %s (%s), want %s",
+		      b->what, cprd_test_error(reply), cprd_reply_message(reply), b->error);
+	ck_assert_msg(json_object_object_get_ex(reply, "closing", &closing) &&
+			      json_object_get_boolean(closing),
+		      "%s: not closing", b->what);
+	json_object_put(reply);
+	ck_assert_int_eq(scm_wait(sock, 5000), 0);
+	ck_assert_int_eq(recv(sock, buf, sizeof(buf), 0), 0); /* closed by the daemon */
+	close(sock);
+}
+
+START_TEST(test_proto_malformed_each_refused)
+{
+	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock;
+
+	ck_assert_int_ge(ARRAY_SIZE(bads), 40);
+	for (size_t i = 0; i < ARRAY_SIZE(bads); i++)
+		check_bad(&bads[i]);
+	/* the daemon is still up and serves a well-formed client */
+	sock = cprd_test_connect(&d);
+	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, NULL), 0);
+	ck_assert_int_eq(cprd_test_store(sock, "after-bad", 2, "ok", NULL), 0);
+	ck_assert_int_eq(cprd_call_name(sock, "drop", "after-bad", NULL), 0);
+	close(sock);
+	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base); /* every fd sent was closed */
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_proto_empty_message_closes)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	char buf[16];
+
+	ck_assert_int_eq(send(sock, "", 0, 0), 0);
+	ck_assert_int_eq(scm_wait(sock, 5000), 0);
+	ck_assert_int_eq(recv(sock, buf, sizeof(buf), 0), 0);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_proto_semantic_error_keeps_connection)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct json_object *reply = NULL, *closing;
+
+	ck_assert_int_eq(cprd_call_name(sock, "show", "absent", &reply), -ENOENT);
+	ck_assert(!json_object_object_get_ex(reply, "closing", &closing));
+	json_object_put(reply);
+	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, NULL), 0);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static bool array_has(struct json_object *a, const char *s)
+{
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(a, i)), s) == 0)
+			return true;
+	return false;
+}
+
+START_TEST(test_proto_hello_reports)
+{
+	static const char *const ops[] = { "hello", "status", "list", "show", "create", "put",
+					   "seal", "claim", "ack", "release", "renew", "drop",
+					   "upgrade" };
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct json_object *reply = NULL, *v, *lim;
+
+	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, &reply), 0);
+	ck_assert(json_object_object_get_ex(reply, "protocol", &v));
+	ck_assert_int_eq(json_object_get_int(v), 1);
+	ck_assert(json_object_object_get_ex(reply, "levels", &v));
+	ck_assert_uint_eq(json_object_array_length(v), 2);
+	ck_assert(json_object_object_get_ex(reply, "ops", &v));
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		ck_assert_msg(array_has(v, ops[i]), "op %s not reported", ops[i]);
+	ck_assert(json_object_object_get_ex(reply, "limits", &lim));
+	ck_assert(json_object_object_get_ex(lim, "max_request", &v));
+	ck_assert_int_eq(json_object_get_int(v), 65536);
+	ck_assert(json_object_object_get_ex(reply, "peer", &v));
+	ck_assert(json_object_object_get_ex(v, "pid", &v));
+	ck_assert_int_eq(json_object_get_int(v), getpid());
+	json_object_put(reply);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+START_TEST(test_proto_upgrade_needs_admin)
+{
+	int nfds = test_count_fds();
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int sock;
+
+		cprd_test_become(65534, 65534);
+		if (cprd_connect(d.sock, &sock) < 0)
+			_exit(2);
+		_exit(cprd_call_name(sock, "upgrade", NULL, NULL) == -EPERM ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static Suite *cprd_proto_suite(void)
+{
+	Suite *s = suite_create("cprd-proto");
+	TCase *tc = tcase_create("proto");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_proto_malformed_each_refused);
+	tcase_add_test(tc, test_proto_empty_message_closes);
+	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);
+	tcase_add_test(tc, test_proto_hello_reports);
+	tcase_add_test(tc, test_proto_upgrade_needs_admin);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(cprd_proto_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,45 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cprd started by socket activation (systemd-socket-activate, which plays the
+# socket unit): the passed SOCK_SEQPACKET socket is checked and used, a
+# bundle goes through store/claim/ack with cprctl, and a socket of the wrong
+# type is refused as a configuration error (exit status 100).
+. "${top_srcdir:-.}/tests/cprd-lib.sh"
+command -v systemd-socket-activate >/dev/null || { echo "SKIP: no systemd-socket-activate"; exit 77; }
+
+systemd-socket-activate --seqpacket -l "$T/sock" -- \
+	"$CPRD" -v --policy "$POLICY" --config "$T/cprd.conf" 2> "$T/cprd.log" &
+SA=$!
+PIDS=$SA
+wait_socket "$T/sock"
+grep -q "passed by the service manager" "$T/cprd.log" || fail "cprd did not use the passed socket"
+[ "$("$CPRCTL" --json status | sed -n 's/^ *"pid": *\([0-9]*\).*/\1/p')" = "$SA" ] ||
+	fail "the daemon is not the activated process"
+grep -q "^Seccomp:[[:space:]]*2" /proc/$SA/status || fail "no seccomp filter in the activated cprd"
+
+# a producer stores three files and a stream; a consumer saves and acks
+for i in 0 1 2; do echo "payload $i" > "$T/f$i"; done
+mkstream "$T/stream" 3
+"$CPRCTL" store --stream "$T/stream" vm-a "$T/f0" "$T/f1" "$T/f2" > "$T/out" || fail "store"
+grep -q "stored vm-a: 3 fds" "$T/out" || fail "store output: $(cat "$T/out")"
+"$CPRCTL" list | grep -q "^vm-a *sealed" || fail "list"
+"$CPRCTL" show vm-a | grep -q "^fds: *3" || fail "show"
+mkdir "$T/got"
+"$CPRCTL" claim --save "$T/got" --ack vm-a > "$T/out" || fail "claim"
+for i in 0 1 2; do cmp -s "$T/f$i" "$T/got/fd-$i" || fail "fd $i content"; done
+cmp -s "$T/stream" "$T/got/stream" || fail "stream content"
+"$CPRCTL" --json status | grep -q '"sealed": *0' || fail "bundle not gone after ack"
+"$CPRCTL" show vm-a 2>/dev/null && fail "bundle still visible"
+rc=0; "$CPRCTL" show vm-a 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "show of a missing bundle: exit $rc, want 1"
+kill -TERM "$SA"
+wait "$SA" || fail "cprd did not exit cleanly on SIGTERM"
+PIDS=
+
+# a passed fd that is not a SOCK_SEQPACKET listening socket: refused, exit 100
+rc=0
+LISTEN_FDS=1 LISTEN_FDNAMES=cprd.socket timeout 10 sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' \
+	"$CPRD" --policy "$POLICY" --config "$T/cprd.conf" 3< "$T/f0" 2> "$T/bad.log" || rc=$?
+[ "$rc" = 100 ] || fail "a file as the listening socket: exit $rc, want 100"
+grep -q "not a listening SOCK_SEQPACKET" "$T/bad.log" || fail "no message about the socket type"
+echo "ok"

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by the cprd suites: a real daemon process, clients, bundles. */
+#ifndef CPRD_TEST_H
+#define CPRD_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct json_object;
+
+struct cprd_daemon {
+	pid_t pid;
+	char dir[64];
+	char sock[96];
+	char log[96];
+};
+
+/*
+ * Start cprd (built binary @exe, NULL = cprd/cprd) on a socket in a fresh
+ * directory, with the seccomp filter of the source tree, @conf as its
+ * configuration file text (may be NULL) and extra arguments (NULL-ended).
+ * Returns once the socket accepts connections.
+ */
+void cprd_daemon_start(struct cprd_daemon *d, const char *exe, const char *conf,
+		       const char *const *args);
+/* SIGTERM, wait, assert a clean exit (status 0); remove the directory. */
+void cprd_daemon_stop(struct cprd_daemon *d);
+/* Wait for the daemon to exit: its wait status. */
+int cprd_daemon_wait(struct cprd_daemon *d);
+int cprd_daemon_fds(const struct cprd_daemon *d);
+/* Poll (up to 2 s) until the daemon holds @want fds; the last count. */
+int cprd_daemon_fds_wait(const struct cprd_daemon *d, int want);
+/* The count once it has been stable for a while (closes processed). */
+int cprd_daemon_fds_idle(const struct cprd_daemon *d);
+long cprd_daemon_rss_kb(const struct cprd_daemon *d);
+
+int cprd_test_connect(const struct cprd_daemon *d);
+/* A state stream naming @n memfds (slot i = "ram" id i), in a memfd. */
+int cprd_test_stream(size_t n);
+/* @n memfds, memfd i holding the text "fd <i> <tag>". */
+int *cprd_test_memfds(size_t n, const char *tag);
+void cprd_test_close_fds(int *fds, size_t n);
+/* Check memfd @fd holds "fd <i> <tag>". */
+bool cprd_test_memfd_is(int fd, size_t i, const char *tag);
+/* Store a bundle of @n memfds tagged @tag; returns the cprd_store() result. */
+int cprd_test_store(int sock, const char *name, size_t n, const char *tag,
+		    struct json_object *opts);
+/* Claim and verify; returns the claim's result; the token is copied out. */
+int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag,
+			   uint64_t lease_ms, char *token, size_t token_len);
+/* Become @uid/@gid (forked children only). */
+void cprd_test_become(uid_t uid, gid_t gid);
+/* The "error" of a reply, or "". */
+const char *cprd_test_error(struct json_object *reply);
+
+#endif
