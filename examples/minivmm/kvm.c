@@ -7,6 +7,7 @@
  * of the VMM builds its own VM over the RAM it adopted.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,31 @@
 static void kick_handler(int sig)
 {
 	(void)sig;
+}
+
+/*
+ * The stop must not wait for the scheduler: a vCPU thread is a CPU hog, so
+ * on a busy host a kicked one can wait many milliseconds for a CPU before it
+ * even sees the signal.  Once kicked (stop_req set, immediate_exit set,
+ * signal sent: it cannot enter the guest again), each vCPU thread still in
+ * the guest is raised to SCHED_FIFO.  It parks still boosted (sleeping, and
+ * without being preempted while it holds vm->lock); vm_start() puts every
+ * thread back to SCHED_OTHER before it lets them run, and each makes sure
+ * again before it enters the guest.  Without the privilege for it, this is
+ * skipped.
+ */
+static void vcpu_boost(struct vcpu *v)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+
+	pthread_setschedparam(v->thread, SCHED_FIFO, &sp);
+}
+
+static void sched_other(pthread_t t)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	pthread_setschedparam(t, SCHED_OTHER, &sp);
 }
 
 int vm_kvm_usable(char *why, size_t len)
@@ -314,11 +340,17 @@ static void *vcpu_thread(void *arg)
 		if (vm->want == VM_WANT_EXIT)
 			break;
 		vm->n_paused--;
+		v->in_guest = true;
 		pthread_mutex_unlock(&vm->lock);
+		/* Never run the guest boosted (vm_start() reset us already). */
+		sched_other(pthread_self());
 
 		r = vm->use_kvm ? vcpu_run_kvm(v) : vcpu_run_interp(v);
 
 		pthread_mutex_lock(&vm->lock);
+		/* Still boosted if vm_stop() did: sleeping so is harmless, and
+		 * dropping it here could get us preempted with the lock held. */
+		v->in_guest = false;
 		if (r < 0) {
 			vcpu_fail(v, r, vm->use_kvm ? "KVM_RUN failed" : "interpreter stopped");
 			vm->failed = true;
@@ -360,6 +392,8 @@ int vm_start(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vm->stop_req, false);
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		if (vm->vcpus[i].have_thread)
+			sched_other(vm->vcpus[i].thread);
 		vm->vcpus[i].t_started = 0;
 		if (vm->vcpus[i].run)
 			vm->vcpus[i].run->immediate_exit = 0;
@@ -391,14 +425,16 @@ int vm_start(struct vm *vm)
 
 /*
  * Polling only pays when a CPU is free for it: with as many vCPUs as CPUs,
- * the poller would take the CPU an old vCPU needs to stop.
+ * the poller would take the CPU an old vCPU needs to stop, unless the stop
+ * boosts those (vm->rt).
  */
 int vm_arm(struct vm *vm)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->want == VM_WANT_PAUSE && (cpus <= 0 || vm->n_vcpus < (unsigned long)cpus))
+	if (vm->want == VM_WANT_PAUSE &&
+	    (vm->rt || cpus <= 0 || vm->n_vcpus < (unsigned long)cpus))
 		__atomic_store_n(&vm->want, VM_WANT_SPIN, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&vm->lock);
 	return vm_spawn_threads(vm);
@@ -418,6 +454,10 @@ int vm_stop(struct vm *vm, uint64_t *ret_t_stop)
 		if (v->have_thread)
 			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 	}
+	/* Kicked first: a boosted thread must never run the guest. */
+	for (unsigned i = 0; i < vm->n_vcpus && vm->rt; i++)
+		if (vm->vcpus[i].in_guest)
+			vcpu_boost(&vm->vcpus[i]);
 	while (vm->n_paused < vm->n_vcpus)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	__atomic_store_n(&vm->want, VM_WANT_PAUSE, __ATOMIC_RELEASE);

@@ -118,6 +118,7 @@ int machine_build_vm(struct vmm *m)
 	int r = vm_init(&m->vm, m->rec.flags & VM_FLAG_KVM, cpr_ramblock_host(m->rb),
 			m->rec.ram_size, m->rec.n_vcpus);
 
+	m->vm.rt = m->opt.rt;
 	if (r < 0)
 		fprintf(stderr, "minivmm: building the %s VM: %s\n",
 			(m->rec.flags & VM_FLAG_KVM) ? "KVM" : "interpreter", strerror(-r));

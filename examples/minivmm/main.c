@@ -51,6 +51,7 @@ static void usage(FILE *f)
 		"  --run-dir DIR         where transfer sockets live (default /tmp)\n"
 		"%s"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
+		"  --no-rt               no SCHED_FIFO for the threads of the pause\n"
 		"  --quiet               print only errors\n"
 		"  --send COMMAND        client: send COMMAND to --control, print the reply\n",
 		VM_MAX_VCPUS,
@@ -124,7 +125,7 @@ enum {
 	OPT_RAM = 256, OPT_VCPUS, OPT_HUGEPAGES, OPT_NO_KVM, OPT_CONTROL, OPT_MODE,
 	OPT_EVERY, OPT_MODES, OPT_UPGRADES, OPT_EXIT_AFTER, OPT_UPGRADE_TO, OPT_LEVEL,
 	OPT_BLOCK, OPT_RUN_DIR, OPT_NO_VERIFY, OPT_QUIET, OPT_SEND, OPT_INCOMING, OPT_HELP,
-	OPT_CPRD, OPT_INCOMING_CPRD,
+	OPT_CPRD, OPT_INCOMING_CPRD, OPT_NO_RT,
 };
 
 static const struct option long_options[] = {
@@ -149,6 +150,7 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "cprd-socket", required_argument, NULL, OPT_CPRD },
 	{ "incoming-cprd", required_argument, NULL, OPT_INCOMING_CPRD },
+	{ "no-rt", no_argument, NULL, OPT_NO_RT },
 	{ 0 },
 };
 
@@ -193,6 +195,7 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 		return 0;
 	case OPT_RUN_DIR: o->run_dir = arg; return 0;
 	case OPT_NO_VERIFY: o->verify_ram = false; return 0;
+	case OPT_NO_RT: o->rt = false; return 0;
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_SEND: *send = arg; return 0;
 	case OPT_INCOMING: o->incoming_transfer = arg; return 0;
@@ -213,6 +216,7 @@ static int parse_options(struct vmm *m, int argc, char **argv, int *ret_exit)
 		.ram_size = DEFAULT_RAM,
 		.n_vcpus = DEFAULT_VCPUS,
 		.verify_ram = true,
+		.rt = true,
 		.mode = UPGRADE_EXEC,
 		.exit_after = -1,
 		.run_dir = "/tmp",

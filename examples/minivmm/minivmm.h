@@ -115,6 +115,7 @@ struct vcpu {
 	bool load_regs;			/* regs/sregs must go into KVM before running */
 	pthread_t thread;
 	bool have_thread;
+	bool in_guest;			/* between leaving and re-entering the park (vm->lock) */
 	uint64_t t_started;		/* first KVM_RUN (or interpreter step) after a start */
 	uint64_t t_stopped;		/* left KVM_RUN for a stop */
 	atomic_uint_fast64_t heartbeats;
@@ -150,6 +151,7 @@ struct vm {
 	unsigned n_paused;		/* threads parked (stopped or not yet started) */
 	atomic_bool stop_req;
 	bool failed;			/* a vCPU hit a fatal error */
+	bool rt;			/* boost kicked vCPU threads to SCHED_FIFO */
 };
 
 /* 1 if /dev/kvm can create a VM here, 0 if not (reason in @why). */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -101,10 +102,27 @@ static int set_vm_record(struct vmm *m)
 }
 
 /* Stop the guest and describe the pause. */
+/*
+ * The thread that carries the hand-off runs SCHED_FIFO for the pause, when
+ * the VMM may (--no-rt turns it off): on a busy host a waiting thread can
+ * otherwise wait many milliseconds for a CPU at each step.  Everything it
+ * does then is bounded work or sleeping; children do not inherit it
+ * (SCHED_RESET_ON_FORK), an exec'd image does, and drops it once its vCPUs
+ * run.  The old image drops it before it exits (its exit unmaps guest RAM).
+ */
+void pause_boost(struct vmm *m, bool on)
+{
+	struct sched_param sp = { .sched_priority = on ? 1 : 0 };
+
+	if (!on || m->opt.rt)
+		sched_setscheduler(0, (on ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp);
+}
+
 static int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p)
 {
 	int r;
 
+	pause_boost(m, true);
 	*p = (struct rec_pause){
 		.mode = mode,
 		.old_pid = (uint32_t)getpid(),
@@ -112,8 +130,10 @@ static int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p
 		.n_vcpus = m->rec.n_vcpus,
 	};
 	r = vm_stop(&m->vm, &p->t_stop);
-	if (r < 0)
+	if (r < 0) {
+		pause_boost(m, false);
 		return r;
+	}
 	p->t_stopped = now_ns();
 	machine_counters(m, p->counters);
 	return 0;
@@ -149,6 +169,7 @@ static void resume_guest(struct vmm *m)
 {
 	int r = vm_start(&m->vm);
 
+	pause_boost(m, false);
 	if (r < 0)
 		fprintf(stderr, "minivmm: resuming the guest: %s\n", strerror(-r));
 	m->t_resumed = now_ns();
@@ -403,6 +424,7 @@ int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, in
 	if (r >= 0 && reply == REPLY_RUNNING) {
 		/* Exit (and tear down our mapping of guest RAM) only once the
 		 * new image runs the guest: it closes the socket then. */
+		pause_boost(m, false);
 		wait_or_child(sock, pidfd, HANDOFF_LINGER_MS);
 		return 1;
 	}
@@ -516,6 +538,8 @@ int incoming_exec(struct vmm *m)
 		r = apply_pause(m, cpr_ctx_incoming_state(m->ctx));
 	if (r >= 0)
 		r = vm_start(&m->vm);
+	/* The old image's boost came through execve(). */
+	pause_boost(m, false);
 	if (r >= 0)
 		adopt_fds(m);
 	return r;
@@ -552,7 +576,10 @@ int receive_vcpus(struct vmm *m, int sock)
 {
 	struct cpr_state *st = NULL;
 	char reply;
-	int r = recv_vcpu_state(sock, &st);
+	int r;
+
+	pause_boost(m, true);
+	r = recv_vcpu_state(sock, &st);
 
 	m->report.t_recv = now_ns();
 	if (r >= 0)
@@ -564,6 +591,7 @@ int receive_vcpus(struct vmm *m, int sock)
 		r = -EPIPE;
 	if (r >= 0)
 		r = vm_start(&m->vm);
+	pause_boost(m, false);
 	if (r >= 0)
 		adopt_fds(m);
 	return r;

@@ -32,6 +32,7 @@ struct options {
 	bool no_kvm;
 	bool quiet;
 	bool verify_ram;
+	bool rt;				/* SCHED_FIFO during the pause */
 	const char *control_path;
 	enum upgrade_mode mode;			/* for SIGUSR1 */
 	enum upgrade_mode cycle[MAX_CYCLE];	/* for --upgrade-every */
@@ -129,6 +130,7 @@ int incoming_exec(struct vmm *m);
 int incoming_transfer(struct vmm *m, const char *path);
 
 /* upgrade.c: pieces shared with cprd.c. */
+void pause_boost(struct vmm *m, bool on);
 int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg,
 		  pid_t *pid, int *pidfd, char *why, size_t len);
 int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd,
