@@ -273,7 +273,8 @@ static void log_stderr(void *userdata, int priority, const char *fmt, va_list ap
 static void timer_arm(struct vmm *m)
 {
 	struct itimerspec its = { 0 };
-	bool more = m->opt.max_upgrades == 0 || m->rec.upgrades < m->opt.max_upgrades;
+	unsigned done = m->rec.upgrades + m->refused;
+	bool more = m->opt.max_upgrades == 0 || done < m->opt.max_upgrades;
 	double s;
 
 	m->timer_exit = !(m->opt.upgrade_every > 0 && more);
@@ -306,6 +307,8 @@ void vmm_upgrade(struct vmm *m, enum upgrade_mode mode, const char *path)
 	if (!m->opt.quiet)
 		printf("\nupgrade %u by %s REFUSED: %s\n  the guest keeps running in pid %d\n",
 		       m->rec.upgrades + 1, mode_name(mode), why, (int)getpid());
+	/* A scheduled run moves on to the next mode, and still ends. */
+	m->refused++;
 	snprintf(reply, sizeof(reply), "refused mode=%s pid=%d reason=%s", mode_name(mode),
 		 (int)getpid(), why);
 	control_reply(m->reply_fd, reply);
@@ -348,7 +351,8 @@ static void on_timer(struct vmm *m)
 	if (m->timer_exit)
 		m->quit = true;
 	else
-		vmm_upgrade(m, m->opt.cycle[m->rec.upgrades % m->opt.n_cycle], NULL);
+		vmm_upgrade(m, m->opt.cycle[(m->rec.upgrades + m->refused) % m->opt.n_cycle],
+			    NULL);
 }
 
 static int loop(struct vmm *m)

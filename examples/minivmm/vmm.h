@@ -85,6 +85,7 @@ struct vmm {
 	int reply_fd;			/* client awaiting an upgrade result */
 	struct upgrade_report report;
 	pid_t keeper_pid;		/* the old image's VM keeper, to reap */
+	unsigned refused;		/* upgrades refused in this image */
 	bool timer_exit;		/* the timer ends the run instead of upgrading */
 	bool quit;
 };
