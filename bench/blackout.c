@@ -418,6 +418,9 @@ static pid_t vmm_start(const struct config *c, const char *sock, unsigned gib, u
 	argv[n++] = (char *)sock;
 	argv[n++] = (char *)"--run-dir";
 	argv[n++] = (char *)c->out_dir;
+	/* If we die, the guest does not spin forever. */
+	argv[n++] = (char *)"--exit-after";
+	argv[n++] = (char *)"900";
 	if (page_kib == 2048)
 		argv[n++] = (char *)"--hugepages";
 	argv[n] = NULL;
