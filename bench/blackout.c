@@ -609,7 +609,7 @@ static const struct point *find(const struct point *pts, unsigned n, const char 
 	return NULL;
 }
 
-/* The targets, as ratios of what this run measured. */
+/* The project's pause targets, as ratios of what this run measured. */
 static void print_targets(const struct point *pts, unsigned n)
 {
 	printf("\ntargets (QEMU 10.0 cpr-transfer reference: %.1f ms at 1 GiB, %.1f ms at 8 GiB)\n",

@@ -526,6 +526,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	r = run(&m);
+	/* Never tear down guest RAM at real-time priority (an exec'd image
+	 * that failed early still has the boost it inherited). */
+	pause_boost(&m, false);
 	vm_destroy(&m.vm);
 	cpr_ramblock_free(m.rb);
 	cpr_ctx_free(m.ctx);
