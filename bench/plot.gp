@@ -11,8 +11,9 @@ set ylabel "guest pause (ms, log scale)"
 set logscale y
 set format y "%g"
 set xrange [0.5:8.5]
+set yrange [0.01:100000]
 set xtics (1, 2, 4, 8)
-set key below maxrows 4
+set key below maxrows 5
 set grid ytics mytics xtics
 set style data linespoints
 
@@ -24,7 +25,7 @@ $qemu << EOD
 8 4.1
 EOD
 
-set terminal pngcairo size 960,600 noenhanced
+set terminal pngcairo size 960,640 noenhanced
 set output out.'.png'
 plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
      sel("transfer", 2048) using 1:4 title "transfer, 2 MiB pages" lw 2 pt 5, \
@@ -33,7 +34,9 @@ plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
      sel("exec", 4)        using 1:4 title "exec, 4 KiB pages" lw 2 pt 9, \
      sel("exec", 2048)     using 1:4 title "exec, 2 MiB pages" lw 2 pt 11, \
      sel("exec", 4)        using 1:6 title "copy: save + restore" dt 2 lw 1 pt 1, \
+     sel("exec", 4)        using 1:5 title "floor: bare exec + KVM build (4 KiB)" dt 4 lw 1 pt 2, \
+     sel("transfer", 4)    using 1:5 title "floor: one message + KVM_SET_REGS" dt 4 lw 1 pt 6, \
      $qemu using 1:2 title "QEMU 10.0 cpr-transfer (peer baseline)" dt 3 lw 1 pt 3
-set terminal svg size 960,600 noenhanced
+set terminal svg size 960,640 noenhanced
 set output out.'.svg'
 replot
