@@ -7,7 +7,7 @@
  * protocol: store (create, put, seal) + claim + ack.  Also the daemon's idle
  * RSS and its memory per held fd.  s6-fdholderd is measured when installed.
  *
- *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N]
+ *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N] [--fds N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +31,8 @@
 #include "scm.h"
 #include "client.h"
 
-static const size_t sizes[] = { 1, 64, 1000 };
+static size_t sizes[] = { 1, 64, 1000 };
+static size_t n_sizes = 3;
 static int arg_rounds = 1;
 static bool arg_json;
 static const char *arg_cprd;
@@ -295,6 +296,7 @@ int main(int argc, char *argv[])
 		{ "cprd", required_argument, NULL, 'c' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "rounds", required_argument, NULL, 'r' },
+		{ "fds", required_argument, NULL, 'n' },
 		{ 0 },
 	};
 	struct json_object *out = json_object_new_object(), *rows = json_object_new_array();
@@ -302,12 +304,18 @@ int main(int argc, char *argv[])
 	double per_fd;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jc:p:r:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jc:p:r:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': arg_json = true; break;
 		case 'c': arg_cprd = optarg; break;
 		case 'p': arg_policy = optarg; break;
 		case 'r': arg_rounds = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case 'n': /* one size only, e.g. for a profiler */
+			sizes[0] = strtoul(optarg, NULL, 10);
+			if (sizes[0] < 1 || sizes[0] > 4096)
+				return 100;
+			n_sizes = 1;
+			break;
 		default: return 100;
 		}
 	}
@@ -318,7 +326,7 @@ int main(int argc, char *argv[])
 	if (!arg_json)
 		printf("%6s %16s %16s %12s %14s\n", "fds", "cprd_us_per_fd", "raw_us_per_fd",
 		       "rate_ratio", "s6_us_per_fd");
-	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+	for (size_t i = 0; i < n_sizes; i++) {
 		size_t n = sizes[i];
 		double raw = raw_us_per_fd(n, iters_for(n)), cp = cprd_us_per_fd(n, iters_for(n));
 		struct json_object *row = json_object_new_object();

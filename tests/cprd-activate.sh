@@ -7,7 +7,9 @@
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 command -v systemd-socket-activate >/dev/null || { echo "SKIP: no systemd-socket-activate"; exit 77; }
 
-systemd-socket-activate --seqpacket -l "$T/sock" -- \
+# (systemd-socket-activate passes only the variables named with -E)
+# shellcheck disable=SC2086
+systemd-socket-activate --seqpacket -l "$T/sock" ${SANITIZED:+-E ASAN_OPTIONS} -- \
 	"$CPRD" -v --policy "$POLICY" --config "$T/cprd.conf" 2> "$T/cprd.log" &
 SA=$!
 PIDS=$SA

@@ -4,8 +4,14 @@
 # under its seccomp filter, and keeps every bundle (sealed and claimed), its
 # listening socket and its pid; the new image answers the request.
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
+# A sanitizer runtime's start-up in the new image needs system calls (shadow
+# memory, /proc/self/maps) cprd.policy does not allow: test the upgrade logic
+# without the filter there; the normal build tests it under the filter.
+SANDBOX="--policy $POLICY"
+[ -z "$SANITIZED" ] || SANDBOX=--no-sandbox
 
-"$CPRD" -v --socket "$T/sock" --policy "$POLICY" --config "$T/cprd.conf" 2> "$T/cprd.log" &
+# shellcheck disable=SC2086
+"$CPRD" -v --socket "$T/sock" $SANDBOX --config "$T/cprd.conf" 2> "$T/cprd.log" &
 P=$!
 PIDS=$P
 wait_socket "$T/sock"
@@ -22,7 +28,8 @@ fds_before=$(ls /proc/$P/fd | wc -l)
 "$CPRCTL" daemon upgrade > "$T/up.out" || fail "upgrade: $(cat "$T/up.out")"
 grep -q "pid $P, 2 bundles, 7 fds kept" "$T/up.out" || fail "upgrade output: $(cat "$T/up.out")"
 grep -q "upgrade: running the new image with 2 bundles" "$T/cprd.log" || fail "no new image"
-grep -q "^Seccomp:[[:space:]]*2" /proc/$P/status || fail "no filter after the upgrade"
+[ -n "$SANITIZED" ] || grep -q "^Seccomp:[[:space:]]*2" /proc/$P/status ||
+	fail "no filter after the upgrade"
 "$CPRCTL" list > "$T/list"
 grep -q "^a *sealed" "$T/list" || fail "bundle a lost"
 grep -q "^b *claimed" "$T/list" || fail "claim of b lost"
