@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,53 @@ START_TEST(test_200_concurrent_clients)
 }
 END_TEST
 
+#define N_PROCS 8
+
+/* Each of 8 processes opens 25 connections and cycles bundles on all of them. */
+static int job_parallel(void *arg)
+{
+	int base = (int)(intptr_t)arg, socks[N_CLIENTS / N_PROCS];
+	char name[32], token[64];
+
+	for (int i = 0; i < N_CLIENTS / N_PROCS; i++)
+		if (cprd_connect(d.sock, &socks[i]) < 0)
+			return 90;
+	for (int round = 0; round < 5; round++)
+		for (int i = 0; i < N_CLIENTS / N_PROCS; i++) {
+			snprintf(name, sizeof(name), "p%d-%d", base, i);
+			if (cprd_test_store(socks[i], name, 3, name, NULL) < 0)
+				return 1;
+			if (cprd_test_claim_verify(socks[i], name, 3, name, 0, token,
+						   sizeof(token)) < 0)
+				return 2;
+			if (cprd_token_op(socks[i], "ack", name, token, NULL) < 0)
+				return 3;
+		}
+	return 0;
+}
+
+START_TEST(test_200_clients_parallel_processes)
+{
+	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), status;
+	pid_t pids[N_PROCS];
+
+	for (int p = 0; p < N_PROCS; p++) {
+		pids[p] = fork();
+		ck_assert_int_ge(pids[p], 0);
+		if (pids[p] == 0)
+			_exit(job_parallel((void *)(intptr_t)p));
+	}
+	for (int p = 0; p < N_PROCS; p++) {
+		ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "client process %d: status 0x%x", p, status);
+	}
+	ck_assert_int_eq(bundle_count(), 0);
+	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static void cycle(int sock, int *fds, int stream)
 {
 	struct json_object *reply = NULL, *t;
@@ -559,6 +607,7 @@ static Suite *cprd_store_suite(void)
 	tcase_add_test(tc, test_seal_checks_fd_kinds);
 	tcase_add_test(tc, test_chunked_1000_fds);
 	tcase_add_test(tc, test_200_concurrent_clients);
+	tcase_add_test(tc, test_200_clients_parallel_processes);
 	tcase_add_test(tc, test_10000_cycles_no_growth);
 	tcase_add_test(tc, test_store_lifecycle_no_sandbox);
 	suite_add_tcase(s, tc);
