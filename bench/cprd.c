@@ -30,6 +30,7 @@
 #include "internal.h"
 #include "scm.h"
 #include "client.h"
+#include "bench-cprd.h"
 
 static size_t sizes[] = { 1, 64, 1000 };
 static size_t n_sizes = 3;
@@ -274,6 +275,18 @@ static double bytes_per_held_fd(void)
 	return (double)(after - before) * 1024.0 / 4000.0;
 }
 
+/* s6 moves one fd per request: fewer rounds. */
+static double s6_measure(const char *sock, size_t n)
+{
+	int *fds = memfds(n), iters = (n == 1 ? 500 : n == 64 ? 20 : 2) * arg_rounds;
+	double us = bench_s6_us_per_fd(sock, fds, n, iters);
+
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	return us;
+}
+
 static int iters_for(size_t n)
 {
 	return (n == 1 ? 2000 : n == 64 ? 200 : 20) * arg_rounds;
@@ -300,6 +313,8 @@ int main(int argc, char *argv[])
 		{ 0 },
 	};
 	struct json_object *out = json_object_new_object(), *rows = json_object_new_array();
+	char s6_sock[128];
+	bool have_s6;
 	long idle;
 	double per_fd;
 	int c;
@@ -320,6 +335,7 @@ int main(int argc, char *argv[])
 		}
 	}
 	raise_nofile();
+	have_s6 = bench_s6_start(s6_sock, sizeof(s6_sock)) == 0;
 	daemon_start();
 	usleep(50000);
 	idle = daemon_rss_kb();
@@ -329,23 +345,31 @@ int main(int argc, char *argv[])
 	for (size_t i = 0; i < n_sizes; i++) {
 		size_t n = sizes[i];
 		double raw = raw_us_per_fd(n, iters_for(n)), cp = cprd_us_per_fd(n, iters_for(n));
+		double s6us = have_s6 ? s6_measure(s6_sock, n) : -1;
 		struct json_object *row = json_object_new_object();
+		char s6txt[32] = "-";
 
 		json_object_object_add(row, "fds", json_object_new_int64((int64_t)n));
 		json_object_object_add(row, "cprd_us_per_fd", json_object_new_double(cp));
 		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(raw));
 		json_object_object_add(row, "rate_ratio", json_object_new_double(raw / cp));
-		json_object_object_add(row, "s6_us_per_fd", NULL); /* s6-fdholderd not installed */
+		/* null: s6-fdholderd not installed (or the comparison failed) */
+		json_object_object_add(row, "s6_us_per_fd",
+				       s6us >= 0 ? json_object_new_double(s6us) : NULL);
 		json_object_array_add(rows, row);
+		if (s6us >= 0)
+			snprintf(s6txt, sizeof(s6txt), "%.3f", s6us);
 		if (!arg_json)
-			printf("%6zu %16.3f %16.3f %12.2f %14s\n", n, cp, raw, raw / cp, "-");
+			printf("%6zu %16.3f %16.3f %12.2f %14s\n", n, cp, raw, raw / cp, s6txt);
 	}
 	per_fd = bytes_per_held_fd();
 	daemon_stop();
+	if (have_s6)
+		bench_s6_stop();
 	json_object_object_add(out, "results", rows);
 	json_object_object_add(out, "idle_rss_kb", json_object_new_int64(idle));
 	json_object_object_add(out, "bytes_per_held_fd", json_object_new_double(per_fd));
-	json_object_object_add(out, "s6_installed", json_object_new_boolean(0));
+	json_object_object_add(out, "s6_installed", json_object_new_boolean(have_s6));
 	if (arg_json)
 		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
 	else

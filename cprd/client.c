@@ -71,12 +71,13 @@ static int client_parse(const char *buf, size_t len, struct json_object **ret)
 int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size_t max_fds,
 	      size_t *ret_n_fds)
 {
-	_cleanup_free_ char *buf = malloc(CPRD_CLIENT_REPLY_MAX);
+	/* one buffer per thread, kept: a reply costs no mmap/munmap */
+	static __thread char *buf;
 	size_t n_fds = 0;
 	ssize_t n;
 	int r;
 
-	if (!buf)
+	if (!buf && !(buf = malloc(CPRD_CLIENT_REPLY_MAX)))
 		return -ENOMEM;
 	r = scm_wait(sock, timeout_ms);
 	if (r < 0)
@@ -217,16 +218,26 @@ static int client_replies(int sock, size_t n, struct json_object **ret_last)
 }
 
 /*
- * put in chunks of 253 and seal, pipelined: every request is sent before
- * the replies are read (cprd-protocol(7) allows it; replies come in order).
+ * create, put in chunks of 253, and seal, pipelined: every request is sent
+ * before the replies are read (cprd-protocol(7) allows it; replies come in
+ * order, and a refused create makes the rest fail with ENOENT or EBUSY).
  */
-static int client_put_seal(int sock, const char *name, const int *fds, size_t n_fds,
-			   int stream_fd, struct json_object **ret_reply)
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
+	       const int *fds, size_t n_fds, struct json_object **ret_reply)
 {
-	struct json_object *put = client_req("put", name), *seal = client_req("seal", name);
+	struct json_object *create = client_req("create", name), *put = client_req("put", name),
+			   *seal = client_req("seal", name), *reply = NULL;
 	size_t sent = 0;
-	int r = put && seal ? 0 : -ENOMEM;
+	int r = create && put && seal ? 0 : -ENOMEM;
 
+	if (r == 0 && opts) {
+		json_object_object_foreach(opts, k, v)
+			json_object_object_add(create, k, json_object_get(v));
+	}
+	if (r == 0) {
+		r = cprd_send(sock, create, NULL, 0);
+		sent += r == 0;
+	}
 	for (size_t off = 0; r == 0 && off < n_fds; off += CLIENT_MSG_FDS, sent++)
 		r = cprd_send(sock, put, fds + off,
 			      n_fds - off < CLIENT_MSG_FDS ? n_fds - off : CLIENT_MSG_FDS);
@@ -234,36 +245,15 @@ static int client_put_seal(int sock, const char *name, const int *fds, size_t n_
 		r = cprd_send(sock, seal, &stream_fd, 1);
 		sent += r == 0;
 	}
+	json_object_put(create);
 	json_object_put(put);
 	json_object_put(seal);
-	if (r < 0) {
+	if (r < 0)
 		client_replies(sock, sent, NULL);
-		return r;
-	}
-	return client_replies(sock, sent, ret_reply);
-}
-
-int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
-	       const int *fds, size_t n_fds, struct json_object **ret_reply)
-{
-	struct json_object *req = client_req("create", name), *reply = NULL;
-	int r;
-
-	if (!req)
-		return -ENOMEM;
-	if (opts) {
-		json_object_object_foreach(opts, k, v)
-			json_object_object_add(req, k, json_object_get(v));
-	}
-	r = cprd_call(sock, req, NULL, 0, &reply);
-	json_object_put(req);
-	if (r == 0) {
-		json_object_put(reply);
-		reply = NULL;
-		r = client_put_seal(sock, name, fds, n_fds, stream_fd, &reply);
-		if (r < 0) /* best effort: an open bundle dies with its connection anyway */
-			cprd_call_name(sock, "drop", name, NULL);
-	}
+	else
+		r = client_replies(sock, sent, &reply);
+	if (r < 0 && r != -EEXIST) /* best effort: an open bundle dies with its connection */
+		cprd_call_name(sock, "drop", name, NULL);
 	if (ret_reply)
 		*ret_reply = reply;
 	else
