@@ -49,6 +49,26 @@ kill -TERM "$P"
 wait "$P" || fail "cprd did not exit cleanly"
 PIDS=
 
+# an exec that fails (the binary is gone) leaves everything as it was
+cp "$CPRD" "$T/cprd-copy"
+# shellcheck disable=SC2086
+"$T/cprd-copy" -v --socket "$T/sock" $SANDBOX --config "$T/cprd.conf" 2> "$T/copy.log" &
+P=$!
+PIDS=$P
+wait_socket "$T/sock"
+"$CPRCTL" store --stream "$T/st1" kept "$T/f1" >/dev/null || fail "store kept"
+rm "$T/cprd-copy"
+rc=0; "$CPRCTL" daemon upgrade 2> "$T/err" || rc=$?
+[ "$rc" = 1 ] || fail "upgrade without a binary: exit $rc, want 1"
+grep -q "execve" "$T/err" || fail "no reason given: $(cat "$T/err")"
+"$CPRCTL" list | grep -q "^kept *sealed" || fail "bundle lost by a failed upgrade"
+mkdir "$T/got2"
+"$CPRCTL" claim --save "$T/got2" --ack kept >/dev/null || fail "claim after a failed upgrade"
+cmp -s "$T/f1" "$T/got2/fd-0" || fail "content after a failed upgrade"
+kill -TERM "$P"
+wait "$P" || fail "cprd did not exit cleanly after a failed upgrade"
+PIDS=
+
 # an unprivileged peer may not upgrade the daemon (EPERM: exit 1)
 "$CPRD" --socket "$T/sock" --mode 0666 --policy "$POLICY" --config "$T/cprd.conf" 2>> "$T/cprd.log" &
 PIDS=$!
