@@ -131,7 +131,6 @@ void fdreg_free_all(struct cpr_ctx *ctx);
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd);
 
 /* ramblock.c */
-int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 /* Fill a RAMBLOCK record for @rb (fd_index left 0). */
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);
