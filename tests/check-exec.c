@@ -161,6 +161,8 @@ static void round_trip(uint32_t n_ev, const char *mode)
 
 		world_init(&w, n_ev);
 		world_publish(&w);
+		/* A stale token in the environment never reaches the new image. */
+		ck_assert_int_eq(setenv(CPR_EXEC_ENV, "fd=3,stale", 1), 0);
 		cpr_exec(w.ctx, helper_path(), av, NULL, &err);
 		fprintf(stderr, "cpr_exec: %s\n", err.message);
 		_exit(99);
