@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -302,6 +303,47 @@ START_TEST(test_cpr_transfer_send_refused_locally)
 	ck_assert(strstr(err.message, "preamble"));
 	cpr_close(sv[0]);
 	sender_free(s);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
+/* A guest_memfd cannot be written for level 1: refused before a byte is sent. */
+START_TEST(test_cpr_transfer_send_eprotonosupport)
+{
+	struct kvm_create_guest_memfd_compat {
+		uint64_t size, flags, reserved[6];
+	} g = { .size = 2u << 20 };
+	int before = test_count_fds(), sv[2], kvm, vm, gm;
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		ck_assert_int_eq(errno, ENOENT); /* no KVM here: no guest_memfd to carry */
+		return;
+	}
+	vm = ioctl(kvm, _IO(0xAE, 0x01), 0); /* KVM_CREATE_VM */
+	ck_assert_int_ge(vm, 0);
+	gm = ioctl(vm, _IOWR(0xAE, 0xd4, struct kvm_create_guest_memfd_compat), &g);
+	if (gm < 0) { /* a kernel without guest_memfd */
+		cpr_close(vm);
+		cpr_close(kvm);
+		return;
+	}
+	ck_assert_int_eq(fcntl(gm, F_SETFD, FD_CLOEXEC), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_transfer_send(ctx, sv[0], &err), -EPROTONOSUPPORT);
+	ck_assert_msg(strstr(err.message, "level 1"), "%s", err.message);
+	ck_assert_int_eq(scm_wait(sv[1], 0), -ETIMEDOUT); /* nothing was sent */
+	cpr_ctx_free(ctx);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	cpr_close(gm);
+	cpr_close(vm);
+	cpr_close(kvm);
 	test_assert_no_fd_leak(before);
 }
 END_TEST
@@ -713,6 +755,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_fds_in_reply);
 	tcase_add_test(tc, test_cpr_transfer_send_refused_locally);
 	tcase_add_test(tc, test_cpr_transfer_send_timeout);
+	tcase_add_test(tc, test_cpr_transfer_send_eprotonosupport);
 	tcase_add_test(tc, test_cpr_transfer_recv_garbage_preamble);
 	tcase_add_test(tc, test_cpr_transfer_recv_missing_fds);
 	tcase_add_test(tc, test_cpr_transfer_recv_extra_fds);
