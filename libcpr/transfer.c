@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cpr-transfer: hand the outgoing state and its fds to another process over
+ * a connected SOCK_STREAM UNIX socket, byte layout in cpr_transfer_send(3)
+ * PROTOCOL.  The sender borrows its fds and keeps owning everything until
+ * the receiver's ACK; the receiver owns every fd it got and closes them all
+ * on any error, then answers with a NAK that says why.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <syslog.h>
+
+#include <cpr/cpr.h>
+
+#include "ctx.h"
+#include "scm.h"
+#include "transfer.h"
+
+static const uint8_t xfer_magic[8] = { 0x89, 'C', 'P', 'R', 'X', 'F', 'E', 'R' };
+static const uint8_t reply_magic[8] = { 0x89, 'C', 'P', 'R', 'R', 'P', 'L', 'Y' };
+
+struct xfer_preamble {
+	uint64_t stream_len;
+	uint32_t n_fds;
+	uint8_t stream_id[16];
+};
+
+static void xfer_err(struct cpr_error *err, int code, const char *fmt, ...) _cpr_printf_(3, 4);
+static void xfer_err(struct cpr_error *err, int code, const char *fmt, ...)
+{
+	char msg[sizeof(err->message)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cpr_error_set(err, code, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s", msg);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+void xfer_reply_store(uint8_t r[XFER_REPLY_SIZE], int code, size_t msg_len, const uint8_t id[16])
+{
+	memset(r, 0, XFER_REPLY_SIZE);
+	memcpy(r, reply_magic, sizeof(reply_magic));
+	le32_store(r + 8, (uint32_t)-code);
+	le16_store(r + 12, (uint16_t)msg_len);
+	if (id)
+		memcpy(r + 16, id, 16);
+}
+
+/* ACK (@code 0) or NAK (@code < 0, with @msg).  Best effort for a NAK. */
+static int xfer_reply(int sock, int code, const char *msg, const uint8_t id[16])
+{
+	uint8_t buf[XFER_REPLY_SIZE + XFER_MSG_MAX];
+	size_t len = code < 0 && msg ? strnlen(msg, XFER_MSG_MAX) : 0;
+
+	xfer_reply_store(buf, code, len, id);
+	if (len)
+		memcpy(buf + XFER_REPLY_SIZE, msg, len);
+	return scm_write_all(sock, buf, XFER_REPLY_SIZE + len);
+}
+
+static int xfer_check_reply(const uint8_t h[XFER_REPLY_SIZE], struct cpr_error *err)
+{
+	uint32_t status = le32_load(h + 8);
+	uint16_t len = le16_load(h + 12);
+
+	if (memcmp(h, reply_magic, sizeof(reply_magic)) != 0) {
+		xfer_err(err, -EBADMSG, "transfer reply: bad magic (not a cpr-transfer receiver?)");
+		return -EBADMSG;
+	}
+	if (le16_load(h + 14) != 0 || len > XFER_MSG_MAX || status > 4095 || (!status && len)) {
+		xfer_err(err, -EBADMSG,
+			 "transfer reply: malformed (status %" PRIu32 ", message of %u bytes)",
+			 status, (unsigned)len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Read the receiver's reply: 0 for an ACK, -ECONNREFUSED for a NAK. */
+static int xfer_read_reply(int sock, int64_t deadline, struct cpr_error *err)
+{
+	uint8_t h[XFER_REPLY_SIZE];
+	char msg[XFER_MSG_MAX + 1], q[XFER_MSG_MAX + 8];
+	uint32_t status;
+	size_t none;
+	int r;
+
+	r = scm_read_exact(sock, h, sizeof(h), NULL, 0, &none, deadline, "transfer reply", err);
+	if (r == -ECONNRESET)
+		xfer_err(err, r, "the receiver closed the connection before acknowledging");
+	if (r < 0)
+		return r;
+	r = xfer_check_reply(h, err);
+	if (r < 0)
+		return r;
+	status = le32_load(h + 8);
+	r = scm_read_exact(sock, msg, le16_load(h + 12), NULL, 0, &none, deadline,
+			   "transfer reply message", err);
+	if (r < 0)
+		return r;
+	if (status == 0)
+		return 0;
+	cpr_quote(q, sizeof(q), msg, le16_load(h + 12));
+	/* code carries the receiver's own error; the return value says "refused". */
+	xfer_err(err, -(int)status, "the receiver refused the transfer: %s (%s)", q,
+		 strerror((int)status));
+	return -ECONNREFUSED;
+}
+
+/* ---------------------------------------------------------------- sender */
+
+void xfer_preamble_store(uint8_t p[XFER_PREAMBLE_SIZE], uint64_t stream_len, uint32_t n_fds,
+			 const uint8_t id[16])
+{
+	memset(p, 0, XFER_PREAMBLE_SIZE);
+	memcpy(p, xfer_magic, sizeof(xfer_magic));
+	le16_store(p + 8, XFER_VERSION);
+	le16_store(p + 10, XFER_PREAMBLE_SIZE);
+	le32_store(p + 12, 0); /* flags */
+	le64_store(p + 16, stream_len);
+	le32_store(p + 24, n_fds);
+	le32_store(p + 28, 0); /* reserved */
+	memcpy(p + 32, id, 16);
+}
+
+struct outgoing {
+	struct cpr_state *st;
+	int *fds;
+	size_t n_fds;
+	void *buf;
+	size_t len;
+	uint8_t stream_id[16];
+};
+
+static void outgoing_done(struct outgoing *o)
+{
+	cpr_state_free(o->st);
+	free(o->fds);
+	free(o->buf);
+}
+
+static void xfer_warn(void *userdata, const struct cpr_error *d)
+{
+	ctx_log(userdata, LOG_WARNING, "transfer: %s", d->message);
+}
+
+static int outgoing_build(struct cpr_ctx *ctx, struct outgoing *o, struct cpr_error *err)
+{
+	uint32_t level = cpr_ctx_get_target_level(ctx);
+	struct cpr_state_info info;
+	int r;
+
+	r = ctx_outgoing(ctx, CPR_MODE_TRANSFER, level, &o->st, &o->fds, &o->n_fds, err);
+	if (r < 0)
+		return r;
+	r = cpr_state_encode(o->st, level, xfer_warn, ctx, &o->buf, &o->len, err);
+	if (r < 0)
+		return r;
+	if (o->len > CPR_STREAM_MAX || o->n_fds > CPR_FDS_MAX) {
+		xfer_err(err, -EMSGSIZE, "outgoing state too large: %zu bytes, %zu fds", o->len,
+			 o->n_fds);
+		return -EMSGSIZE;
+	}
+	r = cpr_state_get_info(o->st, &info);
+	if (r < 0)
+		return r;
+	memcpy(o->stream_id, info.stream_id, sizeof(o->stream_id));
+	return 0;
+}
+
+/* A send failed during @stage: say why, and pick up a NAK already queued. */
+static int xfer_send_failed(int sock, int r, const char *stage, struct cpr_error *err)
+{
+	if (r == -EPIPE || r == -ECONNRESET) {
+		int q = xfer_read_reply(sock, scm_now_ms(), err);
+
+		if (q == -ECONNREFUSED)
+			return q;
+		xfer_err(err, r, "the receiver closed the connection while the %s was sent", stage);
+	} else if (r == -ETIMEDOUT) {
+		xfer_err(err, r, "timed out sending the %s (SO_SNDTIMEO)", stage);
+	} else {
+		xfer_err(err, r, "sending the %s: %s", stage, strerror(-r));
+	}
+	return r;
+}
+
+static int outgoing_send(int sock, const struct outgoing *o, struct cpr_error *err)
+{
+	uint8_t pre[XFER_PREAMBLE_SIZE];
+	int r;
+
+	xfer_preamble_store(pre, o->len, (uint32_t)o->n_fds, o->stream_id);
+	r = scm_write_all(sock, pre, sizeof(pre));
+	if (r < 0)
+		return xfer_send_failed(sock, r, "preamble", err);
+	r = scm_write_all(sock, o->buf, o->len);
+	if (r < 0)
+		return xfer_send_failed(sock, r, "state stream", err);
+	r = scm_send_fds(sock, NULL, 0, o->fds, o->n_fds);
+	if (r < 0)
+		return xfer_send_failed(sock, r, "fds", err);
+	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+{
+	struct outgoing o = { 0 };
+	int r;
+
+	if (!ctx)
+		return -EINVAL;
+	if (sock < 0)
+		return -EBADF;
+	r = outgoing_build(ctx, &o, ret_err);
+	if (r >= 0)
+		r = outgoing_send(sock, &o, ret_err);
+	if (r >= 0)
+		ctx_log(ctx, LOG_INFO, "transfer: sent a %zu-byte state and %zu fds, awaiting the ack",
+			o.len, o.n_fds);
+	else
+		ctx_log(ctx, LOG_ERR, "transfer: send failed: %s", strerror(-r));
+	outgoing_done(&o);
+	return r;
+}
+
+CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms,
+				     struct cpr_error *ret_err)
+{
+	int r;
+
+	if (!ctx || timeout_ms < -1)
+		return -EINVAL;
+	if (sock < 0)
+		return -EBADF;
+	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, ret_err);
+	if (r == 0)
+		ctx_log(ctx, LOG_INFO, "transfer: acknowledged; the receiver owns the state");
+	else
+		ctx_log(ctx, LOG_ERR, "transfer: no ack: %s", strerror(-r));
+	return r;
+}
+
+/* ---------------------------------------------------------------- receiver */
+
+static int xfer_check_preamble(const uint8_t p[XFER_PREAMBLE_SIZE], struct xfer_preamble *ret,
+			       struct cpr_error *err)
+{
+	uint64_t len = le64_load(p + 16);
+	uint32_t n_fds = le32_load(p + 24);
+
+	if (memcmp(p, xfer_magic, sizeof(xfer_magic)) != 0 || le16_load(p + 10) != XFER_PREAMBLE_SIZE ||
+	    le32_load(p + 28) != 0) {
+		xfer_err(err, -EBADMSG, "transfer preamble: bad magic or layout (not a cpr-transfer sender?)");
+		return -EBADMSG;
+	}
+	if (le16_load(p + 8) != XFER_VERSION || le32_load(p + 12) != 0) {
+		xfer_err(err, -EPROTONOSUPPORT,
+			 "transfer preamble: protocol version %u flags 0x%" PRIx32
+			 ", this receiver speaks version %u with no flags",
+			 le16_load(p + 8), le32_load(p + 12), XFER_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (len < CPR_HEADER_SIZE || len > CPR_STREAM_MAX || n_fds > CPR_FDS_MAX) {
+		xfer_err(err, -EMSGSIZE,
+			 "transfer preamble: a %" PRIu64 "-byte stream with %" PRIu32
+			 " fds is out of bounds (stream %u..%u bytes, at most %u fds)",
+			 len, n_fds, CPR_HEADER_SIZE, CPR_STREAM_MAX, CPR_FDS_MAX);
+		return -EMSGSIZE;
+	}
+	ret->stream_len = len;
+	ret->n_fds = n_fds;
+	memcpy(ret->stream_id, p + 32, sizeof(ret->stream_id));
+	return 0;
+}
+
+/* SO_RCVTIMEO, if the caller set one, bounds the whole receive. */
+static int64_t xfer_deadline(int sock)
+{
+	struct timeval tv = { 0 };
+	socklen_t sl = sizeof(tv);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, &sl) < 0 || (!tv.tv_sec && !tv.tv_usec))
+		return -1;
+	return scm_now_ms() + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/*
+ * Reorder @fds, received in slot order, so that fds[i] belongs to FD record
+ * i.  The records' slots must be exactly 0..n-1, each once.
+ */
+static int xfer_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
+{
+	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
+	_cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
+
+	if (!by_rec || !taken)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(st, i)->slot;
+
+		if (slot >= n || taken[slot]) {
+			xfer_err(err, -EPROTO,
+				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
+				 slot, n);
+			return -EPROTO;
+		}
+		taken[slot] = true;
+		by_rec[i] = fds[slot];
+	}
+	if (n)
+		memcpy(fds, by_rec, n * sizeof(int));
+	return 0;
+}
+
+/*
+ * Parse the whole stream and cross-check it against the transport: its id
+ * repeats the preamble's and its FD records name exactly the fds carried.
+ */
+static int xfer_check_stream(const void *buf, const struct xfer_preamble *pre, int *fds,
+			     struct cpr_state **ret_st, struct cpr_error *err)
+{
+	struct cpr_state_info info;
+	struct cpr_state *st = NULL;
+	int r;
+
+	r = cpr_state_parse(buf, pre->stream_len, 0, &st, err);
+	if (r < 0)
+		return r;
+	r = cpr_state_get_info(st, &info);
+	if (r >= 0 && memcmp(info.stream_id, pre->stream_id, sizeof(info.stream_id)) != 0) {
+		xfer_err(err, -EBADMSG, "the stream id does not repeat the transfer preamble's");
+		r = -EBADMSG;
+	}
+	if (r >= 0 && cpr_state_fd_count(st) != pre->n_fds) {
+		xfer_err(err, -EPROTO,
+			 "the stream has %zu FD records, the transfer carried %" PRIu32 " fds",
+			 cpr_state_fd_count(st), pre->n_fds);
+		r = -EPROTO;
+	}
+	if (r >= 0)
+		r = xfer_order_fds(st, fds, pre->n_fds, err);
+	if (r < 0) {
+		cpr_state_free(st);
+		return r;
+	}
+	*ret_st = st;
+	return 0;
+}
+
+/* Everything the receiver holds while it checks: freed on every path. */
+struct incoming {
+	struct xfer_preamble pre;
+	uint8_t *buf;
+	int *fds;
+	size_t n_fds; /* fds received (and owned) so far */
+};
+
+static void incoming_done(struct incoming *in)
+{
+	scm_close_all(in->fds, in->n_fds);
+	free(in->fds);
+	free(in->buf);
+}
+
+static int incoming_read(int sock, struct incoming *in, struct cpr_error *err)
+{
+	uint8_t p[XFER_PREAMBLE_SIZE];
+	int64_t deadline = xfer_deadline(sock);
+	size_t none;
+	int r;
+
+	r = scm_read_exact(sock, p, sizeof(p), NULL, 0, &none, deadline, "transfer preamble", err);
+	if (r < 0)
+		return r;
+	r = xfer_check_preamble(p, &in->pre, err);
+	if (r < 0)
+		return r;
+	/* Limits were checked above: allocate only now. */
+	in->buf = malloc(in->pre.stream_len);
+	in->fds = malloc((in->pre.n_fds ? in->pre.n_fds : 1) * sizeof(int));
+	if (!in->buf || !in->fds) {
+		xfer_err(err, -ENOMEM, "out of memory for a %" PRIu64 "-byte stream",
+			 in->pre.stream_len);
+		return -ENOMEM;
+	}
+	r = scm_read_exact(sock, in->buf, in->pre.stream_len, NULL, 0, &none, deadline,
+			   "state stream", err);
+	if (r < 0)
+		return r;
+	r = scm_recv_fds(sock, NULL, 0, in->fds, in->pre.n_fds, deadline, err);
+	if (r < 0)
+		return r;
+	in->n_fds = in->pre.n_fds;
+	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+{
+	struct cpr_error e = { .record_type = UINT32_MAX, .instance = UINT32_MAX,
+			       .offset = UINT64_MAX };
+	struct incoming in = { 0 };
+	struct cpr_state *st = NULL;
+	int r;
+
+	if (!ctx)
+		return -EINVAL;
+	if (sock < 0)
+		return -EBADF;
+	if (cpr_ctx_incoming(ctx) > 0) {
+		xfer_err(&e, -EALREADY, "the receiving context already holds incoming state");
+		r = -EALREADY;
+		goto nak;
+	}
+	r = incoming_read(sock, &in, &e);
+	if (r >= 0)
+		r = xfer_check_stream(in.buf, &in.pre, in.fds, &st, &e);
+	if (r >= 0) {
+		r = ctx_adopt(ctx, st, in.fds, in.n_fds, &e);
+		if (r < 0)
+			cpr_state_free(st);
+	}
+	if (r >= 0) {
+		in.n_fds = 0; /* the context owns them now */
+		ctx_log(ctx, LOG_INFO, "transfer: received and adopted a %" PRIu64 "-byte state and %"
+			PRIu32 " fds", in.pre.stream_len, in.pre.n_fds);
+		incoming_done(&in);
+		return 0;
+	}
+nak:
+	if (e.code == 0)
+		xfer_err(&e, r, "%s", strerror(-r));
+	ctx_log(ctx, LOG_ERR, "transfer: refused: %s", e.message);
+	(void)xfer_reply(sock, r, e.message, in.pre.stream_id);
+	incoming_done(&in);
+	if (ret_err)
+		*ret_err = e;
+	return r;
+}
+
+CPR_EXPORT int cpr_transfer_ack(struct cpr_ctx *ctx, int sock)
+{
+	const struct cpr_state *st;
+	struct cpr_state_info info;
+	int r;
+
+	if (!ctx)
+		return -EINVAL;
+	if (sock < 0)
+		return -EBADF;
+	st = cpr_ctx_incoming_state(ctx);
+	if (!st)
+		return -ENOENT;
+	r = cpr_state_get_info(st, &info);
+	if (r < 0)
+		return r;
+	r = xfer_reply(sock, 0, NULL, info.stream_id);
+	if (r < 0)
+		ctx_log(ctx, LOG_ERR, "transfer: sending the ack: %s", strerror(-r));
+	return r;
+}
+
+/* ---------------------------------------------------------------- rendezvous */
+
+static int xfer_sockaddr(const char *path, struct sockaddr_un *sa, socklen_t *ret_len)
+{
+	size_t n;
+
+	if (!path || !*path)
+		return -EINVAL;
+	n = strlen(path);
+	if (n >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, n);
+	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+/*
+ * Remove a socket a dead receiver left at @path.  A live listener is
+ * -EADDRINUSE; anything but a socket is -EEXIST and left alone.
+ */
+static int xfer_unlink_stale(const struct sockaddr_un *sa, socklen_t sl)
+{
+	_cleanup_close_ int probe = -EBADF;
+	struct stat s;
+
+	if (lstat(sa->sun_path, &s) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(s.st_mode))
+		return -EEXIST;
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe < 0)
+		return -errno;
+	if (connect(probe, (const struct sockaddr *)sa, sl) == 0 || errno == EAGAIN)
+		return -EADDRINUSE;
+	if (errno != ECONNREFUSED)
+		return -errno;
+	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_listen(const char *path, int *ret_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct sockaddr_un sa;
+	socklen_t sl;
+	int r;
+
+	if (!ret_fd)
+		return -EINVAL;
+	r = xfer_sockaddr(path, &sa, &sl);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = xfer_unlink_stale(&sa, sl);
+	if (r < 0)
+		return r;
+	/* The bound file takes the socket inode's mode (minus the umask): it
+	 * is 0600 from birth, with no window and no umask juggling. */
+	if (fchmod(fd, 0600) < 0)
+		return -errno;
+	if (bind(fd, (const struct sockaddr *)&sa, sl) < 0 || listen(fd, SOMAXCONN) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Only our own user (or root) may hand us state. */
+static int xfer_check_peer(int fd)
+{
+	struct ucred cred;
+	socklen_t sl = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &sl) < 0)
+		return -errno;
+	if (cred.uid != geteuid() && cred.uid != 0)
+		return -EPERM;
+	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_accept(int listen_fd, int timeout_ms, int *ret_fd)
+{
+	int64_t deadline;
+
+	if (listen_fd < 0)
+		return -EBADF;
+	if (!ret_fd || timeout_ms < -1)
+		return -EINVAL;
+	deadline = timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms;
+	for (;;) {
+		_cleanup_close_ int fd = -EBADF;
+		int64_t left = deadline < 0 ? -1 : deadline - scm_now_ms();
+		int r = scm_wait(listen_fd, deadline < 0 ? -1 : (int)(left > 0 ? left : 0));
+
+		if (r < 0)
+			return r;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return -errno;
+		}
+		r = xfer_check_peer(fd);
+		if (r < 0)
+			return r;
+		*ret_fd = TAKE_FD(fd);
+		return 0;
+	}
+}
+
+CPR_EXPORT int cpr_transfer_connect(const char *path, int *ret_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct sockaddr_un sa;
+	socklen_t sl;
+	int r;
+
+	if (!ret_fd)
+		return -EINVAL;
+	r = xfer_sockaddr(path, &sa, &sl);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&sa, sl) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
