@@ -34,6 +34,27 @@ static int write_file(const char *path, const void *buf, size_t len)
 	return fclose(f);
 }
 
+/* Encode for @level and write DIR/demo-levelN.cpr. */
+static int encode_to(const struct cpr_state *st, uint32_t level, const char *dir)
+{
+	struct cpr_error err;
+	char path[4096];
+	void *buf;
+	size_t len;
+	int r;
+
+	printf("Encoding for level %u%s:\n", level, level < CPR_LEVEL_MAX ? " (a rollback)" : " (newest)");
+	if (cpr_state_encode(st, level, warn_cb, NULL, &buf, &len, &err) < 0) {
+		fprintf(stderr, "encode: %s\n", err.message);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/demo-level%u.cpr", dir, level);
+	printf("  %zu bytes -> %s\n", len, path);
+	r = write_file(path, buf, len);
+	free(buf);
+	return r;
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct block blocks[] = {
@@ -43,10 +64,6 @@ int main(int argc, char *argv[])
 	};
 	const char *dir = argc > 1 ? argv[1] : ".";
 	struct cpr_state *st = NULL;
-	struct cpr_error err;
-	char path[4096];
-	void *buf;
-	size_t len;
 	uint32_t n = 0;
 
 	cpr_state_new(&st);
@@ -89,24 +106,8 @@ int main(int argc, char *argv[])
 	}
 	cpr_state_add_private(st, 0x8001, 0, "vcpu0: rip=0x1000", 17);
 
-	printf("Encoding for level %u (newest):\n", CPR_LEVEL_MAX);
-	if (cpr_state_encode(st, 0, warn_cb, NULL, &buf, &len, &err) < 0) {
-		fprintf(stderr, "encode: %s\n", err.message);
+	if (encode_to(st, CPR_LEVEL_MAX, dir) < 0 || encode_to(st, 1, dir) < 0)
 		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/demo-level2.cpr", dir);
-	printf("  %zu bytes -> %s\n", len, path);
-	write_file(path, buf, len);
-	free(buf);
-	printf("Encoding for a rollback to level 1:\n");
-	if (cpr_state_encode(st, 1, warn_cb, NULL, &buf, &len, &err) < 0) {
-		fprintf(stderr, "encode: %s\n", err.message);
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/demo-level1.cpr", dir);
-	printf("  %zu bytes -> %s\n", len, path);
-	write_file(path, buf, len);
-	free(buf);
 	cpr_state_free(st);
 	return 0;
 }

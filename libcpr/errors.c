@@ -5,6 +5,8 @@
 #include "internal.h"
 
 static void error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
+		       uint64_t offset, const char *fmt, va_list ap) _cpr_printf_(6, 0);
+static void error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
 		       uint64_t offset, const char *fmt, va_list ap)
 {
 	err->code = code;
