@@ -7,7 +7,7 @@
  *   floor_ms     bare execve() of this binary with the same mapping populated
  *   copy_ms      write the RAM to a file in /dev/shm and read it back
  *
- * Usage: upgrade [--quick] [--json] [--sizes 1,4,8] [--no-huge]
+ * Usage: upgrade [--quick] [--json] [--samples] [--sizes 1,4,8] [--no-huge|--huge-only]
  * As root, 2 MiB cases reserve huge pages through /proc/sys/vm/nr_hugepages
  * and put the old value back afterwards; without them they are skipped.
  */
@@ -34,7 +34,8 @@
 struct bench_case {
 	unsigned ram_gib;
 	unsigned page_kib; /* 4 or 2048 */
-	int reps;
+	int reps;	   /* handovers and floors: hops from one populated RAM */
+	int copy_reps;
 };
 
 struct result {
@@ -53,12 +54,23 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 static const char *self_exe(void)
 {
 	return "/proc/self/exe";
 }
 
-/* ---- the new images ---- */
+/* ---- the images ----
+ *
+ * Each mode's child populates the RAM once, then measures @reps times: the
+ * exec images hop again and again, re-faulting the whole mapping (outside
+ * the measured interval) before each hop, so every hop starts from a fully
+ * populated address space.  Each sample goes to the parent as a uint64_t of
+ * nanoseconds on an inherited pipe.
+ */
 
 static void report(int fd, uint64_t t0)
 {
@@ -66,17 +78,37 @@ static void report(int fd, uint64_t t0)
 
 	if (write(fd, &dt, sizeof(dt)) != sizeof(dt))
 		_exit(3);
-	close(fd);
 }
 
-/* argv: --exec-target t0 fd bytes */
+/* Fault every page in again, as a running guest would have. */
+static int refault(void *p, uint64_t len)
+{
+	return madvise(p, len, MADV_POPULATE_WRITE);
+}
+
+static void exec_hop(struct cpr_ctx *ctx, int out, uint64_t len, int reps)
+{
+	struct cpr_error err = { 0 };
+	char t0s[32], fds[16], lens[32], repss[16];
+	char *av[] = { (char *)"upgrade", (char *)"--exec-target", t0s, fds, lens, repss, NULL };
+
+	snprintf(fds, sizeof(fds), "%d", out);
+	snprintf(lens, sizeof(lens), "%" PRIu64, len);
+	snprintf(repss, sizeof(repss), "%d", reps);
+	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns()); /* stop */
+	cpr_exec(ctx, self_exe(), av, NULL, &err);
+	fprintf(stderr, "upgrade: cpr_exec: %s\n", err.message);
+	_exit(7);
+}
+
+/* argv: --exec-target t0 fd bytes reps-left */
 static int exec_target(char **argv)
 {
 	uint64_t t0 = strtoull(argv[2], NULL, 10), len = strtoull(argv[4], NULL, 10);
+	int out = atoi(argv[3]), reps = atoi(argv[5]);
 	struct cpr_error err = { 0 };
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
-	int fd = atoi(argv[3]);
 
 	if (cpr_ctx_new(&ctx) < 0 || cpr_exec_incoming(ctx, &err) != 1) {
 		fprintf(stderr, "upgrade: incoming: %s\n", err.message);
@@ -85,85 +117,64 @@ static int exec_target(char **argv)
 	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb) < 0 ||
 	    !cpr_ramblock_adopted(rb))
 		return 2;
-	report(fd, t0);
+	report(out, t0); /* the new image has adopted everything */
+	if (reps > 1) {
+		if (refault(cpr_ramblock_host(rb), len) < 0)
+			return 2;
+		fcntl(out, F_SETFD, 0);
+		exec_hop(ctx, out, len, reps - 1);
+	}
 	cpr_ramblock_free(rb);
 	cpr_ctx_free(ctx);
 	return 0;
 }
 
-/* argv: --floor-target t0 fd */
+static void floor_hop(int out, int memfd, uint64_t len, int reps)
+{
+	char t0s[32], fds[16], mfds[16], lens[32], repss[16];
+	char *av[] = { (char *)"upgrade", (char *)"--floor-target", t0s, fds, mfds, lens, repss, NULL };
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+
+	if (p == MAP_FAILED || refault(p, len) < 0)
+		_exit(5);
+	snprintf(fds, sizeof(fds), "%d", out);
+	snprintf(mfds, sizeof(mfds), "%d", memfd);
+	snprintf(lens, sizeof(lens), "%" PRIu64, len);
+	snprintf(repss, sizeof(repss), "%d", reps);
+	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns());
+	execv(self_exe(), av);
+	_exit(7);
+}
+
+/* argv: --floor-target t0 fd memfd bytes reps-left: main() is the end. */
 static int floor_target(char **argv)
 {
+	int reps = atoi(argv[6]);
+
 	report(atoi(argv[3]), strtoull(argv[2], NULL, 10));
+	if (reps > 1)
+		floor_hop(atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10), reps - 1);
 	return 0;
 }
 
-/* ---- helpers for the old images ---- */
-
-static void *map_populated(int fd, uint64_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	return p;
-}
+/* ---- the old images ---- */
 
 static int raw_memfd(uint64_t len, bool huge)
 {
-	unsigned flags = MFD_CLOEXEC | (huge ? MFD_HUGETLB | (21u << 26) : 0);
-	int fd = memfd_create("bench", flags);
+	unsigned flags = huge ? MFD_HUGETLB | (21u << 26) : 0;
+	int fd = memfd_create("bench", flags); /* inherited by the floor hops */
 
 	if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
 		return -1;
 	return fd;
 }
 
-/* Fork a child that runs @fn, wait for the nanoseconds it reports. */
-static int run_child(void (*fn)(const struct bench_case *, int), const struct bench_case *c,
-		     double *ret_ms)
-{
-	uint64_t dt = 0;
-	int p[2], status;
-	pid_t pid;
-	ssize_t n;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		close(p[0]);
-		fn(c, p[1]);
-		_exit(4);
-	}
-	close(p[1]);
-	n = read(p[0], &dt, sizeof(dt));
-	close(p[0]);
-	waitpid(pid, &status, 0);
-	if (n != sizeof(dt))
-		return -EIO;
-	*ret_ms = (double)dt / 1e6;
-	return 0;
-}
-
-static void inherit(int fd)
-{
-	fcntl(fd, F_SETFD, 0);
-}
-
-/* ---- exec mode ---- */
-
 static void exec_old(const struct bench_case *c, int out)
 {
 	uint64_t len = (uint64_t)c->ram_gib * GiB;
 	unsigned flags = CPR_RAMBLOCK_POPULATE;
-	struct cpr_error err = { 0 };
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
-	char t0s[32], fds[16], lens[32];
-	char *av[] = { (char *)"upgrade", (char *)"--exec-target", t0s, fds, lens, NULL };
 
 	if (c->page_kib == 2048)
 		flags |= CPR_RAMBLOCK_HUGEPAGES;
@@ -171,49 +182,27 @@ static void exec_old(const struct bench_case *c, int out)
 		_exit(5);
 	if (cpr_ramblock_page_size(rb) != (uint64_t)c->page_kib * 1024)
 		_exit(6);
-	memset(cpr_ramblock_host(rb), 0x42, 4096);
-	inherit(out);
-	snprintf(fds, sizeof(fds), "%d", out);
-	snprintf(lens, sizeof(lens), "%" PRIu64, len);
-	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns()); /* stop */
-	cpr_exec(ctx, self_exe(), av, NULL, &err);
-	fprintf(stderr, "upgrade: cpr_exec: %s\n", err.message);
-	_exit(7);
+	fcntl(out, F_SETFD, 0);
+	exec_hop(ctx, out, len, c->reps);
 }
 
 static void floor_old(const struct bench_case *c, int out)
 {
 	uint64_t len = (uint64_t)c->ram_gib * GiB;
 	int fd = raw_memfd(len, c->page_kib == 2048);
-	char t0s[32], fds[16];
-	char *av[] = { (char *)"upgrade", (char *)"--floor-target", t0s, fds, NULL };
 
-	if (fd < 0 || !map_populated(fd, len))
+	if (fd < 0)
 		_exit(5);
-	inherit(out);
-	snprintf(fds, sizeof(fds), "%d", out);
-	snprintf(t0s, sizeof(t0s), "%" PRIu64, now_ns());
-	execv(self_exe(), av);
-	_exit(7);
+	fcntl(out, F_SETFD, 0);
+	floor_hop(out, fd, len, c->reps);
 }
 
 /* Write the RAM to /dev/shm and read it back, a chunk at a time so the
  * file never holds more than COPY_CHUNK beside the RAM. */
-static void copy_old(const struct bench_case *c, int out)
+static void copy_once(uint8_t *p, uint64_t len, int f, int out)
 {
-	uint64_t len = (uint64_t)c->ram_gib * GiB, t0;
-	int fd = raw_memfd(len, c->page_kib == 2048), f;
-	char path[64];
-	uint8_t *p;
+	uint64_t t0 = now_ns();
 
-	if (fd < 0 || !(p = map_populated(fd, len)))
-		_exit(5);
-	snprintf(path, sizeof(path), "/dev/shm/cpr-bench-%d", (int)getpid());
-	f = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (f < 0)
-		_exit(5);
-	unlink(path);
-	t0 = now_ns();
 	for (uint64_t off = 0; off < len; off += COPY_CHUNK) {
 		uint64_t n = len - off < COPY_CHUNK ? len - off : COPY_CHUNK;
 
@@ -235,25 +224,68 @@ static void copy_old(const struct bench_case *c, int out)
 			_exit(8);
 	}
 	report(out, t0);
+}
+
+static void copy_old(const struct bench_case *c, int out)
+{
+	uint64_t len = (uint64_t)c->ram_gib * GiB;
+	int fd = raw_memfd(len, c->page_kib == 2048), f;
+	char path[64];
+	uint8_t *p;
+
+	if (fd < 0)
+		_exit(5);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(5);
+	snprintf(path, sizeof(path), "/dev/shm/cpr-bench-%d", (int)getpid());
+	f = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (f < 0)
+		_exit(5);
+	unlink(path);
+	for (int i = 0; i < c->copy_reps; i++)
+		copy_once(p, len, f, out);
 	_exit(0);
 }
 
+static bool show_samples;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Fork a child that runs @fn; the median of the samples it reports. */
 static double median_of(void (*fn)(const struct bench_case *, int), const struct bench_case *c)
 {
-	double v[5], t;
-	int n = 0;
+	double v[16];
+	uint64_t dt;
+	int p[2], n = 0;
+	pid_t pid;
 
-	for (int i = 0; i < c->reps && i < 5; i++)
-		if (run_child(fn, c, &v[n]) == 0)
-			n++;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		close(p[0]);
+		fn(c, p[1]);
+		_exit(4);
+	}
+	close(p[1]);
+	while (n < 16 && read(p[0], &dt, sizeof(dt)) == sizeof(dt))
+		v[n++] = (double)dt / 1e6;
+	close(p[0]);
+	waitpid(pid, NULL, 0);
 	if (n == 0)
 		return -1;
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-			t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
+	if (show_samples)
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "sample %d: %.3f ms\n", i, v[i]);
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
 	return v[n / 2];
 }
 
@@ -382,18 +414,18 @@ static void run_case(const struct bench_case *c, bool json, bool *first)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: upgrade [--quick] [--json] [--no-huge] [--sizes 1,4,8]\n");
+	fprintf(stderr, "usage: upgrade [--quick] [--json] [--samples] [--no-huge|--huge-only] [--sizes 1,4,8]\n");
 	return 100;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned sizes[8] = { 1, 4, 8 }, n_sizes = 3;
-	bool json = false, huge = true, first = true;
+	bool json = false, huge = true, small = true, first = true;
 
-	if (argc >= 5 && strcmp(argv[1], "--exec-target") == 0)
+	if (argc == 6 && strcmp(argv[1], "--exec-target") == 0)
 		return exec_target(argv);
-	if (argc >= 4 && strcmp(argv[1], "--floor-target") == 0)
+	if (argc == 7 && strcmp(argv[1], "--floor-target") == 0)
 		return floor_target(argv);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0) {
@@ -402,6 +434,10 @@ int main(int argc, char **argv)
 			json = true;
 		} else if (strcmp(argv[i], "--no-huge") == 0) {
 			huge = false;
+		} else if (strcmp(argv[i], "--samples") == 0) {
+			show_samples = true;
+		} else if (strcmp(argv[i], "--huge-only") == 0) {
+			small = false;
 		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
 			char *s = argv[++i], *end;
 
@@ -418,10 +454,11 @@ int main(int argc, char **argv)
 		printf("[");
 	/* Smallest first, page sizes side by side; the largest case runs once, last. */
 	for (unsigned i = 0; i < n_sizes; i++) {
-		struct bench_case c4 = { sizes[i], 4, sizes[i] >= 8 ? 1 : 3 };
-		struct bench_case c2 = { sizes[i], 2048, sizes[i] >= 8 ? 1 : 3 };
+		struct bench_case c4 = { sizes[i], 4, 5, sizes[i] >= 4 ? 1 : 3 };
+		struct bench_case c2 = { sizes[i], 2048, 5, sizes[i] >= 4 ? 1 : 3 };
 
-		run_case(&c4, json, &first);
+		if (small)
+			run_case(&c4, json, &first);
 		if (huge)
 			run_case(&c2, json, &first);
 	}

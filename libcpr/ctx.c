@@ -42,6 +42,8 @@ CPR_EXPORT int cpr_ctx_new(struct cpr_ctx **ret_ctx)
 	if (!ctx)
 		return -ENOMEM;
 	ctx->next_blocker_id = 1;
+	ctx->release_fd = -EBADF;
+	ctx->reaper_pidfd = -EBADF;
 	*ret_ctx = ctx;
 	return 0;
 }
@@ -60,7 +62,7 @@ CPR_EXPORT void cpr_ctx_free(struct cpr_ctx *ctx)
 		free(ctx->privs[i].data);
 	free(ctx->privs);
 	cpr_state_free(ctx->incoming);
-	exec_reap_helper(ctx, true);
+	teardown_reap(ctx, true);
 	free(ctx->producer);
 	free(ctx);
 }

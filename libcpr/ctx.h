@@ -81,7 +81,9 @@ struct cpr_ctx {
 	struct cpr_private *privs;
 	size_t n_privs, cap_privs;
 
-	pid_t reaper; /* exec teardown helper not yet reaped, 0 = none */
+	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
+	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
+	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
 };
 
 /*
@@ -139,8 +141,19 @@ int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr
 		    void *userdata);
 void blocker_free_all(struct cpr_ctx *ctx);
 
-/* exec.c: reap the teardown helper of the previous image (@wait: block). */
-void exec_reap_helper(struct cpr_ctx *ctx, bool wait);
+/* teardown.c: the cpr-exec teardown helper (see there). */
+struct teardown {
+	pid_t pid;
+	int wfd; /* preserved across execve(); the new image's release fd */
+	void *stack;
+};
+void teardown_start(struct cpr_ctx *ctx, struct teardown *t);
+void teardown_stop(struct teardown *t);
+void teardown_adopt(struct cpr_ctx *ctx, pid_t reaper, int release_fd);
+void teardown_release(struct cpr_ctx *ctx);
+void teardown_release_if_adopted(struct cpr_ctx *ctx);
+/* Reap the previous image's helper (@wait: release it first, then block). */
+void teardown_reap(struct cpr_ctx *ctx, bool wait);
 
 /* Page size of this process, and its shift. */
 uint64_t ctx_page_size(void);

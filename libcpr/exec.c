@@ -32,7 +32,8 @@ struct token {
 	int fd;
 	uint8_t id[16];
 	pid_t pid;
-	pid_t reaper; /* 0 = none */
+	pid_t reaper;	/* 0 = none */
+	int release;	/* -1 = none */
 };
 
 /* ---- the token ---- */
@@ -88,7 +89,7 @@ static int parse_id(const char **p, uint8_t id[16])
 /* Strict: exact keys in order, decimal without sign or leading zeros. */
 static int token_parse(const char *s, struct token *ret)
 {
-	struct token t = { .reaper = 0 };
+	struct token t = { .reaper = 0, .release = -1 };
 	long v;
 
 	if (parse_uint(&s, "fd=", INT_MAX, &v) < 0)
@@ -101,6 +102,9 @@ static int token_parse(const char *s, struct token *ret)
 		if (parse_uint(&s, ",reaper=", INT_MAX, &v) < 0 || v < 1)
 			return -EBADMSG;
 		t.reaper = (pid_t)v;
+		if (parse_uint(&s, ",release=", INT_MAX, &v) < 0)
+			return -EBADMSG;
+		t.release = (int)v;
 	}
 	if (*s)
 		return -EBADMSG;
@@ -108,7 +112,8 @@ static int token_parse(const char *s, struct token *ret)
 	return 0;
 }
 
-static void token_format(char *buf, size_t len, int fd, const uint8_t id[16], pid_t reaper)
+static void token_format(char *buf, size_t len, int fd, const uint8_t id[16],
+			 const struct teardown *t)
 {
 	static const char hex[] = "0123456789abcdef";
 	char sid[33];
@@ -118,165 +123,11 @@ static void token_format(char *buf, size_t len, int fd, const uint8_t id[16], pi
 		sid[2 * i + 1] = hex[id[i] & 15];
 	}
 	sid[32] = 0;
-	if (reaper > 0)
-		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d,reaper=%d", CPR_EXEC_ENV, fd, sid,
-			 (int)getpid(), (int)reaper);
+	if (t->pid > 0)
+		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d,reaper=%d,release=%d", CPR_EXEC_ENV, fd,
+			 sid, (int)getpid(), (int)t->pid, t->wfd);
 	else
 		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d", CPR_EXEC_ENV, fd, sid, (int)getpid());
-}
-
-/* ---- the teardown helper ----
- *
- * execve() drops the old mm; when it is the last user, the kernel tears down
- * every page table of the guest RAM inside execve(), ~12 ms per GiB of 4 KiB
- * pages.  A helper cloned with CLONE_VM (its own fd table, signals blocked)
- * holds a second reference: execve() then only drops one, and the helper
- * releases the old mm after the new image runs.  It waits on a pipe whose
- * write end is close-on-exec in the caller: EOF means the exec succeeded, a
- * byte means it failed.  It runs on the old mm with the caller's TLS, so it
- * makes raw system calls only: no libc, no errno, no locks.
- */
-#define HELPER_STACK (64u << 10)
-
-#if defined(__x86_64__)
-static inline long raw3(long n, long a, long b, long c)
-{
-	long ret;
-
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(n), "D"(a), "S"(b), "d"(c)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
-#define HAVE_RAW_SYSCALL 1
-#elif defined(__aarch64__)
-static inline long raw3(long n, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = n;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0;
-}
-#define HAVE_RAW_SYSCALL 1
-#endif
-
-#ifdef HAVE_RAW_SYSCALL
-#include <sys/syscall.h>
-
-struct helper_args {
-	long rfd;
-	long max_fd; /* for kernels without close_range() */
-};
-
-/* Keep only the pipe's read end, wait for EOF or a byte, exit. */
-__attribute__((no_sanitize("address", "undefined"))) static int helper_main(void *arg)
-{
-	const struct helper_args *a = arg;
-	long rfd = a->rfd, max_fd = a->max_fd;
-	char c;
-
-	if ((rfd > 0 && raw3(SYS_close_range, 0, rfd - 1, 0) == -ENOSYS) ||
-	    raw3(SYS_close_range, rfd + 1, ~0u, 0) == -ENOSYS)
-		for (long fd = 0; fd < max_fd; fd++)
-			if (fd != rfd)
-				raw3(SYS_close, fd, 0, 0);
-	while (raw3(SYS_read, rfd, (long)&c, 1) == -EINTR)
-		;
-	for (;;)
-		raw3(SYS_exit, 0, 0, 0);
-	return 0;
-}
-
-struct helper {
-	pid_t pid;
-	int wfd;
-	void *stack;
-};
-
-static void helper_start(struct cpr_ctx *ctx, struct helper *h)
-{
-	struct helper_args *args;
-	sigset_t all, old;
-	struct rlimit rl;
-	int p[2];
-
-	*h = (struct helper){ .pid = 0, .wfd = -EBADF, .stack = NULL };
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	h->stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (h->stack == MAP_FAILED) {
-		h->stack = NULL;
-		goto fail;
-	}
-	/* The arguments live at the top of the helper's own stack. */
-	args = (struct helper_args *)((uint8_t *)h->stack + HELPER_STACK) - 1;
-	args->rfd = p[0];
-	args->max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20) ?
-			       (long)rl.rlim_cur : (1l << 20);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	h->pid = clone(helper_main, (void *)((uintptr_t)args & ~(uintptr_t)15), CLONE_VM | SIGCHLD,
-		       args);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (h->pid < 0) {
-		ctx_log(ctx, LOG_WARNING, "cpr: no teardown helper: clone: %s", strerror(errno));
-		h->pid = 0;
-		goto fail;
-	}
-	close(p[0]);
-	h->wfd = p[1];
-	return;
-fail:
-	if (h->stack)
-		munmap(h->stack, HELPER_STACK);
-	h->stack = NULL;
-	close(p[0]);
-	close(p[1]);
-}
-
-/* execve() failed: let the helper go and reap it. */
-static void helper_stop(struct helper *h)
-{
-	if (h->pid <= 0)
-		return;
-	(void)!write(h->wfd, "x", 1);
-	close(h->wfd);
-	while (waitpid(h->pid, NULL, __WALL) < 0 && errno == EINTR)
-		;
-	munmap(h->stack, HELPER_STACK);
-	h->pid = 0;
-}
-#else
-struct helper {
-	pid_t pid;
-};
-
-static void helper_start(struct cpr_ctx *ctx, struct helper *h)
-{
-	h->pid = 0;
-}
-
-static void helper_stop(struct helper *h)
-{
-}
-#endif
-
-void exec_reap_helper(struct cpr_ctx *ctx, bool wait)
-{
-	pid_t r;
-
-	if (!ctx || ctx->reaper <= 0)
-		return;
-	do
-		r = waitpid(ctx->reaper, NULL, __WALL | (wait ? 0 : WNOHANG));
-	while (r < 0 && errno == EINTR);
-	if (r != 0) /* reaped, or not our child (someone else reaped it) */
-		ctx->reaper = 0;
 }
 
 /* ---- outgoing ---- */
@@ -345,7 +196,7 @@ static void cloexec_restore(const int *fds, size_t n, const int *old)
 
 struct exec_plan {
 	struct cpr_state *st;
-	int *fds;     /* n + 1: the preserved fds, then the state memfd */
+	int *fds;     /* n + 2: the preserved fds, the state memfd, the release fd */
 	int *old;     /* their flags before */
 	size_t n;
 	int state_fd;
@@ -385,12 +236,12 @@ static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan 
 	p->state_fd = state_memfd(buf, len);
 	if (p->state_fd < 0)
 		return p->state_fd;
-	fds = reallocarray(p->fds, p->n + 1, sizeof(int));
+	fds = reallocarray(p->fds, p->n + 2, sizeof(int));
 	if (!fds)
 		return -ENOMEM;
 	p->fds = fds;
 	p->fds[p->n] = p->state_fd;
-	p->old = calloc(p->n + 1, sizeof(int));
+	p->old = calloc(p->n + 2, sizeof(int));
 	p->env = env_copy(envp, &p->env_n);
 	if (!p->old || !p->env)
 		return -ENOMEM;
@@ -402,27 +253,32 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 			char *const envp[], struct cpr_error *ret_err)
 {
 	struct exec_plan p = { .state_fd = -EBADF };
-	struct helper h;
+	struct teardown t;
+	size_t k;
 	int r;
 
 	if (!ctx || !path || !*path || !argv || !argv[0])
 		return -EINVAL;
-	exec_reap_helper(ctx, true);
+	teardown_reap(ctx, true);
 	r = plan_build(ctx, envp ?: environ, &p, ret_err);
 	if (r < 0)
 		goto out;
-	r = cloexec_clear(ctx, p.fds, p.n + 1, p.old);
+	teardown_start(ctx, &t);
+	k = p.n + 1;
+	if (t.pid > 0)
+		p.fds[k++] = t.wfd;
+	r = cloexec_clear(ctx, p.fds, k, p.old);
 	if (r < 0) {
+		teardown_stop(&t);
 		cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX,
 			      "a preserved fd is no longer open: %s", strerror(-r));
 		goto out;
 	}
-	helper_start(ctx, &h);
-	token_format(p.token, sizeof(p.token), p.state_fd, p.id, h.pid);
+	token_format(p.token, sizeof(p.token), p.state_fd, p.id, &t);
 	execve(path, argv, p.env);
 	r = -errno;
-	helper_stop(&h);
-	cloexec_restore(p.fds, p.n + 1, p.old);
+	cloexec_restore(p.fds, k, p.old);
+	teardown_stop(&t);
 	cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "execve(%s): %s", path,
 		      strerror(-r));
 	ctx_log(ctx, LOG_ERR, "cpr: execve(%s): %s; everything restored", path, strerror(-r));
@@ -578,12 +434,14 @@ CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 	if (r <= 0)
 		return r;
 	if (t.reaper > 0) {
-		ctx->reaper = t.reaper;
-		exec_reap_helper(ctx, false);
+		teardown_adopt(ctx, t.reaper, t.release);
+		teardown_reap(ctx, false);
 	}
 	r = incoming_state(&t, &st, ret_err);
-	if (r < 0)
+	if (r < 0) {
+		teardown_release(ctx);
 		return r;
+	}
 	n = cpr_state_fd_count(st);
 	r = slots_to_fds(st, t.fd, &fds, ret_err);
 	if (r >= 0)
@@ -598,8 +456,10 @@ CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 		}
 		cpr_state_free(st);
 		free(fds);
+		teardown_release(ctx);
 		return r;
 	}
 	free(fds);
+	teardown_release_if_adopted(ctx); /* a state without RAM blocks */
 	return 1;
 }

@@ -259,6 +259,7 @@ CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id,
 	}
 	e->owned = false; /* claimed: the caller owns it now */
 	*ret_fd = e->fd;
+	teardown_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -274,6 +275,7 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 	if (e->owned)
 		cpr_close(e->fd);
 	fdreg_remove(ctx, e);
+	teardown_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -314,6 +316,7 @@ CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 		fdreg_remove(ctx, e);
 		n++;
 	}
+	teardown_release_if_adopted(ctx);
 	return n;
 }
 
@@ -364,6 +367,13 @@ static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, i
 			      q, (long long)st.st_size, (unsigned long long)rb->max_length,
 			      (unsigned long long)rb->fd_offset);
 		return -EMEDIUMTYPE;
+	}
+	if (((rb->used_length | rb->max_length | rb->fd_offset) &
+	     ((want_huge ? HUGETLBFS_MAGIC_BLKSIZE : ctx_page_size()) - 1)) || !rb->used_length) {
+		cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			      "RAM block \"%s\": lengths and offset are not multiples of its %s pages",
+			      q, want_huge ? "2 MiB" : "base");
+		return -EBADMSG;
 	}
 	if (want_huge != ((uint64_t)st.st_blksize == HUGETLBFS_MAGIC_BLKSIZE)) {
 		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,

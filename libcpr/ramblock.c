@@ -383,9 +383,11 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return r;
 	}
 	(void)ramblock_register(ctx, rb); /* cannot fail: room was made */
-	if (rb->adopted) /* the block owns the memfd now */
+	if (rb->adopted) { /* the block owns the memfd now */
 		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
 								  (size_t)index)->fd_index));
+		teardown_release_if_adopted(ctx);
+	}
 	*ret_rb = rb;
 	return 0;
 }

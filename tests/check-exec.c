@@ -360,6 +360,9 @@ START_TEST(test_cpr_exec_incoming_junk)
 		"fd=3,id=00000000000000000000000000000000,pid=1,",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,x=1",
+		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2",
+		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,release=",
+		"fd=3,id=00000000000000000000000000000000,pid=1,release=4,reaper=2",
 		"fd=99999999999,id=00000000000000000000000000000000,pid=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1 ",
 	};
@@ -652,6 +655,39 @@ START_TEST(test_cpr_exec_e2big)
 }
 END_TEST
 
+/* The release fd must be a pipe's write end; it is closed once nothing waits
+ * for adoption (here at once: the state has no RAM block). */
+START_TEST(test_cpr_exec_incoming_release)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), fd, p[2], ev = eventfd(0, EFD_CLOEXEC);
+	char hex[33], t[200];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	fd = state_from(ctx, hex);
+	snprintf(t, sizeof(t), "fd=%d,id=%s,pid=%d,reaper=1,release=%d", fd, hex, (int)getpid(),
+		 ev);
+	ck_assert_int_eq(incoming_with(t, &err), 1);
+	ck_assert_int_ge(fcntl(ev, F_GETFD), 0); /* not a pipe: left alone */
+	fd = state_from(ctx, hex);
+	snprintf(t, sizeof(t), "fd=%d,id=%s,pid=%d,reaper=1,release=%d", fd, hex, (int)getpid(),
+		 p[1]);
+	ck_assert_int_eq(incoming_with(t, &err), 1);
+	ck_assert_int_lt(fcntl(p[1], F_GETFD), 0); /* released */
+	{
+		char c;
+
+		ck_assert_int_eq(read(p[0], &c, 1), 0); /* what the helper waits for */
+	}
+	cpr_ctx_free(ctx);
+	close(p[0]);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *s = suite_create("exec");
@@ -679,6 +715,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_incoming_kind_mismatch);
 	tcase_add_test(tc, test_cpr_exec_incoming_ealready);
 	tcase_add_test(tc, test_cpr_exec_incoming_eexist);
+	tcase_add_test(tc, test_cpr_exec_incoming_release);
 	tcase_add_test(tc, test_cpr_exec_incoming_slot_is_state);
 	tcase_add_test(tc, test_cpr_exec_e2big);
 	suite_add_tcase(s, tc);

@@ -412,6 +412,51 @@ START_TEST(test_cpr_fd_save_e2big)
 }
 END_TEST
 
+/* A state with one RAM block over memfd @m, as a peer could send it. */
+static struct cpr_state *rb_state(uint64_t used, uint64_t max)
+{
+	struct cpr_state_ramblock rec = { .used_length = used, .max_length = max,
+					  .align = (uint64_t)getpagesize(), .idstr = "ram" };
+	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD, .id = -1, .name = "ram" };
+	struct cpr_state *st;
+
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_ge(cpr_state_add_ramblock(st, &rec), 0);
+	return st;
+}
+
+START_TEST(test_ctx_adopt_ramblock_checks)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), m = test_memfd("ram", 1 << 20), p[2];
+	uint64_t ps = (uint64_t)getpagesize();
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	st = rb_state(2 << 20, 2 << 20); /* the memfd holds only 1 MiB */
+	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, &err), -EMEDIUMTYPE);
+	ck_assert_ptr_nonnull(strstr(err.message, "memfd holds"));
+	ck_assert_int_eq(ctx_adopt(ctx, st, &p[0], 1, &err), -EMEDIUMTYPE); /* not a memfd */
+	cpr_state_free(st);
+	st = rb_state(ps + 1, ps + 1);
+	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, &err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err.message, "multiples"));
+	cpr_state_free(st);
+	st = rb_state(ps, ps);
+	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, &err), 0);
+	ck_assert_int_eq(fcntl(m, F_GETFD), FD_CLOEXEC);
+	cpr_ctx_free(ctx); /* owned, unclaimed: closed */
+	ck_assert_int_lt(fcntl(m, F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *fdreg_suite(void)
 {
 	Suite *s = suite_create("fdreg");
@@ -430,6 +475,7 @@ static Suite *fdreg_suite(void)
 	tcase_add_test(tc, test_ctx_adopt_duplicate_key);
 	tcase_add_test(tc, test_ctx_adopt_page_size);
 	tcase_add_test(tc, test_ctx_outgoing_exec_slots);
+	tcase_add_test(tc, test_ctx_adopt_ramblock_checks);
 	suite_add_tcase(s, tc);
 	return s;
 }
