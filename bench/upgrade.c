@@ -7,6 +7,10 @@
  *   floor_ms     bare execve() of this binary with the same mapping populated
  *   copy_ms      write the RAM to a file in /dev/shm and read it back
  *
+ * Modes: exec (cpr_exec() of this binary) and transfer (cpr_transfer_send()
+ * to a fresh process of this binary, started and waiting before the stop;
+ * handover ends when it has adopted the RAM block, as it measures it).
+ *
  * Usage: upgrade [--quick] [--json] [--samples] [--sizes 1,4,8] [--no-huge|--huge-only]
  * As root, 2 MiB cases reserve huge pages through /proc/sys/vm/nr_hugepages
  * and put the old value back afterwards; without them they are skipped.
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -300,12 +305,146 @@ static void run_exec(const struct bench_case *c, struct result *r)
 	}
 }
 
-/* One function per mode; cpr-transfer is measured by its own run_ function. */
+/* ---- transfer mode ---- */
+
+/*
+ * The new VMM, exec'd and waiting on the socket before the old one stops.
+ * argv: --transfer-target sockfd resfd bytes.  It reports on @res: 'R' when
+ * ready, then the CLOCK_MONOTONIC time at which it has adopted everything.
+ */
+static int transfer_target(char **argv)
+{
+	int sock = atoi(argv[2]), res = atoi(argv[3]);
+	uint64_t len = strtoull(argv[4], NULL, 10), t1;
+	struct cpr_error err = { 0 };
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+
+	fcntl(sock, F_SETFD, FD_CLOEXEC);
+	fcntl(res, F_SETFD, FD_CLOEXEC);
+	if (cpr_ctx_new(&ctx) < 0 || write(res, "R", 1) != 1)
+		return 2;
+	if (cpr_transfer_recv(ctx, sock, &err) < 0) {
+		fprintf(stderr, "upgrade: transfer: %s\n", err.message);
+		return 2;
+	}
+	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb) < 0 ||
+	    !cpr_ramblock_adopted(rb))
+		return 2;
+	t1 = now_ns(); /* adopted: the guest could run here */
+	if (((uint8_t *)cpr_ramblock_host(rb))[0] != 0x42)
+		return 2;
+	if (write(res, &t1, sizeof(t1)) != sizeof(t1) || cpr_transfer_ack(ctx, sock) < 0)
+		return 2;
+	cpr_ramblock_free(rb);
+	cpr_ctx_free(ctx);
+	return 0;
+}
+
+/* Start the new VMM; returns its pid, with our ends of the socket and the
+ * report pipe, once it is ready. */
+static pid_t transfer_spawn(uint64_t len, int *ret_sock, int *ret_res)
+{
+	int sv[2], res[2];
+	char b, sfd[16], rfd[16], lens[32];
+	char *av[] = { (char *)"upgrade", (char *)"--transfer-target", sfd, rfd, lens, NULL };
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(res, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		fcntl(sv[1], F_SETFD, 0);
+		fcntl(res[1], F_SETFD, 0);
+		snprintf(sfd, sizeof(sfd), "%d", sv[1]);
+		snprintf(rfd, sizeof(rfd), "%d", res[1]);
+		snprintf(lens, sizeof(lens), "%" PRIu64, len);
+		execv(self_exe(), av);
+		_exit(7);
+	}
+	close(sv[1]);
+	close(res[1]);
+	if (pid < 0 || read(res[0], &b, 1) != 1)
+		return -1;
+	*ret_sock = sv[0];
+	*ret_res = res[0];
+	return pid;
+}
+
+/* One hand-over to a fresh receiver: stop -> adopted, as it measured it. */
+static uint64_t transfer_once(struct cpr_ctx *ctx, uint64_t len)
+{
+	struct cpr_error err = { 0 };
+	uint64_t t0, t1 = 0;
+	int sock, res, status;
+	pid_t pid;
+
+	pid = transfer_spawn(len, &sock, &res);
+	if (pid < 0)
+		_exit(5);
+	t0 = now_ns(); /* stop */
+	if (cpr_transfer_send(ctx, sock, &err) < 0 ||
+	    cpr_transfer_wait_ack(ctx, sock, 60000, &err) < 0) {
+		fprintf(stderr, "upgrade: transfer: %s\n", err.message);
+		_exit(7);
+	}
+	if (read(res, &t1, sizeof(t1)) != sizeof(t1) || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		_exit(8);
+	close(sock);
+	close(res);
+	return t1 - t0;
+}
+
+/* The old VMM: RAM populated once, then @reps hand-overs, each to a new
+ * receiver started and waiting before the stop.  The old VMM keeps its RAM
+ * after each one, as it would after a refused transfer. */
+static void transfer_old(const struct bench_case *c, int out)
+{
+	uint64_t len = (uint64_t)c->ram_gib * GiB;
+	unsigned flags = CPR_RAMBLOCK_POPULATE;
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+
+	if (c->page_kib == 2048)
+		flags |= CPR_RAMBLOCK_HUGEPAGES;
+	if (cpr_ctx_new(&ctx) < 0 || cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, flags, &rb) < 0)
+		_exit(5);
+	if (cpr_ramblock_page_size(rb) != (uint64_t)c->page_kib * 1024)
+		_exit(6);
+	memset(cpr_ramblock_host(rb), 0x42, 4096);
+	for (int i = 0; i < c->reps; i++) {
+		uint64_t dt = transfer_once(ctx, len);
+
+		if (write(out, &dt, sizeof(dt)) != sizeof(dt))
+			_exit(3);
+	}
+	_exit(0);
+}
+
+static void run_transfer(const struct bench_case *c, struct result *r)
+{
+	/* Sub-millisecond and noisy: a median of at least five. */
+	struct bench_case c5 = *c;
+
+	if (c5.reps < 5)
+		c5.reps = 5;
+	r->handover_ms = median_of(transfer_old, &c5);
+	r->floor_ms = median_of(floor_old, c);
+	r->copy_ms = median_of(copy_old, c);
+	if (r->handover_ms < 0 || r->floor_ms < 0 || r->copy_ms < 0) {
+		r->skipped = true;
+		snprintf(r->why, sizeof(r->why), "a run failed (memory?)");
+	}
+}
+
+/* One function per mode. */
 static const struct {
 	const char *name;
 	void (*run)(const struct bench_case *, struct result *);
 } modes[] = {
 	{ "exec", run_exec },
+	{ "transfer", run_transfer },
 };
 
 /* ---- huge page reservation ---- */
@@ -425,6 +564,8 @@ int main(int argc, char **argv)
 
 	if (argc == 6 && strcmp(argv[1], "--exec-target") == 0)
 		return exec_target(argv);
+	if (argc == 5 && strcmp(argv[1], "--transfer-target") == 0)
+		return transfer_target(argv);
 	if (argc == 7 && strcmp(argv[1], "--floor-target") == 0)
 		return floor_target(argv);
 	for (int i = 1; i < argc; i++) {

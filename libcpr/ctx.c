@@ -43,6 +43,7 @@ CPR_EXPORT int cpr_ctx_new(struct cpr_ctx **ret_ctx)
 		return -ENOMEM;
 	ctx->next_blocker_id = 1;
 	ctx->release_fd = -EBADF;
+	ctx->reaper_pidfd = -EBADF;
 	*ret_ctx = ctx;
 	return 0;
 }

@@ -82,6 +82,7 @@ struct cpr_ctx {
 	size_t n_privs, cap_privs;
 
 	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
+	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
 	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
 };
 
@@ -130,7 +131,6 @@ void fdreg_free_all(struct cpr_ctx *ctx);
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd);
 
 /* ramblock.c */
-int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 /* Fill a RAMBLOCK record for @rb (fd_index left 0). */
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);

@@ -24,9 +24,10 @@ ssize_t scm_send(int sock, const void *buf, size_t len, const int *fds, size_t n
 /*
  * One recvmsg() with MSG_CMSG_CLOEXEC into @buf, and up to @max_fds
  * (<= CPR_SCM_MAX_FDS) fds into @fds.  Owns every fd the kernel delivered:
- * on MSG_CTRUNC, more fds than @max_fds, a cmsg other than SCM_RIGHTS, or any
- * error, closes all of them and returns -EPROTO (or -errno).  MSG_TRUNC is
- * reported as -EMSGSIZE.  *ret_n_fds is set only on success.  @flags:
+ * on MSG_CTRUNC, more fds than @max_fds, a cmsg other than SCM_RIGHTS (an
+ * SCM_PIDFD's fd included), or any error, closes all of them and returns
+ * -EPROTO (or -errno).  SCM_CREDENTIALS, which SO_PASSCRED attaches to every
+ * message, carries no fd and is ignored.  MSG_TRUNC is reported as -EMSGSIZE.  *ret_n_fds is set only on success.  @flags:
  * MSG_DONTWAIT and the like.  Returns the bytes received (0 = EOF, with no
  * fds) or -errno.
  */

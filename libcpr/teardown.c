@@ -30,6 +30,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,13 +175,36 @@ void teardown_stop(struct teardown *t)
 
 /* ---- in the new image ---- */
 
-/* Take the release fd the token named, if it is a pipe's write end. */
+/*
+ * Hold the helper by a pidfd while it is alive and provably our child, so a
+ * later reap cannot hit a recycled PID if someone else reaped it first.
+ */
+static void adopt_reaper(struct cpr_ctx *ctx, pid_t reaper)
+{
+	siginfo_t si = { .si_pid = 0 };
+	int fd = (int)syscall(SYS_pidfd_open, reaper, 0);
+
+	if (fd < 0) { /* gone already, or no pidfds: a plain PID it is */
+		ctx->reaper = reaper;
+		return;
+	}
+	if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | __WALL) < 0 ||
+	    si.si_pid != 0) { /* not our child, or already reaped now */
+		close(fd);
+		return;
+	}
+	ctx->reaper = reaper;
+	ctx->reaper_pidfd = fd; /* pidfd_open() fds are close-on-exec */
+}
+
+/* Take the helper the token named, and its release fd if it is a pipe's
+ * write end. */
 void teardown_adopt(struct cpr_ctx *ctx, pid_t reaper, int release_fd)
 {
 	struct stat st;
 	int fl;
 
-	ctx->reaper = reaper;
+	adopt_reaper(ctx, reaper);
 	if (release_fd < 0)
 		return;
 	fl = fcntl(release_fd, F_GETFL);
@@ -217,15 +244,22 @@ void teardown_release_if_adopted(struct cpr_ctx *ctx)
 
 void teardown_reap(struct cpr_ctx *ctx, bool wait)
 {
-	pid_t r;
+	int flags = WEXITED | __WALL | (wait ? 0 : WNOHANG);
+	siginfo_t si = { .si_pid = 0 };
+	int r;
 
 	if (!ctx || ctx->reaper <= 0)
 		return;
 	if (wait)
 		teardown_release(ctx); /* or it waits for us */
 	do
-		r = waitpid(ctx->reaper, NULL, __WALL | (wait ? 0 : WNOHANG));
+		r = ctx->reaper_pidfd >= 0 ?
+			    waitid((idtype_t)P_PIDFD, (id_t)ctx->reaper_pidfd, &si, flags) :
+			    waitid(P_PID, (id_t)ctx->reaper, &si, flags);
 	while (r < 0 && errno == EINTR);
-	if (r != 0) /* reaped, or not our child (someone else reaped it) */
-		ctx->reaper = 0;
+	if (r == 0 && si.si_pid == 0)
+		return; /* still tearing down */
+	/* Reaped, or not our child any more (someone else reaped it). */
+	ctx->reaper = 0;
+	ctx->reaper_pidfd = cpr_close(ctx->reaper_pidfd);
 }

@@ -195,6 +195,30 @@ START_TEST(test_scm_recv_pidfd_cmsg)
 }
 END_TEST
 
+/* SO_PASSCRED attaches credentials to every message: they carry no fd and
+ * are ignored, the fds still arrive. */
+START_TEST(test_scm_recv_credentials)
+{
+	int before = test_count_fds(), sv[2], got[CPR_SCM_MAX_FDS], one = 1;
+	int *fds;
+	size_t n = 0;
+	char buf[4];
+
+	pair(SOCK_STREAM, sv);
+	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+	fds = memfds(2);
+	ck_assert_int_eq(scm_send(sv[0], "x", 1, fds, 2), 1);
+	ck_assert_int_eq(scm_recv(sv[1], buf, sizeof(buf), got, 2, &n, 0), 1);
+	ck_assert_uint_eq(n, 2);
+	assert_same_files(fds, got, 2);
+	scm_close_all(got, n);
+	close_all(fds, 2);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
 START_TEST(test_scm_recv_eof)
 {
 	int before = test_count_fds(), sv[2], got[1];
@@ -540,6 +564,7 @@ static Suite *scm_suite(void)
 	tcase_add_test(tc, test_scm_recv_ctrunc);
 	tcase_add_test(tc, test_scm_recv_msg_trunc);
 	tcase_add_test(tc, test_scm_recv_pidfd_cmsg);
+	tcase_add_test(tc, test_scm_recv_credentials);
 	tcase_add_test(tc, test_scm_recv_eof);
 	tcase_add_test(tc, test_scm_recv_eagain);
 	tcase_add_test(tc, test_scm_send_invalid);
