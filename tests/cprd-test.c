@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +44,8 @@ static void exec_daemon(const struct cprd_daemon *d, const char *exe, const char
 		dup2(fd, 2);
 		close(fd);
 	}
+	/* a failed test exits without its teardown: the daemon goes with it */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	argv[n++] = exe;
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;
@@ -149,8 +152,10 @@ void cprd_daemon_stop(struct cprd_daemon *d)
 			snprintf(cmd, sizeof(cmd), "cat %s >&2", d->log);
 			(void)!system(cmd);
 		}
+		remove_dir(d->dir);
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			      "cprd exited with status 0x%x", status);
+		return;
 	}
 	remove_dir(d->dir);
 }
