@@ -225,9 +225,14 @@ static int setup_activation(void)
 			if (fd_set_nonblock(fd) < 0 || control_add_listener(fd) < 0)
 				r = -EINVAL;
 		} else {
+			char msg[300];
+
 			log_warnx("passed fd %d (%s) is not a listening SOCK_SEQPACKET UNIX "
 				  "socket, closed", fd, log_quote(names[i]));
 			close(fd);
+			/* if it came from the fd store, it would come back every start */
+			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
+			sd_notify(0, msg);
 		}
 	}
 	cprd.listen_store_fds = TAKE_PTR(store_fds);

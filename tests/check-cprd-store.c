@@ -350,6 +350,48 @@ START_TEST(test_open_bundle_private_and_abandoned)
 }
 END_TEST
 
+static int job_show(void *arg)
+{
+	struct job *j = arg;
+	int sock;
+
+	if (cprd_connect(d.sock, &sock) < 0)
+		return 90;
+	return cprd_call_name(sock, "show", j->name, NULL) == j->want ? 0 : 1;
+}
+
+/* A consumer sees a bundle only once it is sealed, whatever was put before. */
+START_TEST(test_open_invisible_to_consumers)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	int *fds = cprd_test_memfds(300, "vis"), stream = cprd_test_stream(300);
+	struct json_object *create = consumers(OTHER_UID, -1), *put = json_object_new_object();
+	struct json_object *seal = json_object_new_object();
+	struct job hidden = { .name = "vis", .want = -ENOENT }, seen = { .name = "vis" };
+
+	json_object_object_add(create, "op", json_object_new_string("create"));
+	json_object_object_add(create, "name", json_object_new_string("vis"));
+	ck_assert_int_eq(cprd_call(sock, create, NULL, 0, NULL), 0);
+	json_object_object_add(put, "op", json_object_new_string("put"));
+	json_object_object_add(put, "name", json_object_new_string("vis"));
+	ck_assert_int_eq(cprd_call(sock, put, fds, 253, NULL), 0);
+	ck_assert_int_eq(in_child(job_show, &hidden, OTHER_UID, OTHER_GID), 0);
+	ck_assert_int_eq(cprd_call(sock, put, fds + 253, 47, NULL), 0);
+	ck_assert_int_eq(in_child(job_show, &hidden, OTHER_UID, OTHER_GID), 0);
+	json_object_object_add(seal, "op", json_object_new_string("seal"));
+	json_object_object_add(seal, "name", json_object_new_string("vis"));
+	ck_assert_int_eq(cprd_call(sock, seal, &stream, 1, NULL), 0);
+	ck_assert_int_eq(in_child(job_show, &seen, OTHER_UID, OTHER_GID), 0);
+	json_object_put(create);
+	json_object_put(put);
+	json_object_put(seal);
+	close(stream);
+	cprd_test_close_fds(fds, 300);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 START_TEST(test_seal_refuses_bad_streams)
 {
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
@@ -603,6 +645,7 @@ static Suite *cprd_store_suite(void)
 	tcase_add_test(tc, test_ttl_expires);
 	tcase_add_test(tc, test_tie_dies_with_owner);
 	tcase_add_test(tc, test_open_bundle_private_and_abandoned);
+	tcase_add_test(tc, test_open_invisible_to_consumers);
 	tcase_add_test(tc, test_seal_refuses_bad_streams);
 	tcase_add_test(tc, test_seal_checks_fd_kinds);
 	tcase_add_test(tc, test_chunked_1000_fds);

@@ -11,7 +11,8 @@
  *
  * STATEDIR/events gets one line per event ("ready N", "exit STATUS",
  * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid, and
- * STATEDIR/store the names held, one per line.  SIGTERM stops cprd and
+ * STATEDIR/store the names held, one per line.  With HARNESS_JUNK set, the
+ * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
  * exits with its status.
  */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -276,6 +278,13 @@ int main(int argc, char *argv[])
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	nfd = notify_socket(notify_path);
 	lfd = listen_socket(argv[2]);
+	if (getenv("HARNESS_JUNK")) {
+		/* what a crash in the middle of parking leaves, and a stranger */
+		store_add("cprd-b99-0", memfd_create("junk", MFD_CLOEXEC));
+		store_add("cprd-b99-s", memfd_create("junk", MFD_CLOEXEC));
+		store_add("not-cprd", memfd_create("junk", MFD_CLOEXEC));
+		write_store();
+	}
 	pid = start(lfd, notify_path, argv + 3);
 	p[0] = (struct pollfd){ .fd = nfd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
