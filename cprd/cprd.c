@@ -286,6 +286,8 @@ static void sweep_event(void)
 	if (read(src_sweep.fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_warn("sweep timerfd");
 	control_idle_sweep();
+	if (cprd.status_dirty)
+		notify_status();
 }
 
 static void dispatch(struct cprd_src *src, uint32_t events)

@@ -59,6 +59,13 @@ until [ "$(count 1)" = 5 ] && [ "$(count 2)" = 302 ] && [ "$(count 3)" = 3 ]; do
 	sleep 0.02
 done
 grep -qx "cprd-b3-1" "$S/store" && fail "the same file parked twice"
+# STATUS= follows the counts (at most every 100 ms, flushed within a second)
+i=0
+until grep -q "^3 bundles, 308 fds held" "$S/status" 2>/dev/null; do
+	i=$((i + 1))
+	[ "$i" -lt 150 ] || fail "STATUS= not updated: $(cat "$S/status")"
+	sleep 0.02
+done
 # watchdog pings arrive at half of WATCHDOG_USEC
 sleep 0.3
 grep -q "^watchdog" "$S/events" || fail "no WATCHDOG=1"

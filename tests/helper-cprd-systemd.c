@@ -10,8 +10,9 @@
  *	helper-cprd-systemd STATEDIR SOCKET CPRD [ARG]...
  *
  * STATEDIR/events gets one line per event ("ready N", "exit STATUS",
- * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid, and
- * STATEDIR/store the names held, one per line.  With HARNESS_JUNK set, the
+ * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid,
+ * STATEDIR/status the last STATUS= text, and STATEDIR/store the names held,
+ * one per line.  With HARNESS_JUNK set, the
  * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
  * exits with its status.
  */
@@ -83,6 +84,21 @@ static void write_store(void)
 	rename(tmp, path);
 }
 
+static void write_status(const char *text)
+{
+	char path[512], tmp[520];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/status", statedir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%s\n", text);
+	fclose(f);
+	rename(tmp, path);
+}
+
 static bool same_file(int a, int b)
 {
 	pid_t me = getpid();
@@ -137,6 +153,8 @@ static void notify_message(char *msg, int *fds, size_t n_fds)
 			remove = true;
 		else if (strncmp(line, "FDNAME=", 7) == 0)
 			snprintf(name, sizeof(name), "%s", line + 7);
+		else if (strncmp(line, "STATUS=", 7) == 0)
+			write_status(line + 7);
 	}
 	for (size_t i = 0; i < n_fds; i++) {
 		if (fdstore)
