@@ -8,6 +8,10 @@
  * RSS and its memory per held fd.  s6-fdholderd is measured when installed.
  *
  *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N] [--fds N]
+ *		   [--no-kind-check]
+ *
+ * --no-kind-check runs cprd with check-fd-kinds=0 (cprd.conf(5)): seal then
+ * leaves the per-fd kind check to the consumer's libcpr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +42,7 @@ static int arg_rounds = 1;
 static bool arg_json;
 static const char *arg_cprd;
 static const char *arg_policy = SRC_POLICYDIR "/cprd.policy";
+static bool arg_no_kind_check;
 static char sockpath[108];
 static char dirpath[64];
 static pid_t daemon_pid;
@@ -166,7 +171,8 @@ static void daemon_start(void)
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
 		execl(path, path, "--socket", sockpath, "--policy", arg_policy, "--config",
-		      "/dev/null", "--limit", "max-fds=16384", (char *)NULL);
+		      "/dev/null", "--limit", "max-fds=16384", "--limit",
+		      arg_no_kind_check ? "check-fd-kinds=0" : "check-fd-kinds=1", (char *)NULL);
 		perror(path);
 		_exit(127);
 	}
@@ -342,6 +348,7 @@ int main(int argc, char *argv[])
 		{ "policy", required_argument, NULL, 'p' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "fds", required_argument, NULL, 'n' },
+		{ "no-kind-check", no_argument, NULL, 'k' },
 		{ 0 },
 	};
 	struct json_object *out = json_object_new_object(), *rows = json_object_new_array();
@@ -351,12 +358,13 @@ int main(int argc, char *argv[])
 	double per_fd;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jc:p:r:n:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jc:p:r:n:k", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': arg_json = true; break;
 		case 'c': arg_cprd = optarg; break;
 		case 'p': arg_policy = optarg; break;
 		case 'r': arg_rounds = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case 'k': arg_no_kind_check = true; break;
 		case 'n': /* one size only, e.g. for a profiler */
 			sizes[0] = strtoul(optarg, NULL, 10);
 			if (sizes[0] < 1 || sizes[0] > 4096)
@@ -403,12 +411,13 @@ int main(int argc, char *argv[])
 	json_object_object_add(out, "idle_rss_kb", json_object_new_int64(idle));
 	json_object_object_add(out, "bytes_per_held_fd", json_object_new_double(per_fd));
 	json_object_object_add(out, "s6_installed", json_object_new_boolean(have_s6));
+	json_object_object_add(out, "check_fd_kinds", json_object_new_boolean(!arg_no_kind_check));
 	if (arg_json)
 		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
 	else
-		printf("idle RSS %ld kB; %.0f bytes of daemon memory per held fd\n"
+		printf("check-fd-kinds=%d; idle RSS %ld kB; %.0f bytes of daemon memory per held fd\n"
 		       "(medians; rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is parity)\n",
-		       idle, per_fd);
+		       !arg_no_kind_check, idle, per_fd);
 	json_object_put(out);
 	return 0;
 }

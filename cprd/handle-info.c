@@ -51,6 +51,7 @@ struct json_object *handle_limits_json(void)
 	add_int(o, "lease_max_ms", (int64_t)l->lease_max_ms);
 	add_int(o, "ttl_max_ms", (int64_t)l->ttl_max_ms);
 	add_int(o, "idle_timeout_ms", (int64_t)l->idle_timeout_ms);
+	add_int(o, "check_fd_kinds", l->check_kinds);
 	return o;
 }
 

@@ -241,13 +241,16 @@ static int store_kind_ok(int fd, uint32_t kind)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
 	switch (kind) {
 	case CPR_FD_GENERIC:
 		return 0;
 	case CPR_FD_MEMFD:
-		return S_ISREG(st.st_mode) && fcntl(fd, F_GET_SEALS) >= 0 ? 0 : -EMEDIUMTYPE;
+		/* only regular files of shmem or hugetlbfs answer F_GET_SEALS */
+		return fcntl(fd, F_GET_SEALS) >= 0 ? 0 : -EMEDIUMTYPE;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	switch (kind) {
 	case CPR_FD_SOCKET:
 		return S_ISSOCK(st.st_mode) ? 0 : -EMEDIUMTYPE;
 	case CPR_FD_VFIO_CDEV:
@@ -294,7 +297,7 @@ int store_validate(struct bundle *b, const void *buf, size_t len,
 		return -EBADMSG;
 	}
 	r = store_check_slots(st, b->n_fds, err);
-	if (r == 0)
+	if (r == 0 && cprd.cfg.limits.check_kinds)
 		r = store_check_kinds(b, st, err);
 	if (r < 0) {
 		cpr_state_free(st);
