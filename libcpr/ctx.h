@@ -84,6 +84,9 @@ struct cpr_ctx {
 	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
 	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
 	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
+
+	bool sent_pending;	/* a transfer was sent and awaits its ack */
+	uint8_t sent_id[16];	/* the stream id that ack must repeat */
 };
 
 /*

@@ -185,16 +185,28 @@ END_TEST
 
 /* ---------------------------------------------------------------- forged replies */
 
-/* Send into a socketpair (it all fits), then answer with @reply. */
-static int answer(const void *reply, size_t len, int timeout_ms, struct cpr_error *err)
+/* Send into a socketpair (it all fits), then answer with @reply.  A reply of
+ * this protocol gets the sent stream's id unless @keep_id. */
+static int answer_id(const void *reply, size_t len, int timeout_ms, bool keep_id,
+		     struct cpr_error *err)
 {
-	int sv[2], r;
+	uint8_t pre[XFER_PREAMBLE_SIZE], tmpl[XFER_REPLY_SIZE], *r2 = NULL;
 	struct sender *s = sender_new(3);
+	int sv[2], r;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], err), 0);
+	ck_assert_int_eq(read(sv[1], pre, sizeof(pre)), (ssize_t)sizeof(pre));
+	xfer_reply_store(tmpl, 0, 0, NULL);
+	if (len >= XFER_REPLY_SIZE && !keep_id && memcmp(reply, tmpl, 8) == 0) {
+		r2 = malloc(len);
+		memcpy(r2, reply, len);
+		memcpy(r2 + 16, pre + 32, 16);
+		reply = r2;
+	}
 	if (len)
 		ck_assert_int_eq(write(sv[1], reply, len), (ssize_t)len);
+	free(r2);
 	if (!reply)
 		cpr_close(sv[1]);
 	r = cpr_transfer_wait_ack(s->ctx, sv[0], timeout_ms, err);
@@ -204,6 +216,26 @@ static int answer(const void *reply, size_t len, int timeout_ms, struct cpr_erro
 	sender_free(s);
 	return r;
 }
+
+static int answer(const void *reply, size_t len, int timeout_ms, struct cpr_error *err)
+{
+	return answer_id(reply, len, timeout_ms, false, err);
+}
+
+/* An ACK must repeat the id of the stream that was sent. */
+START_TEST(test_cpr_transfer_wait_ack_wrong_stream)
+{
+	int before = test_count_fds();
+	struct cpr_error err = { 0 };
+	uint8_t r[XFER_REPLY_SIZE], other[16];
+
+	memset(other, 0xab, sizeof(other));
+	xfer_reply_store(r, 0, 0, other);
+	ck_assert_int_eq(answer_id(r, sizeof(r), 1000, true, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.message, "another stream"), "%s", err.message);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
 
 START_TEST(test_cpr_transfer_wait_ack_nak)
 {
@@ -751,6 +783,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_nak);
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_ack);
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_garbage);
+	tcase_add_test(tc, test_cpr_transfer_wait_ack_wrong_stream);
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_timeout);
 	tcase_add_test(tc, test_cpr_transfer_wait_ack_fds_in_reply);
 	tcase_add_test(tc, test_cpr_transfer_send_refused_locally);
