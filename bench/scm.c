@@ -11,7 +11,7 @@
  *
  * A round is timed from the first byte sent to the receiver's "all
  * received" reply; the receiver closes its fds after replying.  Medians of
- * --rounds rounds, modes interleaved.
+ * --rounds rounds (15), modes interleaved.
  *
  * Usage: scm [--json] [--fds N] [--rounds N]
  */
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 {
 	double t[N_MODES][ROUNDS_MAX], med[N_MODES], rate[N_MODES];
 	size_t n = 10000;
-	int rounds = 9, sv[2], ctl[2], status;
+	int rounds = 15, sv[2], ctl[2], status;
 	struct bench b = { 0 };
 	bool json = false;
 	pid_t pid;

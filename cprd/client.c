@@ -71,12 +71,13 @@ static int client_parse(const char *buf, size_t len, struct json_object **ret)
 int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size_t max_fds,
 	      size_t *ret_n_fds)
 {
-	_cleanup_free_ char *buf = malloc(CPRD_CLIENT_REPLY_MAX);
+	/* one buffer per thread, kept: a reply costs no mmap/munmap */
+	static __thread char *buf;
 	size_t n_fds = 0;
 	ssize_t n;
 	int r;
 
-	if (!buf)
+	if (!buf && !(buf = malloc(CPRD_CLIENT_REPLY_MAX)))
 		return -ENOMEM;
 	r = scm_wait(sock, timeout_ms);
 	if (r < 0)
@@ -179,64 +180,80 @@ int cprd_call_name(int sock, const char *op, const char *name, struct json_objec
 	return r;
 }
 
-static int client_put(int sock, const char *name, const int *fds, size_t n_fds)
+static struct json_object *client_req(const char *op, const char *name)
 {
-	for (size_t off = 0; off < n_fds; off += CLIENT_MSG_FDS) {
-		size_t n = n_fds - off < CLIENT_MSG_FDS ? n_fds - off : CLIENT_MSG_FDS;
-		struct json_object *req = json_object_new_object();
-		int r;
+	struct json_object *req = json_object_new_object();
 
-		if (!req)
-			return -ENOMEM;
-		json_object_object_add(req, "op", json_object_new_string("put"));
+	if (req) {
+		json_object_object_add(req, "op", json_object_new_string(op));
 		json_object_object_add(req, "name", json_object_new_string(name));
-		r = cprd_call(sock, req, fds + off, n, NULL);
-		json_object_put(req);
-		if (r < 0)
-			return r;
 	}
-	return 0;
+	return req;
 }
 
+/* Read @n replies; the first failure is returned, every reply is read. */
+static int client_replies(int sock, size_t n, struct json_object **ret_last)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *reply = NULL;
+		int got[CLIENT_MSG_FDS];
+		size_t n_got = 0;
+		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, got, CLIENT_MSG_FDS, &n_got);
+
+		if (r < 0)
+			return first ? first : r;
+		scm_close_all(got, n_got);
+		r = client_status(reply);
+		if (r < 0 && !first)
+			first = r;
+		if (i + 1 == n && ret_last) {
+			*ret_last = reply;
+			reply = NULL;
+		}
+		json_object_put(reply);
+	}
+	return first;
+}
+
+/*
+ * create, put in chunks of 253, and seal, pipelined: every request is sent
+ * before the replies are read (cprd-protocol(7) allows it; replies come in
+ * order, and a refused create makes the rest fail with ENOENT or EBUSY).
+ */
 int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
 	       const int *fds, size_t n_fds, struct json_object **ret_reply)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
-	int r;
+	struct json_object *create = client_req("create", name), *put = client_req("put", name),
+			   *seal = client_req("seal", name), *reply = NULL;
+	size_t sent = 0;
+	int r = create && put && seal ? 0 : -ENOMEM;
 
-	if (!req)
-		return -ENOMEM;
-	json_object_object_add(req, "op", json_object_new_string("create"));
-	json_object_object_add(req, "name", json_object_new_string(name));
-	if (opts) {
+	if (r == 0 && opts) {
 		json_object_object_foreach(opts, k, v)
-			json_object_object_add(req, k, json_object_get(v));
+			json_object_object_add(create, k, json_object_get(v));
 	}
-	r = cprd_call(sock, req, NULL, 0, &reply);
-	json_object_put(req);
-	if (r < 0)
-		goto out;
-	json_object_put(reply);
-	reply = NULL;
-	r = client_put(sock, name, fds, n_fds);
-	if (r < 0)
-		goto out_drop;
-	req = json_object_new_object();
-	if (!req) {
-		r = -ENOMEM;
-		goto out_drop;
+	if (r == 0) {
+		r = cprd_send(sock, create, NULL, 0);
+		sent += r == 0;
 	}
-	json_object_object_add(req, "op", json_object_new_string("seal"));
-	json_object_object_add(req, "name", json_object_new_string(name));
-	r = cprd_call(sock, req, &stream_fd, 1, &reply);
-	json_object_put(req);
+	for (size_t off = 0; r == 0 && off < n_fds; off += CLIENT_MSG_FDS, sent++)
+		r = cprd_send(sock, put, fds + off,
+			      n_fds - off < CLIENT_MSG_FDS ? n_fds - off : CLIENT_MSG_FDS);
+	if (r == 0) {
+		r = cprd_send(sock, seal, &stream_fd, 1);
+		sent += r == 0;
+	}
+	json_object_put(create);
+	json_object_put(put);
+	json_object_put(seal);
 	if (r < 0)
-		goto out_drop;
-	goto out;
-out_drop:
-	/* best effort: the daemon drops an open bundle with our connection anyway */
-	cprd_call_name(sock, "drop", name, NULL);
-out:
+		client_replies(sock, sent, NULL);
+	else
+		r = client_replies(sock, sent, &reply);
+	if (r < 0 && r != -EEXIST) /* best effort: an open bundle dies with its connection */
+		cprd_call_name(sock, "drop", name, NULL);
 	if (ret_reply)
 		*ret_reply = reply;
 	else

@@ -33,6 +33,7 @@ void conf_defaults(struct cprd_config *cfg)
 		.lease_max_ms = 3600000,
 		.ttl_max_ms = 0,
 		.idle_timeout_ms = 60000,
+		.check_kinds = 1,
 	};
 }
 
@@ -75,6 +76,7 @@ static const struct conf_key conf_keys[] = {
 	{ "lease-max-ms", LIM(lease_max_ms), true, 1, UINT32_MAX },
 	{ "ttl-max-ms", LIM(ttl_max_ms), true, 0, UINT32_MAX },
 	{ "idle-timeout-ms", LIM(idle_timeout_ms), true, 0, UINT32_MAX },
+	{ "check-fd-kinds", LIM(check_kinds), false, 0, 1 },
 };
 #undef LIM
 

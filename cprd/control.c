@@ -354,7 +354,7 @@ static int control_recv_buf(void)
 	return recv_buf ? 0 : -ENOMEM;
 }
 
-static void control_read(struct conn *c)
+static int control_read(struct conn *c)
 {
 	int fds[CPRD_MSG_FDS_MAX];
 	size_t n_fds = 0;
@@ -362,15 +362,15 @@ static void control_read(struct conn *c)
 
 	if (control_recv_buf() < 0) {
 		c->closing = true;
-		return;
+		return -ENOMEM;
 	}
 	n = scm_recv(c->src.fd, recv_buf, recv_len, fds, CPRD_MSG_FDS_MAX, &n_fds,
 		     MSG_DONTWAIT);
 	if (n == -EAGAIN)
-		return;
+		return -EAGAIN;
 	if (n == 0) {
 		c->closing = true;
-		return;
+		return 0;
 	}
 	c->last_ns = now_boottime_ns();
 	if (n < 0) {
@@ -385,17 +385,25 @@ static void control_read(struct conn *c)
 			control_send_json(c, o, NULL, 0);
 		json_object_put(o);
 		c->closing = true;
-		return;
+		return (int)n;
 	}
 	handle_request(c, recv_buf, (size_t)n, fds, n_fds);
+	return 0;
 }
+
+/* Pipelined requests: a few per wake-up, then the others get their turn. */
+#define CONTROL_BATCH 16
 
 void control_event(struct conn *c, uint32_t events)
 {
 	if (events & EPOLLOUT)
 		control_flush(c);
-	else if (events & EPOLLIN)
-		control_read(c);
+	else if (events & EPOLLIN) {
+		for (int i = 0; i < CONTROL_BATCH && !c->closing && !c->out_head && !cprd.upgrade;
+		     i++)
+			if (control_read(c) == -EAGAIN)
+				break;
+	}
 	else if (events & (EPOLLERR | EPOLLHUP))
 		c->closing = true;
 	control_settle(c);

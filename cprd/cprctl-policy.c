@@ -105,6 +105,8 @@ static int check_report_json(const char *file, const struct cpr_policy *p,
 				       json_object_new_string(policy_action_format(
 					       p->default_action, buf, sizeof(buf))));
 		json_object_object_add(o, "rules", json_object_new_int64((int64_t)p->n_rules));
+		json_object_object_add(o, "bpf_instructions",
+				       json_object_new_int64((int64_t)p->n_insns));
 		json_object_object_add(o, "architectures", json_arches(p));
 	} else {
 		json_put_error(o, err, r);
@@ -123,9 +125,9 @@ static int check_report_text(const char *file, const struct cpr_policy *p,
 		fprintf(stderr, "%s\n", err->message[0] ? err->message : strerror(-r));
 		return cprctl_errno_exit(r);
 	}
-	printf("%s: valid: default %s, %zu rules, architectures %s",
+	printf("%s: valid: default %s, %zu rules, %zu BPF instructions, architectures %s",
 	       cpr_quote(name, sizeof(name), file, strlen(file)),
-	       policy_action_format(p->default_action, buf, sizeof(buf)), p->n_rules,
+	       policy_action_format(p->default_action, buf, sizeof(buf)), p->n_rules, p->n_insns,
 	       policy_arch_name(seccomp_arch_native()));
 	for (size_t i = 0; i < p->n_arches; i++)
 		printf(" %s", policy_arch_name(p->arches[i]));

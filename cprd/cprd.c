@@ -2,9 +2,10 @@
 /*
  * cprd: holds fd bundles for processes whose lifetimes do not overlap.
  *
- * Start-up order (cprd(8)): options -> socket (socket activation or our
- * own bind) -> config file -> bundles from an upgrade or the fd store ->
- * rlimits -> PR_SET_NO_NEW_PRIVS -> seccomp filter -> READY=1 -> serve.
+ * Start-up order (cprd(8)): options and config file -> socket (from an
+ * upgrade, socket activation or our own bind) -> rlimits -> bundles from an
+ * upgrade or the fd store -> PR_SET_NO_NEW_PRIVS -> seccomp filter ->
+ * READY=1 -> serve.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -224,9 +225,14 @@ static int setup_activation(void)
 			if (fd_set_nonblock(fd) < 0 || control_add_listener(fd) < 0)
 				r = -EINVAL;
 		} else {
+			char msg[300];
+
 			log_warnx("passed fd %d (%s) is not a listening SOCK_SEQPACKET UNIX "
 				  "socket, closed", fd, log_quote(names[i]));
 			close(fd);
+			/* if it came from the fd store, it would come back every start */
+			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
+			sd_notify(0, msg);
 		}
 	}
 	cprd.listen_store_fds = TAKE_PTR(store_fds);
@@ -280,6 +286,8 @@ static void sweep_event(void)
 	if (read(src_sweep.fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_warn("sweep timerfd");
 	control_idle_sweep();
+	if (cprd.status_dirty)
+		notify_status();
 }
 
 static void dispatch(struct cprd_src *src, uint32_t events)
@@ -424,12 +432,13 @@ int main(int argc, char *argv[])
 		if (r < 0)
 			return r == -ENOTSOCK ? EXIT_USAGE : EXIT_TEMP;
 	}
-	fdstore_setup();
-	adopt_stored();
+	/* before any bundle is adopted: it may lower max-fds to what fits */
 	if (sandbox_rlimits(&cprd.cfg.limits) < 0) {
 		log_warn("cannot set resource limits");
 		return EXIT_TEMP;
 	}
+	fdstore_setup();
+	adopt_stored();
 	if (arg_no_sandbox)
 		log_warnx("running without the seccomp filter (--no-sandbox)");
 	else if (sandbox_apply(arg_policy) < 0)
@@ -438,10 +447,13 @@ int main(int argc, char *argv[])
 	notify_watchdog_setup();
 	upgrade_reply();
 	log_info("ready: %u bundles, %u fds held", cprd.n_bundles, cprd.n_fds);
-	r = run();
-	if (cprd.upgrade && upgrade_exec() < 0) {
+	for (;;) {
+		r = run();
+		if (!cprd.upgrade)
+			break;
+		/* returns only when the exec failed, with everything as before */
+		upgrade_exec();
 		cprd.upgrade = false;
-		r = run(); /* the exec failed and everything is as before: keep serving */
 	}
 	shutdown_daemon();
 	return r < 0 ? EXIT_TEMP : 0;

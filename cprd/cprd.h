@@ -57,6 +57,7 @@ struct cprd_limits {
 	uint64_t lease_max_ms;
 	uint64_t ttl_max_ms;	/* 0: bundles may live forever */
 	uint64_t idle_timeout_ms; /* connection without a request */
+	unsigned check_kinds;	/* seal checks each fd's kind (1) or not (0) */
 };
 
 struct cprd_quota {

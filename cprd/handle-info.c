@@ -51,18 +51,20 @@ struct json_object *handle_limits_json(void)
 	add_int(o, "lease_max_ms", (int64_t)l->lease_max_ms);
 	add_int(o, "ttl_max_ms", (int64_t)l->ttl_max_ms);
 	add_int(o, "idle_timeout_ms", (int64_t)l->idle_timeout_ms);
+	add_int(o, "check_fd_kinds", l->check_kinds);
 	return o;
 }
 
 int handle_hello(struct request *r)
 {
-	struct json_object *o = r->reply, *levels = json_object_new_array(), *peer;
+	struct json_object *o = r->reply, *levels, *peer;
 	uint64_t v;
 
 	if (proto_get_u64(r->req, "version", false, UINT32_MAX, &v) < 0)
 		return handle_bad_field(r, "version", -EINVAL);
 	if (proto_get_str(r->req, "client", false, 128, &(const char *){ NULL }) < 0)
 		return handle_bad_field(r, "client", -EINVAL);
+	levels = json_object_new_array();
 	add_int(o, "protocol", CPRD_PROTOCOL_VERSION);
 	json_object_object_add(o, "server", json_object_new_string("cprd " PACKAGE_VERSION));
 	for (uint32_t l = CPR_LEVEL_MIN; levels && l <= CPR_LEVEL_MAX; l++)
@@ -115,12 +117,13 @@ int handle_status(struct request *r)
 
 int handle_list(struct request *r)
 {
-	struct json_object *a = json_object_new_array();
 	const char *prefix = "";
+	struct json_object *a;
 	size_t n = 0, plen;
 
 	if (proto_get_str(r->req, "prefix", false, CPRD_BUNDLE_NAME_MAX, &prefix) < 0)
 		return handle_bad_field(r, "prefix", -EINVAL);
+	a = json_object_new_array();
 	plen = strlen(prefix);
 	for (struct bundle *b = cprd.bundles; a && b; b = b->next) {
 		if (!access_may_see(b, r->peer) || strncmp(b->name, prefix, plen) != 0)

@@ -15,10 +15,18 @@
 #include "cprd.h"
 #include "log.h"
 
+/* At most every 100 ms; the sweep timer's tick (1 s) flushes what is left. */
+#define NOTIFY_STATUS_NS 100000000u
+
 void notify_status(void)
 {
+	static uint64_t last;
+	uint64_t now = now_boottime_ns();
 	char msg[256];
 
+	if (now - last < NOTIFY_STATUS_NS)
+		return;
+	last = now;
 	cprd.status_dirty = false;
 	snprintf(msg, sizeof(msg), "STATUS=%u bundles, %u fds held, %u connections",
 		 cprd.n_bundles, cprd.n_fds, cprd.n_conns);

@@ -154,18 +154,18 @@ int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
 		r = -EEXIST, snprintf(why, why_len, "a bundle of that name or id exists");
 	else if ((r = rebuild_same(m, fds, n)) < 0)
 		snprintf(why, why_len, "fds missing or manifest \"same\" map wrong");
-	else
+	else if (!(b->fds = malloc((n ? n : 1) * sizeof(int))))
+		r = -ENOMEM;
+	else {
+		/* the numbers only, for the checks; taken below on success */
+		memcpy(b->fds, fds, n * sizeof(int));
 		r = rebuild_stream(b, *stream_fd, why, why_len);
+	}
 	if (r < 0) {
 		cpr_state_free(b->stream);
+		free(b->fds);
 		free(b);
 		return r;
-	}
-	b->fds = malloc((n ? n : 1) * sizeof(int));
-	if (!b->fds) {
-		cpr_state_free(b->stream);
-		free(b);
-		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
 		b->fds[i] = TAKE_FD(fds[i]);

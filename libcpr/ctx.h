@@ -84,6 +84,9 @@ struct cpr_ctx {
 	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
 	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
 	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
+
+	bool sent_pending;	/* a transfer was sent and awaits its ack */
+	uint8_t sent_id[16];	/* the stream id that ack must repeat */
 };
 
 /*
@@ -131,7 +134,6 @@ void fdreg_free_all(struct cpr_ctx *ctx);
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd);
 
 /* ramblock.c */
-int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 /* Fill a RAMBLOCK record for @rb (fd_index left 0). */
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);

@@ -459,6 +459,10 @@ CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 		teardown_release(ctx);
 		return r;
 	}
+	/* Inherited across exec with close-on-exec cleared: set it again.  (Fds
+	 * received over a socket arrive close-on-exec already.) */
+	for (size_t i = 0; i < n; i++)
+		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
 	free(fds);
 	teardown_release_if_adopted(ctx); /* a state without RAM blocks */
 	return 1;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
@@ -133,13 +135,40 @@ static int check_anon(int fd, const char *name)
 	return strcmp(link, name) == 0 ? 0 : -EMEDIUMTYPE;
 }
 
-/* A memfd is a regular file on shmem or hugetlbfs that answers F_GET_SEALS. */
+/*
+ * The devices of the kernel's internal shmem and hugetlbfs mounts, where every
+ * memfd lives and no mounted tmpfs (such as /dev/shm) does.  Learnt once from
+ * probe memfds; 0 when a probe failed (then the /proc link decides).
+ */
+static dev_t memfd_dev[2];
+static pthread_once_t memfd_dev_once = PTHREAD_ONCE_INIT;
+
+static void memfd_dev_probe(void)
+{
+	static const unsigned flags[2] = { MFD_CLOEXEC, MFD_CLOEXEC | MFD_HUGETLB };
+
+	for (int i = 0; i < 2; i++) {
+		struct stat st;
+		int fd = memfd_create("cpr-probe", flags[i]);
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			memfd_dev[i] = st.st_dev;
+		cpr_close(fd);
+	}
+}
+
+/* A memfd is a regular file on the internal shmem or hugetlbfs mount that
+ * answers F_GET_SEALS.  Checked by device number: no path lookup per fd. */
 static int check_memfd(int fd, const struct stat *st)
 {
 	char link[PATH_MAX];
 	int r;
 
 	if (!S_ISREG(st->st_mode) || fcntl(fd, F_GET_SEALS) < 0)
+		return -EMEDIUMTYPE;
+	pthread_once(&memfd_dev_once, memfd_dev_probe);
+	if (st->st_dev && (st->st_dev == memfd_dev[0] || st->st_dev == memfd_dev[1]))
+		return 0;
+	if (memfd_dev[0] && memfd_dev[1])
 		return -EMEDIUMTYPE;
 	r = fd_link(fd, link, sizeof(link));
 	if (r < 0)
@@ -469,7 +498,6 @@ int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 	for (size_t i = 0; i < n_fds; i++) {
 		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
 
-		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
 		ctx->fds[ctx->n_fds++] = (struct cpr_fd_entry){
 			.name = names[i], .id = rec->id, .kind = rec->kind,
 			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,

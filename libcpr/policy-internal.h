@@ -47,6 +47,7 @@ struct policy_rule {
 
 struct cpr_policy {
 	void *filter;		/* scmp_filter_ctx, built from what follows */
+	size_t n_insns;		/* length of its BPF program */
 	uint32_t default_action;
 	unsigned default_line;
 	size_t n_arches;

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <asm/prctl.h>
+#endif
 #include <sys/random.h>
 #include <sys/socket.h>
 
@@ -45,6 +48,10 @@
 #define PIDFD_NONBLOCK O_NONBLOCK
 #endif
 #define KCMP_FILE 0 /* enum kcmp_type in linux/kcmp.h */
+#ifndef ARCH_SET_FS
+#define ARCH_SET_FS 0x1002 /* asm/prctl.h (x86) */
+#define ARCH_GET_FS 0x1003
+#endif
 
 struct constant {
 	const char *name;
@@ -94,6 +101,7 @@ static const struct constant constants[] = {
 	/* prctl */
 	C(PR_SET_PDEATHSIG), C(PR_GET_DUMPABLE), C(PR_SET_DUMPABLE), C(PR_SET_NAME),
 	C(PR_GET_NAME), C(PR_SET_NO_NEW_PRIVS), C(PR_GET_NO_NEW_PRIVS),
+	C(ARCH_SET_FS), C(ARCH_GET_FS), C(SIGCHLD),
 	/* futex */
 	C(FUTEX_PRIVATE_FLAG), C(FUTEX_CLOCK_REALTIME),
 	/* AT_FDCWD is a negative int: the kernel sees it sign-extended */

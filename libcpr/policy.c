@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,42 +135,93 @@ static int build_arches(scmp_filter_ctx ctx, const struct cpr_policy *p, const c
 	return 0;
 }
 
+/*
+ * Compile the program once, into a private memfd, to learn its length: the
+ * kernel refuses programs longer than BPF_MAXINSNS, and a policy that parses
+ * must be one that loads.
+ */
+static int program_size(scmp_filter_ctx ctx, size_t *ret_insns)
+{
+	_cleanup_close_ int fd = memfd_create("cpr-policy-bpf", MFD_CLOEXEC);
+	struct stat st;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = seccomp_export_bpf(ctx, fd);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*ret_insns = (size_t)st.st_size / sizeof(struct sock_filter);
+	return 0;
+}
+
+static int build_rules(scmp_filter_ctx ctx, const struct cpr_policy *p, const char *file,
+		       struct cpr_error *err)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct policy_rule *rule = &p->rules[i];
+		int r = build_rule(ctx, rule);
+
+		if (r < 0) {
+			r = r == -ENOMEM ? r : -EINVAL;
+			cpr_error_set(err, r, UINT32_MAX, rule->line, rule->syscall_col,
+				      "%s:%u:%u: libseccomp refused the rule for '%s': %s", file,
+				      rule->line, rule->syscall_col, rule->name, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The program must fit the kernel: BPF_MAXINSNS instructions at most. */
+static int check_program(scmp_filter_ctx ctx, struct cpr_policy *p, const char *file,
+			 struct cpr_error *err)
+{
+	int r = program_size(ctx, &p->n_insns);
+
+	if (r < 0) {
+		cpr_error_set(err, r, UINT32_MAX, 0, 0, "%s: cannot compile the filter: %s", file,
+			      strerror(-r));
+		return r;
+	}
+	if (p->n_insns > BPF_MAXINSNS) {
+		cpr_error_set(err, -E2BIG, UINT32_MAX, 0, 0,
+			      "%s: the filter compiles to %zu BPF instructions; the kernel loads "
+			      "at most %u",
+			      file, p->n_insns, BPF_MAXINSNS);
+		return -E2BIG;
+	}
+	return 0;
+}
+
 /* The filter for a parsed policy; libseccomp's refusals name the rule. */
 static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_error *err)
 {
 	scmp_filter_ctx ctx = seccomp_init(p->default_action);
+	const char *name = filename ? filename : "<policy>";
 	char file[200];
 	int r;
 
-	cpr_quote(file, sizeof(file), filename ? filename : "<policy>",
-		  strlen(filename ? filename : "<policy>"));
+	cpr_quote(file, sizeof(file), name, strlen(name));
 	if (!ctx) {
 		cpr_error_set(err, -ENOMEM, UINT32_MAX, 0, 0, "%s: cannot create a filter", file);
 		return -ENOMEM;
 	}
 	r = build_attrs(ctx);
-	if (r < 0) {
+	if (r < 0)
 		cpr_error_set(err, r, UINT32_MAX, 0, 0, "%s: cannot set up the filter: %s", file,
 			      strerror(-r));
-		seccomp_release(ctx);
-		return r;
-	}
-	r = build_arches(ctx, p, file, err);
+	if (r >= 0)
+		r = build_arches(ctx, p, file, err);
+	if (r >= 0)
+		r = build_rules(ctx, p, file, err);
+	if (r >= 0)
+		r = check_program(ctx, p, file, err);
 	if (r < 0) {
 		seccomp_release(ctx);
 		return r;
-	}
-	for (size_t i = 0; i < p->n_rules; i++) {
-		const struct policy_rule *rule = &p->rules[i];
-
-		r = build_rule(ctx, rule);
-		if (r < 0) {
-			cpr_error_set(err, r == -ENOMEM ? r : -EINVAL, UINT32_MAX, rule->line,
-				      rule->syscall_col, "%s:%u:%u: libseccomp refused the rule for '%s': %s",
-				      file, rule->line, rule->syscall_col, rule->name, strerror(-r));
-			seccomp_release(ctx);
-			return r == -ENOMEM ? r : -EINVAL;
-		}
 	}
 	p->filter = ctx;
 	return 0;

@@ -34,18 +34,19 @@ static bool is_pow2(uint64_t x)
 	return x && !(x & (x - 1));
 }
 
-int ramblock_register(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
+/* Room for one more block, so that registering cannot fail. */
+static int ramblock_reserve(struct cpr_ctx *ctx)
 {
-	if (ctx->n_rbs == ctx->cap_rbs) {
-		size_t cap = ctx->cap_rbs ? ctx->cap_rbs * 2 : 8;
-		struct cpr_ramblock **n = reallocarray(ctx->rbs, cap, sizeof(*n));
+	size_t cap = ctx->cap_rbs ? ctx->cap_rbs * 2 : 8;
+	struct cpr_ramblock **n;
 
-		if (!n)
-			return -ENOMEM;
-		ctx->rbs = n;
-		ctx->cap_rbs = cap;
-	}
-	ctx->rbs[ctx->n_rbs++] = rb;
+	if (ctx->n_rbs < ctx->cap_rbs)
+		return 0;
+	n = reallocarray(ctx->rbs, cap, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	ctx->rbs = n;
+	ctx->cap_rbs = cap;
 	return 0;
 }
 
@@ -353,15 +354,13 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return r < 0 ? r : -EINVAL;
 	if (ramblock_lookup(ctx, idstr))
 		return -EEXIST;
-	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX)
+	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
+	/* Adopting trades a registry entry for a block; a new block adds one. */
+	if (index < 0 && (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX))
 		return -E2BIG;
-	if (ctx->n_rbs == ctx->cap_rbs) {
-		/* Make room first: nothing may fail after an adoption. */
-		r = ramblock_register(ctx, NULL);
-		if (r < 0)
-			return r;
-		ctx->n_rbs--;
-	}
+	r = ramblock_reserve(ctx); /* first: nothing may fail after an adoption */
+	if (r < 0)
+		return r;
 	copy = strdup(idstr);
 	rb = calloc(1, sizeof(*rb));
 	if (!rb || !copy) {
@@ -376,13 +375,12 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 	};
 	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
 		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
-	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
 	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
 	if (r < 0) {
 		rb_destroy(rb);
 		return r;
 	}
-	(void)ramblock_register(ctx, rb); /* cannot fail: room was made */
+	ctx->rbs[ctx->n_rbs++] = rb; /* room was made */
 	if (rb->adopted) { /* the block owns the memfd now */
 		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
 								  (size_t)index)->fd_index));

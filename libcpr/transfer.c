@@ -85,8 +85,10 @@ static int xfer_check_reply(const uint8_t h[XFER_REPLY_SIZE], struct cpr_error *
 	return 0;
 }
 
-/* Read the receiver's reply: 0 for an ACK, -ECONNREFUSED for a NAK. */
-static int xfer_read_reply(int sock, int64_t deadline, struct cpr_error *err)
+/* Read the receiver's reply: 0 for an ACK (of the stream @expect_id, when
+ * given), -ECONNREFUSED for a NAK. */
+static int xfer_read_reply(int sock, int64_t deadline, const uint8_t *expect_id,
+			   struct cpr_error *err)
 {
 	uint8_t h[XFER_REPLY_SIZE];
 	char msg[XFER_MSG_MAX + 1], q[XFER_MSG_MAX + 8];
@@ -107,6 +109,12 @@ static int xfer_read_reply(int sock, int64_t deadline, struct cpr_error *err)
 			   "transfer reply message", err);
 	if (r < 0)
 		return r;
+	if (status == 0 && expect_id && memcmp(h + 16, expect_id, 16) != 0) {
+		xfer_err(err, -EBADMSG,
+			 "the acknowledgement names another stream than the one sent (a stale or "
+			 "crossed connection?); the sender keeps everything");
+		return -EBADMSG;
+	}
 	if (status == 0)
 		return 0;
 	cpr_quote(q, sizeof(q), msg, le16_load(h + 12));
@@ -181,7 +189,7 @@ static int outgoing_build(struct cpr_ctx *ctx, struct outgoing *o, struct cpr_er
 static int xfer_send_failed(int sock, int r, const char *stage, struct cpr_error *err)
 {
 	if (r == -EPIPE || r == -ECONNRESET) {
-		int q = xfer_read_reply(sock, scm_now_ms(), err);
+		int q = xfer_read_reply(sock, scm_now_ms(), NULL, err);
 
 		if (q == -ECONNREFUSED)
 			return q;
@@ -221,9 +229,14 @@ CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error
 		return -EINVAL;
 	if (sock < 0)
 		return -EBADF;
+	ctx->sent_pending = false;
 	r = outgoing_build(ctx, &o, ret_err);
 	if (r >= 0)
 		r = outgoing_send(sock, &o, ret_err);
+	if (r >= 0) {
+		memcpy(ctx->sent_id, o.stream_id, sizeof(ctx->sent_id));
+		ctx->sent_pending = true;
+	}
 	if (r >= 0)
 		ctx_log(ctx, LOG_INFO, "transfer: sent a %zu-byte state and %zu fds, awaiting the ack",
 			o.len, o.n_fds);
@@ -242,7 +255,10 @@ CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_
 		return -EINVAL;
 	if (sock < 0)
 		return -EBADF;
-	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, ret_err);
+	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms,
+			    ctx->sent_pending ? ctx->sent_id : NULL, ret_err);
+	if (r == 0)
+		ctx->sent_pending = false;
 	if (r == 0)
 		ctx_log(ctx, LOG_INFO, "transfer: acknowledged; the receiver owns the state");
 	else

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,33 @@ START_TEST(test_limit_idle_timeout)
 }
 END_TEST
 
+/* check-fd-kinds = 0: a pipe where the stream says memfd is left to the consumer. */
+START_TEST(test_limit_check_fd_kinds_off)
+{
+	int nfds = test_count_fds(), sock, p[2], stream = cprd_test_stream(1);
+	struct json_object *put = json_object_new_object(), *seal = json_object_new_object();
+
+	start("check-fd-kinds = 0\n", NULL);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	sock = cprd_test_connect(&d);
+	ck_assert_int_eq(cprd_call_name(sock, "create", "a", NULL), 0);
+	json_object_object_add(put, "op", json_object_new_string("put"));
+	json_object_object_add(put, "name", json_object_new_string("a"));
+	ck_assert_int_eq(cprd_call(sock, put, &p[0], 1, NULL), 0);
+	json_object_object_add(seal, "op", json_object_new_string("seal"));
+	json_object_object_add(seal, "name", json_object_new_string("a"));
+	ck_assert_int_eq(cprd_call(sock, seal, &stream, 1, NULL), 0);
+	json_object_put(put);
+	json_object_put(seal);
+	close(p[0]);
+	close(p[1]);
+	close(stream);
+	close(sock);
+	cprd_daemon_stop(&d);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* A bad configuration is a permanent error: exit status 100. */
 static int run_cprd(const char *conf, const char *arg)
 {
@@ -321,6 +349,7 @@ START_TEST(test_limit_bad_config_exit_100)
 	ck_assert_int_eq(run_cprd("max-fds = lots\n", "-v"), 100);
 	ck_assert_int_eq(run_cprd("no-such-key = 1\n", "-v"), 100);
 	ck_assert_int_eq(run_cprd("quota = 1 2\n", "-v"), 100);
+	ck_assert_int_eq(run_cprd("check-fd-kinds = 2\n", "-v"), 100);
 	ck_assert_int_eq(run_cprd("", "--limit=max-json-depth=1000"), 100);
 	ck_assert_int_eq(run_cprd("", "--bogus"), 100);
 	test_assert_no_fd_leak(nfds);
@@ -343,6 +372,7 @@ static Suite *cprd_limits_suite(void)
 	tcase_add_test(tc, test_limit_lease_max);
 	tcase_add_test(tc, test_limit_ttl_max);
 	tcase_add_test(tc, test_limit_idle_timeout);
+	tcase_add_test(tc, test_limit_check_fd_kinds_off);
 	tcase_add_test(tc, test_limit_bad_config_exit_100);
 	suite_add_tcase(s, tc);
 	return s;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -160,6 +161,8 @@ static void round_trip(uint32_t n_ev, const char *mode)
 
 		world_init(&w, n_ev);
 		world_publish(&w);
+		/* A stale token in the environment never reaches the new image. */
+		ck_assert_int_eq(setenv(CPR_EXEC_ENV, "fd=3,stale", 1), 0);
 		cpr_exec(w.ctx, helper_path(), av, NULL, &err);
 		fprintf(stderr, "cpr_exec: %s\n", err.message);
 		_exit(99);
@@ -688,6 +691,65 @@ START_TEST(test_cpr_exec_incoming_release)
 }
 END_TEST
 
+/* A state naming an fd that is not open in the new image. */
+START_TEST(test_cpr_exec_incoming_fd_not_open)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), fd;
+	char hex[33], t[128];
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	fd = state_from(ctx, hex);
+	cpr_ctx_free(ctx);
+	close(ev);
+	token(t, sizeof(t), fd, hex, getpid());
+	ck_assert_int_eq(incoming_with(t, &err), -EBADF);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* A guest_memfd cannot be written for level 1: refused before anything. */
+START_TEST(test_cpr_exec_eprotonosupport)
+{
+	struct kvm_create_guest_memfd_compat {
+		uint64_t size, flags, reserved[6];
+	} g = { .size = 2u << 20 };
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	char *av[] = { (char *)"x", NULL };
+	int nfds = test_count_fds(), kvm, vm, gm;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		ck_assert_int_eq(errno, ENOENT); /* no KVM here: nothing to carry */
+		return;
+	}
+	vm = ioctl(kvm, _IO(0xAE, 0x01), 0); /* KVM_CREATE_VM */
+	ck_assert_int_ge(vm, 0);
+	gm = ioctl(vm, _IOWR(0xAE, 0xd4, struct kvm_create_guest_memfd_compat), &g);
+	if (gm < 0) { /* a kernel without guest_memfd */
+		close(vm);
+		close(kvm);
+		test_assert_no_fd_leak(nfds);
+		return;
+	}
+	ck_assert_int_eq(fcntl(gm, F_SETFD, FD_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EPROTONOSUPPORT);
+	ck_assert_ptr_nonnull(strstr(err.message, "level 1"));
+	ck_assert_int_eq(fcntl(gm, F_GETFD), FD_CLOEXEC);
+	cpr_ctx_free(ctx);
+	close(gm);
+	close(vm);
+	close(kvm);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *s = suite_create("exec");
@@ -716,6 +778,8 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_incoming_ealready);
 	tcase_add_test(tc, test_cpr_exec_incoming_eexist);
 	tcase_add_test(tc, test_cpr_exec_incoming_release);
+	tcase_add_test(tc, test_cpr_exec_incoming_fd_not_open);
+	tcase_add_test(tc, test_cpr_exec_eprotonosupport);
 	tcase_add_test(tc, test_cpr_exec_incoming_slot_is_state);
 	tcase_add_test(tc, test_cpr_exec_e2big);
 	suite_add_tcase(s, tc);

@@ -151,6 +151,42 @@ START_TEST(test_cpr_exec_policy_exec_allowed)
 }
 END_TEST
 
+/*
+ * "cprctl daemon upgrade": cprd calls cpr_exec() on itself under
+ * cprd.policy, and the new image starts under the same filter.
+ */
+static int child_cprd_upgrade(void *arg)
+{
+	char evs[16];
+	char *const argv[] = { (char *)"policy-exec-helper", evs, NULL };
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	int ev = eventfd(7, EFD_CLOEXEC);
+	const char *helper = test_build_path("tests/policy-exec-helper");
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s", helper);
+	snprintf(evs, sizeof(evs), "%d", ev);
+	if (ev < 0 || cpr_ctx_new(&ctx) < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD) < 0)
+		return 100;
+	if (cpr_policy_apply(arg) < 0)
+		return 101;
+	cpr_exec(ctx, path, argv, NULL, &err);
+	return 1;
+}
+
+START_TEST(test_cpr_exec_policy_cprd_upgrade)
+{
+	int nfds = test_count_fds();
+	struct cpr_policy *p = policy_shipped("cprd.policy");
+	int status = run(child_cprd_upgrade, p);
+
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HELPER_OK, "status %#x", status);
+	cpr_policy_free(p);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* The new image: adopt, check, and prove the filter came along. */
 int policy_exec_helper_cpr(void)
 {
@@ -185,5 +221,6 @@ TCase *policy_exec_tcase(void)
 
 	tcase_add_test(tc, test_cpr_exec_policy_transfer_refused);
 	tcase_add_test(tc, test_cpr_exec_policy_exec_allowed);
+	tcase_add_test(tc, test_cpr_exec_policy_cprd_upgrade);
 	return tc;
 }

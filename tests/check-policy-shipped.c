@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cpr/cpr.h>
 #include <cpr/policy.h>
 
 #include "check-policy.h"
@@ -101,6 +103,26 @@ static int child_cprd_memory(void *arg)
 	return 0;
 }
 
+/* cprd checks the kind of every fd a client parks (cpr_fd_check_kind()). */
+static int child_cprd_fd_kinds(void *arg)
+{
+	int ev = eventfd(0, EFD_CLOEXEC), mfd = memfd_create("k", MFD_CLOEXEC), sv[2];
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (ev < 0 || mfd < 0 || null < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return CHILD_SETUP_FAILED;
+	if (cpr_policy_apply(arg) < 0)
+		return CHILD_SETUP_FAILED;
+	if (cpr_fd_check_kind(ev, CPR_FD_EVENTFD) < 0 || cpr_fd_check_kind(mfd, CPR_FD_MEMFD) < 0 ||
+	    cpr_fd_check_kind(sv[0], CPR_FD_SOCKET) < 0 || cpr_fd_check_kind(ev, CPR_FD_GENERIC) < 0)
+		return 1;
+	if (cpr_fd_check_kind(mfd, CPR_FD_EVENTFD) != -EMEDIUMTYPE ||
+	    cpr_fd_check_kind(ev, CPR_FD_MEMFD) != -EMEDIUMTYPE ||
+	    cpr_fd_check_kind(null, CPR_FD_VFIO_CDEV) != -EMEDIUMTYPE)
+		return 2;
+	return 0;
+}
+
 /* PROT_EXEC is refused: this never returns. */
 static int child_cprd_exec_map(void *arg)
 {
@@ -142,6 +164,8 @@ START_TEST(test_cpr_policy_apply_cprd_real_calls)
 
 	status = run_child(p, child_cprd_memory, NULL);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	status = run_child(NULL, child_cprd_fd_kinds, p);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kinds: status %#x", status);
 	status = run_child(p, child_cprd_exec_map, NULL);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x", status);
 	status = run_child(NULL, child_cprd_abort, &(struct abort_case){ p, SIGABRT });

@@ -290,6 +290,13 @@ START_TEST(test_cpr_policy_parse_e2big)
 		len += (size_t)snprintf(text + len, CPR_POLICY_TEXT_MAX - len,
 					"allow read arg0 == %u\n", i);
 	assert_refused(text, len, -E2BIG, CPR_POLICY_RULES_MAX + 2, 1);
+	/* A program longer than the kernel loads (BPF_MAXINSNS). */
+	len = (size_t)snprintf(text, cap, "default allow\n");
+	for (unsigned i = 0; i < 1500; i++)
+		len += (size_t)snprintf(text + len, CPR_POLICY_TEXT_MAX - len,
+					"errno EPERM read arg0 == %u arg1 == %u arg2 == %u\n", i,
+					i * 7, i * 3);
+	assert_refused(text, len, -E2BIG, 0, 0);
 	/* One architecture too many. */
 	len = (size_t)snprintf(text, cap, "default kill\narch x86 x32 arm aarch64 mipsel "
 					  "mipsel64 riscv64 ppc64le mips64n32\n");

@@ -7,7 +7,9 @@
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 command -v systemd-socket-activate >/dev/null || { echo "SKIP: no systemd-socket-activate"; exit 77; }
 
-systemd-socket-activate --seqpacket -l "$T/sock" -- \
+# (systemd-socket-activate passes only the variables named with -E)
+# shellcheck disable=SC2086
+systemd-socket-activate --seqpacket -l "$T/sock" ${SANITIZED:+-E ASAN_OPTIONS} -- \
 	"$CPRD" -v --policy "$POLICY" --config "$T/cprd.conf" 2> "$T/cprd.log" &
 SA=$!
 PIDS=$SA
@@ -32,6 +34,16 @@ cmp -s "$T/stream" "$T/got/stream" || fail "stream content"
 "$CPRCTL" show vm-a 2>/dev/null && fail "bundle still visible"
 rc=0; "$CPRCTL" show vm-a 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "show of a missing bundle: exit $rc, want 1"
+# a stream that needs a newer reader: refused (EPROTONOSUPPORT), nothing kept
+cat > "$T/new.json" <<'JSON'
+{ "header": { "emit_level": 1, "incompat_features": 128 }, "records": [ { "type": "END" } ] }
+JSON
+"$CPRGEN" -o "$T/new.cpr" "$T/new.json"
+rc=0; "$CPRCTL" store --stream "$T/new.cpr" vm-new 2> "$T/err" || rc=$?
+[ "$rc" = 1 ] || fail "a stream for a newer reader: exit $rc, want 1"
+grep -q "incompatible features" "$T/err" || fail "no reason: $(cat "$T/err")"
+grep -q "Protocol not supported" "$T/err" || fail "not EPROTONOSUPPORT: $(cat "$T/err")"
+"$CPRCTL" show vm-new 2>/dev/null && fail "a refused bundle was kept"
 kill -TERM "$SA"
 wait "$SA" || fail "cprd did not exit cleanly on SIGTERM"
 PIDS=

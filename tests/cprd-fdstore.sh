@@ -9,7 +9,7 @@ HARNESS=$top_builddir/tests/helper-cprd-systemd
 S=$T/state
 mkdir "$S"
 
-WATCHDOG_USEC=200000 timeout 60 "$HARNESS" "$S" "$T/sock" "$CPRD" -v --policy "$POLICY" \
+HARNESS_JUNK=1 WATCHDOG_USEC=200000 timeout 60 "$HARNESS" "$S" "$T/sock" "$CPRD" -v --policy "$POLICY" \
 	--config "$T/cprd.conf" 2> "$T/cprd.log" &
 H=$!
 PIDS=$H
@@ -23,6 +23,15 @@ wait_event() { # wait_event LINE
 }
 wait_event "ready 1"
 wait_socket "$T/sock"
+# what an interrupted parking left, and an entry not ours: closed and removed
+grep -q "bundle id 99 (2 fds) dropped: no manifest" "$T/cprd.log" || fail "incomplete bundle kept"
+grep -q "passed fd [0-9]* (not-cprd) is not a listening" "$T/cprd.log" || fail "unknown entry kept"
+i=0
+while grep -q "cprd-b99\|not-cprd" "$S/store"; do
+	i=$((i + 1))
+	[ "$i" -lt 500 ] || fail "junk not removed from the store"
+	sleep 0.02
+done
 
 # three bundles: small, chunked (300 fds), and one holding the same file twice
 for i in 0 1 2; do echo "small $i" > "$T/s$i"; done
@@ -50,6 +59,13 @@ until [ "$(count 1)" = 5 ] && [ "$(count 2)" = 302 ] && [ "$(count 3)" = 3 ]; do
 	sleep 0.02
 done
 grep -qx "cprd-b3-1" "$S/store" && fail "the same file parked twice"
+# STATUS= follows the counts (at most every 100 ms, flushed within a second)
+i=0
+until grep -q "^3 bundles, 308 fds held" "$S/status" 2>/dev/null; do
+	i=$((i + 1))
+	[ "$i" -lt 150 ] || fail "STATUS= not updated: $(cat "$S/status")"
+	sleep 0.02
+done
 # watchdog pings arrive at half of WATCHDOG_USEC
 sleep 0.3
 grep -q "^watchdog" "$S/events" || fail "no WATCHDOG=1"

@@ -10,8 +10,10 @@
  *	helper-cprd-systemd STATEDIR SOCKET CPRD [ARG]...
  *
  * STATEDIR/events gets one line per event ("ready N", "exit STATUS",
- * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid, and
- * STATEDIR/store the names held, one per line.  SIGTERM stops cprd and
+ * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid,
+ * STATEDIR/status the last STATUS= text, and STATEDIR/store the names held,
+ * one per line.  With HARNESS_JUNK set, the
+ * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
  * exits with its status.
  */
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -81,6 +84,21 @@ static void write_store(void)
 	rename(tmp, path);
 }
 
+static void write_status(const char *text)
+{
+	char path[512], tmp[520];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/status", statedir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%s\n", text);
+	fclose(f);
+	rename(tmp, path);
+}
+
 static bool same_file(int a, int b)
 {
 	pid_t me = getpid();
@@ -135,6 +153,8 @@ static void notify_message(char *msg, int *fds, size_t n_fds)
 			remove = true;
 		else if (strncmp(line, "FDNAME=", 7) == 0)
 			snprintf(name, sizeof(name), "%s", line + 7);
+		else if (strncmp(line, "STATUS=", 7) == 0)
+			write_status(line + 7);
 	}
 	for (size_t i = 0; i < n_fds; i++) {
 		if (fdstore)
@@ -276,6 +296,13 @@ int main(int argc, char *argv[])
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	nfd = notify_socket(notify_path);
 	lfd = listen_socket(argv[2]);
+	if (getenv("HARNESS_JUNK")) {
+		/* what a crash in the middle of parking leaves, and a stranger */
+		store_add("cprd-b99-0", memfd_create("junk", MFD_CLOEXEC));
+		store_add("cprd-b99-s", memfd_create("junk", MFD_CLOEXEC));
+		store_add("not-cprd", memfd_create("junk", MFD_CLOEXEC));
+		write_store();
+	}
 	pid = start(lfd, notify_path, argv + 3);
 	p[0] = (struct pollfd){ .fd = nfd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };

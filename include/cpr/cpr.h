@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cpr/policy.h>
 #include <cpr/state.h>
 
 #ifdef __cplusplus

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bench/cprd: the s6-fdholderd comparison (bench/cprd-s6.c). */
+#ifndef BENCH_CPRD_H
+#define BENCH_CPRD_H
+
+#include <stddef.h>
+
+/* Room for an s6_fdholder_t (a skalibs unixconnection and its buffers). */
+#define BENCH_S6_HANDLE (256u << 10)
+
+int bench_s6_start(char *sock, size_t len);
+void bench_s6_stop(void);
+/* < 0 when the comparison failed. */
+double bench_s6_us_per_fd(const char *sock, const int *fds, size_t n, int iters);
+
+#endif
