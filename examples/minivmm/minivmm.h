@@ -131,8 +131,9 @@ enum vm_want {
 
 struct vm_timing {
 	uint64_t create_vm_ns;
-	uint64_t create_vcpus_ns;
+	uint64_t create_vcpus_ns;	/* these two overlap */
 	uint64_t memslots_ns;
+	uint64_t total_ns;
 };
 
 struct vm {

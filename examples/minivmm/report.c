@@ -62,11 +62,9 @@ void report_boot(struct vmm *m)
 	       (unsigned long long)(m->rec.ram_size >> 20), (unsigned long long)m->ram_ino,
 	       (unsigned long long)(m->page_size >> 10), (int)getpid());
 	if (m->rec.flags & VM_FLAG_KVM)
-		printf("  VM built in %.2f ms (VM %.2f, vCPUs %.2f, memory slots %.2f)\n",
-		       (m->vm.timing.create_vm_ns + m->vm.timing.create_vcpus_ns +
-			m->vm.timing.memslots_ns) / 1e6,
-		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
-		       m->vm.timing.memslots_ns / 1e6);
+		printf("  VM built in %.2f ms (KVM_CREATE_VM %.2f, then vCPUs %.2f beside memory slots %.2f)\n",
+		       m->vm.timing.total_ns / 1e6, m->vm.timing.create_vm_ns / 1e6,
+		       m->vm.timing.create_vcpus_ns / 1e6, m->vm.timing.memslots_ns / 1e6);
 	printf("  guest: %zu bytes of real-mode code; each vCPU counts in guest RAM and sums a 4 KiB static region\n",
 	       guest_program_size);
 }
@@ -96,7 +94,7 @@ static void print_pause(struct vmm *m)
 		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm),
 		       ms(r->t_vm, r->t_first_run));
 	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM))
-		printf("            build VM = KVM_CREATE_VM %.3f + vCPUs %.3f + memory slots %.3f\n",
+		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside memory slots %.3f\n",
 		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
 		       m->vm.timing.memslots_ns / 1e6);
 	else
