@@ -4,8 +4,10 @@
  * (cpr-exec, cpr-transfer, cprd).  See minivmm(1).
  *
  * Files: guest.c (guest program, RAM layout, interpreter), kvm.c (VM,
- * vCPUs, memory slots, vCPU threads), upgrade.c (hand-off), record.c (the
- * VMM-private records), main.c (options, control, output).
+ * vCPUs, memory slots, vCPU threads), machine.c (RAM block, guest, checks),
+ * upgrade.c (hand-off: exec, transfer), cprd.c (through cprd), keeper.c
+ * (what exec leaves behind), record.c (the VMM-private records), control.c
+ * (control socket), report.c (output), main.c (options, signals, loop).
  */
 #ifndef MINIVMM_H
 #define MINIVMM_H

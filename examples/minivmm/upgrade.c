@@ -3,12 +3,16 @@
  * The hand-off, both sides.
  *
  * exec:     stop vCPUs -> registers into private records -> cpr_exec() ->
- *           the new image adopts RAM, builds its VM, restores, runs.
+ *           the new image adopts RAM, builds its VM, restores, runs.  The
+ *           old VM and address space go later (keeper.c).
  * transfer: while the guest still runs here, start the new image, send it
  *           the libcpr state (RAM memfd, control socket) and let it build its
  *           VM; after its ack, stop vCPUs and send only their registers in
  *           a second small state stream; it answers 'R' and runs them.  Any
  *           failure before 'R' leaves the guest running here.
+ * cprd:     as transfer, the state and fds going through cprd (cprd.c).
+ *
+ * Everything that can refuse does so before the pause (precheck()).
  */
 #include <errno.h>
 #include <fcntl.h>
