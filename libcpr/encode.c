@@ -143,7 +143,8 @@ static void put_producer(struct writer *w, const struct cpr_state_info *info)
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	uint32_t n = (uint32_t)strlen(info->producer);
 
-	le32_store(fixed, info->libcpr_version);
+	/* This writer's own version, whatever state it re-encodes. */
+	le32_store(fixed, CPR_LIBCPR_VERSION);
 	le32_store(fixed + 4, info->vmm_version);
 	le16_store(fixed + 8, (uint16_t)n);
 	put_record(w, r, r->type, false, 0, fixed, schema_fixed_len(r, w->target), info->producer, n);
@@ -225,7 +226,9 @@ static void put_header(struct writer *w, const struct cpr_state_info *info)
 	le16_store(h + HDR_LEN, CPR_HEADER_SIZE);
 	le16_store(h + HDR_VERSION, CPR_FORMAT_VERSION);
 	le32_store(h + HDR_EMIT, w->target);
-	le64_store(h + HDR_COMPAT, info->compat_features);
+	/* Only features this writer implements (none yet), even when it
+	 * re-encodes a state parsed from a newer writer's stream. */
+	le64_store(h + HDR_COMPAT, info->compat_features & SCHEMA_COMPAT_KNOWN);
 	le32_store(h + HDR_PRODUCER_LEVEL, CPR_LEVEL_MAX);
 	le32_store(h + HDR_MIN_READER, w->min_reader);
 	memcpy(h + HDR_ID, info->stream_id, 16);

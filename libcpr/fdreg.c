@@ -506,6 +506,8 @@ int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 	free(names);
 	ctx->incoming = st;
 	if (cpr_state_get_info(st, &info) >= 0)
-		ctx->sticky_level = info.emit_level;
+		/* A newer writer may have targeted a level this library cannot
+		 * write: the sticky default is the newest level both know. */
+		ctx->sticky_level = info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
 	return 0;
 }

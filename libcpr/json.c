@@ -44,13 +44,18 @@ static int hexval(char c)
 /* Decode a hex string (whitespace ignored) into a malloc()ed buffer. */
 static int hex_get(struct json_object *o, uint8_t **ret, size_t *ret_len)
 {
-	const char *s = json_object_get_string(o);
-	size_t n = strlen(s), k = 0;
-	_cleanup_free_ uint8_t *b = malloc(n / 2 + 1);
+	_cleanup_free_ uint8_t *b = NULL;
+	const char *s;
+	size_t n, k = 0;
 	int hi = -1;
 
-	if (!json_object_is_type(o, json_type_string) || !b)
+	if (!json_object_is_type(o, json_type_string))
 		return -EINVAL;
+	s = json_object_get_string(o);
+	n = strlen(s);
+	b = malloc(n / 2 + 1);
+	if (!b)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		int v;
 		if (s[i] == ' ' || s[i] == '\n' || s[i] == ':')
@@ -447,6 +452,8 @@ static int gen_record(struct gen *g, struct json_object *o, unsigned index, uint
 	if ((k = opt_hex(o, "var_hex", &var, &var_len)) < 0)
 		return gen_fail(g, "bad var_hex", index);
 	if (!k && r && r->string && json_object_object_get_ex(o, string_key(r), &x)) {
+		if (!json_object_is_type(x, json_type_string))
+			return gen_fail(g, "a string field must be a JSON string", index);
 		var_len = strlen(json_object_get_string(x));
 		var = (uint8_t *)strdup(json_object_get_string(x));
 		if (!var)
@@ -555,6 +562,11 @@ static struct json_object *schema_record_json(const struct schema_record *r, uin
 	json_object_object_add(o, "name", json_object_new_string(r->name));
 	add_u64(o, "level", r->level);
 	json_object_object_add(o, "critical", json_object_new_boolean(r->critical));
+	json_object_object_add(o, "singleton", json_object_new_boolean(r->singleton));
+	json_object_object_add(o, "dense", json_object_new_boolean(r->dense));
+	json_object_object_add(o, "string", r->string ? json_object_new_string(r->string) : NULL);
+	json_object_object_add(o, "must_off", json_object_new_int(r->must_off));
+	json_object_object_add(o, "hint_off", json_object_new_int(r->hint_off));
 	add_u64(o, "fixed_len", flen);
 	for (unsigned i = 0; i < r->n_fields; i++) {
 		const struct schema_field *f = &r->fields[i];

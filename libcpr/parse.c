@@ -34,7 +34,10 @@ static int u32set_add(struct u32set *s, uint32_t v)
 				u32set_add(s, (uint32_t)(old[i] - 1));
 		free(old);
 	}
-	for (size_t h = (v * 2654435761u) & (s->cap - 1);; h = (h + 1) & (s->cap - 1)) {
+	/* High bits of a 64-bit multiply: crafted slots (multiples of the
+	 * table size) must not share a probe chain. */
+	for (size_t h = (size_t)(((uint64_t)v * 0x9e3779b97f4a7c15ull) >> 40) & (s->cap - 1);;
+	     h = (h + 1) & (s->cap - 1)) {
 		if (!s->slots[h]) {
 			s->slots[h] = (uint64_t)v + 1;
 			s->n++;
@@ -64,6 +67,10 @@ struct parser {
 	struct cpr_state_info info;
 	bool have_producer;
 	struct u32set slots;
+	uint64_t rb_off[CPR_RAMBLOCKS_MAX]; /* stream offset of each RAMBLOCK, for errors */
+	uint32_t need_level;	/* highest level of a required element in use */
+	const char *need_what;	/* that element, for the message */
+	uint32_t need_type, need_inst;
 	char pbuf[CPR_PRODUCER_MAX * 4 + 8];
 };
 
@@ -79,6 +86,17 @@ static const char *from(struct parser *p)
 	return p->pbuf;
 }
 
+/* Note a required element of @level in use: the stream's emit_level must cover it. */
+static void need(struct parser *p, uint32_t level, const char *what, const struct stream_rec *rec)
+{
+	if (level <= p->need_level)
+		return;
+	p->need_level = level;
+	p->need_what = what;
+	p->need_type = rec->type;
+	p->need_inst = rec->instance;
+}
+
 static int check_fixed(struct parser *p, const struct schema_record *r,
 		       const struct stream_rec *rec, uint8_t *fixed, struct cpr_error *err)
 {
@@ -89,6 +107,10 @@ static int check_fixed(struct parser *p, const struct schema_record *r,
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"%s#%u: fixed part of %u bytes is shorter than the %u its level needs",
 				r->name, rec->instance, rec->fixed_len, schema_fixed_len(r, r->level));
+	if (!schema_fixed_len_valid(r, rec->fixed_len))
+		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
+				"%s#%u: fixed part of %u bytes ends inside a field", r->name,
+				rec->instance, rec->fixed_len);
 	memset(fixed, 0, CPR_FIXED_MAX);
 	memcpy(fixed, rec->fixed, n);
 	if (!mem_is_zero(rec->fixed + n, rec->fixed_len - n)) {
@@ -101,9 +123,13 @@ static int check_fixed(struct parser *p, const struct schema_record *r,
 	}
 	for (unsigned i = 0; i < r->n_fields; i++) {
 		const struct schema_field *f = &r->fields[i];
-		if ((f->kind != SF_RESERVED && f->level <= p->max_level) ||
+		if ((f->kind != SF_RESERVED && f->level <= p->max_level && f->policy != SP_REQUIRED) ||
 		    !schema_get(f, fixed, CPR_FIXED_MAX))
 			continue;
+		if (f->policy == SP_REQUIRED && f->level <= p->max_level) {
+			need(p, f->level, f->name, rec);
+			continue;
+		}
 		if (f->kind == SF_RESERVED)
 			return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 					"%s#%u: reserved bytes at offset %u are not zero", r->name,
@@ -128,6 +154,10 @@ static int check_must(struct parser *p, const struct schema_record *r, const str
 	if (r->must_off < 0)
 		return 0;
 	word = le32_load(fixed + r->must_off);
+	for (unsigned i = 0; i < r->n_flags; i++)
+		if (r->flags[i].word == SW_MUST && r->flags[i].level <= p->max_level &&
+		    word & (1u << r->flags[i].bit))
+			need(p, r->flags[i].level, r->flags[i].name, rec);
 	unknown = word & ~schema_known_bits(r, SW_MUST, p->max_level);
 	if (!unknown)
 		return 0;
@@ -221,6 +251,8 @@ static int limit_or_dup(struct cpr_error *err, int k, const struct stream_rec *r
 	if (k == -EEXIST)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"RAMBLOCK#%u: idstr '%s' appears twice", rec->instance, key);
+	if (k < 0)
+		return cpr_fail(err, k, rec->type, rec->instance, rec->offset, "out of memory");
 	return k;
 }
 
@@ -250,12 +282,17 @@ static int on_fd(struct parser *p, const struct schema_record *r, const struct s
 				"stream from %s",
 				rec->instance, fd->name, fd->kind, kind ? " (" : "", kind ? kind->name : "",
 				kind ? ")" : "", p->max_level, from(p));
+	if (kind->policy == SP_REQUIRED)
+		need(p, kind->level, kind->name, rec);
 	if (fd->slot > INT32_MAX)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"FD#%u '%s': slot %u is out of range", rec->instance, fd->name, fd->slot);
-	if (u32set_add(&p->slots, fd->slot) < 0)
+	k = u32set_add(&p->slots, fd->slot);
+	if (k == -EEXIST)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"FD#%u '%s' reuses slot %u", rec->instance, fd->name, fd->slot);
+	if (k < 0)
+		return limit_or_dup(err, k, rec, "FD", fd->name, fd->id);
 	return limit_or_dup(err, state_commit_fd(p->st), rec, "FD", fd->name, fd->id);
 }
 
@@ -268,6 +305,7 @@ static int on_ramblock(struct parser *p, const struct schema_record *r,
 	rb = state_next_ramblock(p->st, &k);
 	if (!rb)
 		return limit_or_dup(err, k, rec, "RAMBLOCK", NULL, 0);
+	p->rb_off[cpr_state_ramblock_count(p->st)] = rec->offset;
 	rb->align = le64_load(fixed);
 	rb->used_length = le64_load(fixed + 8);
 	rb->max_length = le64_load(fixed + 16);
@@ -294,7 +332,7 @@ static int on_private(struct parser *p, const struct stream_rec *rec, struct cpr
 				"VMM-private record 0x%x is marked CRITICAL", rec->type);
 	copy = malloc(rec->body_len ? rec->body_len : 1);
 	if (!copy)
-		return -ENOMEM;
+		return cpr_fail(err, -ENOMEM, rec->type, rec->instance, rec->offset, "out of memory");
 	memcpy(copy, rec->fixed, rec->body_len);
 	k = state_add_private_owned(p->st, rec->type, rec->instance, copy, rec->body_len);
 	if (k < 0)
@@ -360,14 +398,14 @@ static int on_record(void *userdata, const struct stream_rec *rec, struct cpr_er
 }
 
 static int rb_fail(struct cpr_error *err, int code, size_t i, const struct cpr_state_ramblock *rb,
-		   const char *what)
+		   uint64_t offset, const char *what)
 {
-	return cpr_fail(err, code, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX, "RAMBLOCK#%zu '%s': %s",
+	return cpr_fail(err, code, CPR_REC_RAMBLOCK, (uint32_t)i, offset, "RAMBLOCK#%zu '%s': %s",
 			i, rb->idstr, what);
 }
 
 /* Phase 3 for one block: numbers, flags and references. */
-static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page,
+static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page, uint64_t off,
 			  struct cpr_error *err)
 {
 	const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(st, i);
@@ -375,49 +413,92 @@ static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page,
 	uint64_t unit = rb->must_flags & CPR_RB_HUGETLB ? 2u << 20 : page;
 
 	if (!rb->align || rb->align & (rb->align - 1) || rb->align < page || rb->align > CPR_ALIGN_MAX)
-		return rb_fail(err, -EBADMSG, i, rb, "align is not a power of two between the page size and 1 GiB");
+		return rb_fail(err, -EBADMSG, i, rb, off, "align is not a power of two between the page size and 1 GiB");
 	if (!rb->max_length || rb->max_length > CPR_BLOCK_MAX || rb->max_length % unit)
-		return rb_fail(err, -EBADMSG, i, rb, "max_length is zero, over the limit, or not a page multiple");
+		return rb_fail(err, -EBADMSG, i, rb, off, "max_length is zero, over the limit, or not a page multiple");
 	if (!rb->used_length || rb->used_length > rb->max_length || rb->used_length % unit)
-		return rb_fail(err, -EBADMSG, i, rb, "used_length is zero, over max_length, or not a page multiple");
+		return rb_fail(err, -EBADMSG, i, rb, off, "used_length is zero, over max_length, or not a page multiple");
 	if (!(rb->must_flags & CPR_RB_RESIZEABLE) && rb->used_length != rb->max_length)
-		return rb_fail(err, -EBADMSG, i, rb, "used_length differs from max_length on a block that is not resizeable");
+		return rb_fail(err, -EBADMSG, i, rb, off, "used_length differs from max_length on a block that is not resizeable");
 	if (rb->fd_offset % unit || rb->fd_offset > (1ull << 62) - rb->max_length)
-		return rb_fail(err, -EBADMSG, i, rb, "fd_offset is not a page multiple or overflows");
+		return rb_fail(err, -EBADMSG, i, rb, off, "fd_offset is not a page multiple or overflows");
 	if (!fd || fd->kind != CPR_FD_MEMFD)
-		return rb_fail(err, -EBADMSG, i, rb, "fd_index does not name a memfd FD record");
+		return rb_fail(err, -EBADMSG, i, rb, off, "fd_index does not name a memfd FD record");
 	if (rb->must_flags & CPR_RB_MAP_AT_ADDR &&
 	    (!rb->host_addr || rb->host_addr % rb->align || rb->host_addr > (1ull << 47) - rb->max_length))
-		return rb_fail(err, -EBADMSG, i, rb, "host_addr is not an aligned user-space range");
+		return rb_fail(err, -EBADMSG, i, rb, off, "host_addr is not an aligned user-space range");
 	if (rb->gmem_fd_ref) {
 		const struct cpr_state_fd *g = cpr_state_fd_get(st, rb->gmem_fd_ref - 1);
-		if (!g || g->kind != CPR_FD_GUEST_MEMFD || rb->gmem_offset % page)
-			return rb_fail(err, -EBADMSG, i, rb, "gmem_fd_ref does not name a guest-memfd FD record");
+		if (!g || g->kind != CPR_FD_GUEST_MEMFD)
+			return rb_fail(err, -EBADMSG, i, rb, off, "gmem_fd_ref does not name a guest-memfd FD record");
+		if (rb->gmem_offset % page || rb->gmem_offset > (1ull << 62) - rb->max_length)
+			return rb_fail(err, -EBADMSG, i, rb, off, "gmem_offset is not a page multiple or overflows");
 	} else if (rb->gmem_offset) {
-		return rb_fail(err, -EBADMSG, i, rb, "gmem_offset is set without gmem_fd_ref");
+		return rb_fail(err, -EBADMSG, i, rb, off, "gmem_offset is set without gmem_fd_ref");
 	}
 	return 0;
 }
 
-static int cmp_extent(const void *a, const void *b, void *st)
-{
-	const struct cpr_state_ramblock *x = cpr_state_ramblock_get(st, *(const uint32_t *)a);
-	const struct cpr_state_ramblock *y = cpr_state_ramblock_get(st, *(const uint32_t *)b);
+/* Extents of blocks in one backing file: the memfd, or the guest_memfd. */
+struct extents {
+	const struct cpr_state *st;
+	bool gmem;
+};
 
-	if (x->fd_index != y->fd_index)
-		return x->fd_index < y->fd_index ? -1 : 1;
-	return x->fd_offset < y->fd_offset ? -1 : x->fd_offset > y->fd_offset;
+static void extent(const struct extents *x, uint32_t i, uint32_t *file, uint64_t *off)
+{
+	const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(x->st, i);
+
+	*file = x->gmem ? rb->gmem_fd_ref : rb->fd_index;
+	*off = x->gmem ? rb->gmem_offset : rb->fd_offset;
 }
 
-/* Phase 3: every block on its own, then no two blocks overlap in one memfd. */
-static int parse_ramblocks(const struct cpr_state *st, uint32_t page_shift, struct cpr_error *err)
+static int cmp_extent(const void *a, const void *b, void *arg)
 {
-	size_t n = cpr_state_ramblock_count(st);
+	uint32_t fa, fb;
+	uint64_t oa, ob;
+
+	extent(arg, *(const uint32_t *)a, &fa, &oa);
+	extent(arg, *(const uint32_t *)b, &fb, &ob);
+	if (fa != fb)
+		return fa < fb ? -1 : 1;
+	return oa < ob ? -1 : oa > ob;
+}
+
+/* No two blocks overlap in one memfd, nor in one guest_memfd. */
+static int check_overlaps(struct parser *p, bool gmem, uint32_t *order, struct cpr_error *err)
+{
+	struct extents x = { .st = p->st, .gmem = gmem };
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < cpr_state_ramblock_count(p->st); i++)
+		if (!gmem || cpr_state_ramblock_get(p->st, i)->gmem_fd_ref)
+			order[n++] = i;
+	qsort_r(order, n, sizeof(*order), cmp_extent, &x);
+	for (size_t i = 1; i < n; i++) {
+		const struct cpr_state_ramblock *b = cpr_state_ramblock_get(p->st, order[i]);
+		uint32_t fa, fb;
+		uint64_t oa, ob;
+
+		extent(&x, order[i - 1], &fa, &oa);
+		extent(&x, order[i], &fb, &ob);
+		if (fa == fb && oa + cpr_state_ramblock_get(p->st, order[i - 1])->max_length > ob)
+			return rb_fail(err, -EBADMSG, order[i], b, p->rb_off[order[i]],
+				       gmem ? "overlaps another block in the same guest_memfd"
+					    : "overlaps another block in the same memfd");
+	}
+	return 0;
+}
+
+/* Phase 3: every block on its own, then the overlaps. */
+static int parse_ramblocks(struct parser *p, struct cpr_error *err)
+{
+	size_t n = cpr_state_ramblock_count(p->st);
 	_cleanup_free_ uint32_t *order = NULL;
 	int k;
 
 	for (size_t i = 0; i < n; i++) {
-		k = check_ramblock(st, i, 1ull << page_shift, err);
+		k = check_ramblock(p->st, i, 1ull << p->info.page_shift, p->rb_off[i], err);
 		if (k < 0)
 			return k;
 	}
@@ -425,17 +506,9 @@ static int parse_ramblocks(const struct cpr_state *st, uint32_t page_shift, stru
 		return 0;
 	order = calloc(n, sizeof(*order));
 	if (!order)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		order[i] = (uint32_t)i;
-	qsort_r(order, n, sizeof(*order), cmp_extent, (void *)st);
-	for (size_t i = 1; i < n; i++) {
-		const struct cpr_state_ramblock *a = cpr_state_ramblock_get(st, order[i - 1]);
-		const struct cpr_state_ramblock *b = cpr_state_ramblock_get(st, order[i]);
-		if (a->fd_index == b->fd_index && a->fd_offset + a->max_length > b->fd_offset)
-			return rb_fail(err, -EBADMSG, order[i], b, "overlaps another block in the same memfd");
-	}
-	return 0;
+		return cpr_fail(err, -ENOMEM, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
+	k = check_overlaps(p, false, order, err);
+	return k < 0 ? k : check_overlaps(p, true, order, err);
 }
 
 CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
@@ -445,7 +518,8 @@ CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 	int k;
 
 	if (!buf || !ret_state)
-		return -EINVAL;
+		return cpr_fail(ret_err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"no buffer or no place for the state");
 	if (p.max_level < CPR_LEVEL_MIN || p.max_level > CPR_LEVEL_MAX)
 		return cpr_fail(ret_err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
 				"reader level %u is outside %u..%u", p.max_level, CPR_LEVEL_MIN,
@@ -454,7 +528,7 @@ CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 		stream_header_info(buf, &p.info);
 	k = cpr_state_new(&p.st);
 	if (k < 0)
-		return k;
+		return cpr_fail(ret_err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
 	/* An FD record takes at least 48 bytes and a RAMBLOCK 88: bound the
 	 * tables by the stream length (and the limits) and size them once. */
 	k = state_reserve(p.st, len / 48 < CPR_FDS_MAX ? len / 48 : CPR_FDS_MAX,
@@ -463,11 +537,16 @@ CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 		k = u32set_reserve(&p.slots, len / 48 < CPR_FDS_MAX ? len / 48 : CPR_FDS_MAX);
 	if (k < 0) {
 		cpr_state_free(p.st);
-		return k;
+		return cpr_fail(ret_err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
 	}
 	k = stream_walk(buf, len, on_record, &p, ret_err);
+	if (k >= 0 && p.need_level > p.info.emit_level)
+		k = cpr_fail(ret_err, -EBADMSG, p.need_type, p.need_inst, UINT64_MAX,
+			     "the stream declares level %u but uses '%s' (level %u): a writer for "
+			     "level %u cannot have produced it",
+			     p.info.emit_level, p.need_what, p.need_level, p.info.emit_level);
 	if (k >= 0)
-		k = parse_ramblocks(p.st, p.info.page_shift, ret_err);
+		k = parse_ramblocks(&p, ret_err);
 	free(p.slots.slots);
 	if (k < 0) {
 		cpr_state_free(p.st);

@@ -138,6 +138,18 @@ const struct schema_field *schema_field(const struct schema_record *r, const cha
 	return NULL;
 }
 
+/* A fixed part may only end where some level's fixed part ends, or beyond
+ * the newest one: never in the middle of a field. */
+bool schema_fixed_len_valid(const struct schema_record *r, uint16_t len)
+{
+	if (len >= r->fixed_len[CPR_LEVEL_MAX])
+		return true;
+	for (uint32_t l = r->level; l <= CPR_LEVEL_MAX; l++)
+		if (len == r->fixed_len[l])
+			return true;
+	return false;
+}
+
 uint16_t schema_fixed_len(const struct schema_record *r, uint32_t level)
 {
 	if (level > CPR_LEVEL_MAX)

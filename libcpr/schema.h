@@ -76,6 +76,7 @@ struct schema_record {
 
 /* Header feature bits (none defined at levels 1-2). */
 #define SCHEMA_INCOMPAT_KNOWN 0ull
+#define SCHEMA_COMPAT_KNOWN 0ull
 
 const struct schema_record *schema_record(uint32_t type);
 const struct schema_record *schema_record_by_name(const char *name);
@@ -83,6 +84,7 @@ const struct schema_record *schema_record_at(unsigned index);
 unsigned schema_record_count(void);
 const struct schema_field *schema_field(const struct schema_record *r, const char *name);
 uint16_t schema_fixed_len(const struct schema_record *r, uint32_t level);
+bool schema_fixed_len_valid(const struct schema_record *r, uint16_t len);
 /* Bits of @word known at @level. */
 uint32_t schema_known_bits(const struct schema_record *r, unsigned word, uint32_t level);
 const struct schema_flag *schema_flag_at(const struct schema_record *r, unsigned word, unsigned bit);

@@ -194,7 +194,7 @@ CPR_EXPORT int cpr_state_new(struct cpr_state **ret_state)
 	st->info.producer_level = CPR_LEVEL_MAX;
 	st->info.min_reader_level = CPR_LEVEL_MIN;
 	st->info.page_shift = 12;
-	st->info.libcpr_version = 0 << 16 | 1 << 8 | 0;
+	st->info.libcpr_version = CPR_LIBCPR_VERSION;
 	*ret_state = st;
 	return 0;
 }

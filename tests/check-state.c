@@ -170,6 +170,31 @@ START_TEST(test_state_parse_golden)
 		ck_assert_uint_eq(x->gmem_fd_ref, y->gmem_fd_ref);
 		ck_assert_uint_eq(x->must_flags, y->must_flags);
 		ck_assert_uint_eq(x->hint_flags, y->hint_flags);
+		ck_assert_uint_eq(x->fd_index, y->fd_index);
+		ck_assert_uint_eq(x->fd_offset, y->fd_offset);
+		ck_assert_uint_eq(x->gmem_offset, y->gmem_offset);
+	}
+	for (size_t i = 0; i < cpr_state_fd_count(ref); i++) {
+		const struct cpr_state_fd *x = cpr_state_fd_get(st, i), *y = cpr_state_fd_get(ref, i);
+		ck_assert_str_eq(x->name, y->name);
+		ck_assert_uint_eq(x->slot, y->slot);
+		ck_assert_uint_eq(x->kind, y->kind);
+		ck_assert_int_eq(x->id, y->id);
+	}
+	{
+		const struct cpr_state_private *x = cpr_state_private_get(st, 0);
+		const struct cpr_state_private *y = cpr_state_private_get(ref, 0);
+		struct cpr_state_info a, b;
+		ck_assert_uint_eq(cpr_state_private_count(st), 1);
+		ck_assert_uint_eq(x->type, y->type);
+		ck_assert_uint_eq(x->len, y->len);
+		ck_assert(memcmp(x->data, y->data, x->len) == 0);
+		cpr_state_get_info(st, &a);
+		cpr_state_get_info(ref, &b);
+		ck_assert_str_eq(a.producer, b.producer);
+		ck_assert(memcmp(a.stream_id, b.stream_id, 16) == 0);
+		ck_assert_uint_eq(a.generation, b.generation);
+		ck_assert_uint_eq(a.emit_level, f == FIXTURE_LEVEL1 ? 1 : 2);
 	}
 	free(buf);
 	cpr_state_free(st);
@@ -250,7 +275,9 @@ START_TEST(test_state_parse_capped_accepts_hint)
 	long len = golden(FIXTURE_LEVEL2_HINT, &buf);
 
 	ck_assert_msg(cpr_state_parse(buf, (size_t)len, 1, &st, &err) == 0, "%s", err.message);
-	ck_assert_uint_eq(cpr_state_ramblock_get(st, 0)->gmem_offset, 0);
+	/* Unknown hint bits are kept as read, with no effect on a level-1 reader. */
+	ck_assert_uint_eq(cpr_state_ramblock_get(st, 0)->hint_flags,
+			  CPR_RB_HINT_DONTDUMP | CPR_RB_HINT_THP);
 	free(buf);
 	cpr_state_free(st);
 	test_assert_no_fd_leak(nfds);
@@ -498,6 +525,7 @@ static const struct hostile hostile[] = {
 	R("body_len short", FD, 0, 12, 4, 8, BAD, "fixed_len"),
 	R("fixed_len over body", FD, 0, 6, 2, 200, BAD, "fixed_len"),
 	R("fixed_len below minimum", FD, 0, 6, 2, 16, BAD, "shorter than"),
+	R("fixed_len inside a field", RB, 0, 6, 2, 66, BAD, "ends inside a field"),
 	R("FD not critical", FD, 0, 4, 2, 0, BAD, "must be CRITICAL"),
 	R("PRODUCER critical", PR, 0, 4, 2, 1, BAD, "must not be CRITICAL"),
 	R("FD instance gap", FD, 1, 8, 4, 5, BAD, "instance 5"),
@@ -541,6 +569,8 @@ static const struct hostile hostile[] = {
 	FX("not resizeable, used != max", RB, 0, 8, 8, 128u << 20, BAD, "not resizeable"),
 	FX("fd_offset unaligned", RB, 0, 32, 8, 1, BAD, "fd_offset"),
 	FX("fd_offset overflows", RB, 0, 32, 8, UINT64_MAX - 4095, BAD, "fd_offset"),
+	FX("fd_offset ends at 2^62", RB, 0, 32, 8, (1ull << 62) - (256u << 20), 0, NULL),
+	FX("fd_offset ends past 2^62", RB, 0, 32, 8, (1ull << 62) - (256u << 20) + 4096, BAD, "fd_offset"),
 	FX("fd_index not a memfd", RB, 0, 40, 4, 2, BAD, "fd_index"),
 	FX("fd_index out of range", RB, 0, 40, 4, 99, BAD, "fd_index"),
 	FX("blocks overlap in one memfd", RB, 1, 40, 4, 0, BAD, "overlaps"),
@@ -610,6 +640,16 @@ START_TEST(test_state_parse_truncated)
 
 	for (size_t n = 0; n < len; n++)
 		ck_assert_int_lt(parse(buf, n, 0, &err), 0);
+	/* ...also with total_len and the CRC made to match the cut: then the
+	 * record framing itself must refuse every 8-byte-aligned prefix. */
+	for (size_t n = 80; n < len; n += 8) {
+		uint8_t *cut = malloc(n);
+		memcpy(cut, buf, n);
+		le64_store(cut + 16, n);
+		fixture_fix_crc(cut, n);
+		ck_assert_int_eq(parse(cut, n, 0, &err), -EBADMSG);
+		free(cut);
+	}
 	longer = calloc(1, len + 8);
 	memcpy(longer, buf, len);
 	ck_assert_int_eq(parse(longer, len + 8, 0, &err), -EBADMSG);

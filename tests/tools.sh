@@ -77,4 +77,49 @@ broken "unknown compat feature" 0 "" "d['header']['compat_features']=4"
 broken "longer header, zero tail" 0 "" "d['header']['header_len']=88; d['header']['header_tail_hex']='00'*8"
 broken "longer header, data in tail" 1 "beyond byte 80" "d['header']['header_len']=88; d['header']['header_tail_hex']='00'*7+'01'"
 broken "truncated stream" 1 "total_len" "d['truncate']=120"
+broken "END grown" 1 "END record is malformed" "r[4]['fixed_len']=16; r[4]['fixed_hex']='04000000'+'00'*12"
+broken "fixed part ends inside a field" 1 "ends inside a field" "r[3]['fixed_len']=66; r[3]['fixed_hex']='00'*66"
+GM="r.insert(3, {'type': 'FD', 'slot': 2, 'kind': 'guest-memfd', 'id': 0, 'name': 'gmem0'}); r[4]['gmem_fd_ref']=3"
+broken "guest_memfd block" 0 "" "$GM"
+broken "level-1 stream using guest_memfd" 1 "declares level 1 but uses 'guest-memfd'" "$GM; d['header']['emit_level']=1"
+broken "level-1 stream using gmem_offset" 1 "declares level 1 but uses 'gmem_offset'" "d['header']['emit_level']=1; r[3]['fixed_len']=72; r[3]['gmem_offset']=4096"
+broken "gmem_offset overflows" 1 "gmem_offset" "$GM; r[4]['gmem_offset']=2**64-4096"
+broken "gmem_offset unaligned" 1 "gmem_offset is not a page multiple" "$GM; r[4]['gmem_offset']=512"
+broken "gmem extents overlap" 1 "same guest_memfd" "$GM; r.insert(5, dict(r[4])); r[5]['idstr']='ram1'; r[5]['fd_offset']=1048576"
+broken "gmem extents apart" 0 "" "$GM; r.insert(5, dict(r[4])); r[5]['idstr']='ram1'; r[5]['fd_offset']=1048576; r[5]['gmem_offset']=1048576"
+broken "hugetlb fd_offset" 1 "fd_offset" "r[3]['must_flags']=2; r[3]['align']=2097152; r[3]['used_length']=r[3]['max_length']=2097152; r[3]['fd_offset']=4096"
+
+# Every count limit, seen by the reader: one record more than allowed.
+many() {
+	python3 -c "
+import json
+kind, n = '$1', $2
+r=[{'type': 'PRODUCER', 'name': 'limits'}]
+if kind == 'FD':
+    r += [{'type': 'FD', 'slot': i, 'kind': 'eventfd', 'id': i, 'name': 'e'} for i in range(n)]
+elif kind == 'RAMBLOCK':
+    r.append({'type': 'FD', 'slot': 0, 'kind': 'memfd', 'id': -1, 'name': 'm'})
+    r += [{'type': 'RAMBLOCK', 'align': 4096, 'used_length': 4096, 'max_length': 4096, 'fd_offset': 4096*i, 'idstr': 'b%d' % i} for i in range(n)]
+else:
+    r += [{'type': 32768, 'instance': i, 'fixed_hex': '', 'var_hex': ''} for i in range(n)]
+r.append({'type': 'END'})
+json.dump({'records': r}, open('$T/many.json', 'w'))"
+	"$CPRGEN" -o "$T/many.cpr" "$T/many.json"
+}
+many FD 16384; expect_exit 0 "16384 FD records" "$CPRDUMP" --check "$T/many.cpr"
+many FD 16385; expect_exit 1 "16385 FD records" "$CPRDUMP" --check "$T/many.cpr"
+expect_grep "more than 16384 FD records" "$T/err" "FD limit"
+many RAMBLOCK 1024; expect_exit 0 "1024 RAMBLOCK records" "$CPRDUMP" --check "$T/many.cpr"
+many RAMBLOCK 1025; expect_exit 1 "1025 RAMBLOCK records" "$CPRDUMP" --check "$T/many.cpr"
+expect_grep "more than 1024 RAMBLOCK records" "$T/err" "RAMBLOCK limit"
+many PRIVATE 4096; expect_exit 0 "4096 private records" "$CPRDUMP" --check "$T/many.cpr"
+many PRIVATE 4097; expect_exit 1 "4097 private records" "$CPRDUMP" --check "$T/many.cpr"
+expect_grep "more than 4096 VMM-private records" "$T/err" "private limit"
+
+# A JSON null where a string or hex belongs: refused, never a crash.
+for j in '{"records":[{"type":"END","var_hex":null}]}' '{"records":[{"type":"FD","name":null}]}' \
+	'{"header":{"magic":null},"records":[]}'; do
+	echo "$j" >"$T/null.json"
+	expect_exit 1 "cprgen null: $j" "$CPRGEN" -o "$T/null.cpr" "$T/null.json"
+done
 finish
