@@ -14,15 +14,19 @@ set -eu
 bin=$top_builddir/examples/minivmm/minivmm
 [ -x "$bin" ] || { echo "minivmm not built: $bin"; exit 1; }
 tmp=$(mktemp -d /tmp/minivmm-test.XXXXXX)
-pids=""
+cprd_pid=""
+stop_cprd() {
+	if [ -n "$cprd_pid" ]; then kill "$cprd_pid" 2>/dev/null || true; fi
+}
 
 cleanup() {
+	# cprd first: a bundle it still holds keeps a control socket open.
+	stop_cprd
 	for s in "$tmp"/*.sock; do
 		[ -S "$s" ] || continue
 		p=$("$bin" --control "$s" --send status 2>/dev/null | field pid) || true
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
 	done
-	stop_cprd
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -119,7 +123,6 @@ refused_ok() {
 }
 
 # cprd, when it is built: the third mode goes through it.
-cprd_pid=""
 modes="exec transfer exec transfer exec transfer"
 if [ -x "$top_builddir/cprd/cprd" ]; then
 	"$top_builddir/cprd/cprd" --socket "$tmp/cprd" --config /dev/null --no-sandbox \
@@ -129,10 +132,6 @@ if [ -x "$top_builddir/cprd/cprd" ]; then
 	export CPRD_SOCKET="$tmp/cprd"
 	modes="exec transfer cprd exec transfer cprd exec transfer cprd"
 fi
-stop_cprd() {
-	[ -n "$cprd_pid" ] && kill "$cprd_pid" 2>/dev/null || true
-}
-
 run_engine() {
 	engine=$1
 	shift
@@ -162,6 +161,18 @@ run_engine() {
 	refused_ok "blocker" upgrade transfer
 	upgrade_ok exec
 	ctl quit >/dev/null
+
+	# Receivers that die in the middle of the hand-off: after their ack,
+	# and holding the registers before they answer.
+	for at in ack run; do
+		MINIVMM_FAIL_AT=$at start_vmm "$engine-fail-$at" "$@"
+		refused_ok "receiver dies at $at" upgrade transfer
+		if [ -n "$cprd_pid" ]; then
+			refused_ok "receiver through cprd dies at $at" upgrade cprd
+		fi
+		upgrade_ok exec
+		ctl quit >/dev/null
+	done
 }
 
 run_engine interp --no-kvm

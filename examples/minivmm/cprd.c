@@ -28,6 +28,8 @@
 #include "vmm.h"
 
 #define REPLY_PREPARED 'P'
+#define BUNDLE_TTL_MS 60000
+#define CLAIM_LEASE_MS 10000
 
 const bool have_cprd_client = true;
 #define PREPARE_TIMEOUT_MS 30000
@@ -89,7 +91,7 @@ static void bundle_name(struct vmm *m, char *buf, size_t len)
 static int store_bundle(struct vmm *m, const char *name, char *why, size_t len)
 {
 	struct cpr_error err = { 0 };
-	struct json_object *reply = NULL;
+	struct json_object *reply = NULL, *opts = NULL;
 	int stream_fd = -1, sock = -1, *fds = NULL, r;
 	size_t n = 0;
 
@@ -98,9 +100,20 @@ static int store_bundle(struct vmm *m, const char *name, char *why, size_t len)
 		snprintf(why, len, "%s", err.message[0] ? err.message : strerror(-r));
 		return r;
 	}
-	r = cprd_connect(m->opt.cprd_socket, &sock);
+	/* Tied to this process and short-lived: a hand-off that fails half-way
+	 * (the receiver died holding a claim) leaves nothing behind for long. */
+	opts = json_object_new_object();
+	if (!opts)
+		r = -ENOMEM;
+	else {
+		json_object_object_add(opts, "tie", json_object_new_boolean(1));
+		json_object_object_add(opts, "ttl_ms", json_object_new_int64(BUNDLE_TTL_MS));
+	}
 	if (r >= 0)
-		r = cprd_store(sock, name, NULL, stream_fd, fds, n, &reply);
+		r = cprd_connect(m->opt.cprd_socket, &sock);
+	if (r >= 0)
+		r = cprd_store(sock, name, opts, stream_fd, fds, n, &reply);
+	json_object_put(opts);
 	if (r < 0)
 		snprintf(why, len, "cprd at %s: %s%s%s", cprd_socket_path(m->opt.cprd_socket),
 			 strerror(-r), reply ? ": " : "", reply ? cprd_reply_message(reply) : "");
@@ -226,7 +239,7 @@ int incoming_cprd(struct vmm *m, const char *arg)
 	if (r >= 0)
 		r = cprd_connect(m->opt.cprd_socket, &csock);
 	if (r >= 0)
-		r = cprd_claim(csock, name, 0, &reply, &stream_fd, &fds, &n);
+		r = cprd_claim(csock, name, CLAIM_LEASE_MS, &reply, &stream_fd, &fds, &n);
 	if (r < 0) {
 		fprintf(stderr, "minivmm: claiming %s from cprd: %s\n", name, strerror(-r));
 		goto out;

@@ -576,12 +576,28 @@ static int recv_vcpu_state(int sock, struct cpr_state **ret)
 }
 
 /* The receiver's pause: registers in, 'R' out, vCPUs started. */
+/*
+ * MINIVMM_FAIL_AT=ack|run makes a receiving image die at that point of the
+ * hand-off (after its acknowledgement; holding the registers, before it
+ * answers), so that tests can show the old image keeps the guest.
+ */
+static void fail_point(const char *where)
+{
+	const char *e = getenv("MINIVMM_FAIL_AT");
+
+	if (e && !strcmp(e, where)) {
+		fprintf(stderr, "minivmm: MINIVMM_FAIL_AT=%s: dying here\n", where);
+		_exit(EXIT_REFUSED);
+	}
+}
+
 int receive_vcpus(struct vmm *m, int sock)
 {
 	struct cpr_state *st = NULL;
 	char reply;
 	int r;
 
+	fail_point("ack");
 	pause_boost(m, true);
 	r = recv_vcpu_state(sock, &st);
 
@@ -589,6 +605,7 @@ int receive_vcpus(struct vmm *m, int sock)
 	if (r >= 0)
 		r = apply_pause(m, st);
 	cpr_state_free(st);
+	fail_point("run");
 	reply = r >= 0 ? REPLY_RUNNING : REPLY_REFUSED;
 	/* Run only if the old image is sure to have heard it. */
 	if (write_all(sock, &reply, 1) < 0 && r >= 0)
