@@ -174,21 +174,28 @@ static int raw_memfd(uint64_t len, bool huge)
 	return fd;
 }
 
-static void exec_old(const struct bench_case *c, int out)
+/* The old VMM: a context and its populated guest RAM on the case's pages. */
+static void old_vmm_ram(const struct bench_case *c, struct cpr_ctx **ctx, struct cpr_ramblock **rb)
 {
 	uint64_t len = (uint64_t)c->ram_gib * GiB;
 	unsigned flags = CPR_RAMBLOCK_POPULATE;
-	struct cpr_ramblock *rb;
-	struct cpr_ctx *ctx;
 
 	if (c->page_kib == 2048)
 		flags |= CPR_RAMBLOCK_HUGEPAGES;
-	if (cpr_ctx_new(&ctx) < 0 || cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, flags, &rb) < 0)
+	if (cpr_ctx_new(ctx) < 0 || cpr_ramblock_new(*ctx, "pc.ram", len, 0, 0, flags, rb) < 0)
 		_exit(5);
-	if (cpr_ramblock_page_size(rb) != (uint64_t)c->page_kib * 1024)
+	if (cpr_ramblock_page_size(*rb) != (uint64_t)c->page_kib * 1024)
 		_exit(6);
+}
+
+static void exec_old(const struct bench_case *c, int out)
+{
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+
+	old_vmm_ram(c, &ctx, &rb);
 	fcntl(out, F_SETFD, 0);
-	exec_hop(ctx, out, len, c->reps);
+	exec_hop(ctx, out, cpr_ramblock_used_length(rb), c->reps);
 }
 
 static void floor_old(const struct bench_case *c, int out)
@@ -401,20 +408,13 @@ static uint64_t transfer_once(struct cpr_ctx *ctx, uint64_t len)
  * after each one, as it would after a refused transfer. */
 static void transfer_old(const struct bench_case *c, int out)
 {
-	uint64_t len = (uint64_t)c->ram_gib * GiB;
-	unsigned flags = CPR_RAMBLOCK_POPULATE;
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
 
-	if (c->page_kib == 2048)
-		flags |= CPR_RAMBLOCK_HUGEPAGES;
-	if (cpr_ctx_new(&ctx) < 0 || cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, flags, &rb) < 0)
-		_exit(5);
-	if (cpr_ramblock_page_size(rb) != (uint64_t)c->page_kib * 1024)
-		_exit(6);
+	old_vmm_ram(c, &ctx, &rb);
 	memset(cpr_ramblock_host(rb), 0x42, 4096);
 	for (int i = 0; i < c->reps; i++) {
-		uint64_t dt = transfer_once(ctx, len);
+		uint64_t dt = transfer_once(ctx, cpr_ramblock_used_length(rb));
 
 		if (write(out, &dt, sizeof(dt)) != sizeof(dt))
 			_exit(3);

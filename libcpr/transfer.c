@@ -528,6 +528,17 @@ static int xfer_unlink_stale(const struct sockaddr_un *sa, socklen_t sl)
 	return 0;
 }
 
+/* The address of @path and a fresh stream socket for it. */
+static int xfer_socket(const char *path, struct sockaddr_un *sa, socklen_t *sl)
+{
+	int r = xfer_sockaddr(path, sa, sl);
+
+	if (r < 0)
+		return r;
+	r = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return r < 0 ? -errno : r;
+}
+
 CPR_EXPORT int cpr_transfer_listen(const char *path, int *ret_fd)
 {
 	_cleanup_close_ int fd = -EBADF;
@@ -537,12 +548,9 @@ CPR_EXPORT int cpr_transfer_listen(const char *path, int *ret_fd)
 
 	if (!ret_fd)
 		return -EINVAL;
-	r = xfer_sockaddr(path, &sa, &sl);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = xfer_socket(path, &sa, &sl);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = xfer_unlink_stale(&sa, sl);
 	if (r < 0)
 		return r;
@@ -604,16 +612,12 @@ CPR_EXPORT int cpr_transfer_connect(const char *path, int *ret_fd)
 	_cleanup_close_ int fd = -EBADF;
 	struct sockaddr_un sa;
 	socklen_t sl;
-	int r;
 
 	if (!ret_fd)
 		return -EINVAL;
-	r = xfer_sockaddr(path, &sa, &sl);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = xfer_socket(path, &sa, &sl);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (connect(fd, (const struct sockaddr *)&sa, sl) < 0)
 		return -errno;
 	*ret_fd = TAKE_FD(fd);
