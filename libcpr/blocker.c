@@ -125,15 +125,15 @@ static void check_fds(struct cpr_ctx *ctx, uint32_t level, struct reasons *rs)
 		const char *kname = cpr_fd_kind_to_string(e->kind);
 		char q[80], why[200];
 
-		cpr_quote(q, sizeof(q), e->name, strlen(e->name));
 		if (kind_level(e->kind) > level && ++rs->n_level)
 			reason(rs, -EPROTONOSUPPORT, CPR_REC_FD, (uint32_t)i,
 			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs level %u)",
-			       q, e->id, kname, level, kind_level(e->kind));
+			       cpr_quote(q, sizeof(q), e->name, strlen(e->name)), e->id, kname,
+			       level, kind_level(e->kind));
 		if (kind_feature(e->kind, why, sizeof(why)) == 0)
 			reason(rs, -EOPNOTSUPP, CPR_REC_FD, (uint32_t)i,
-			       "fd \"%s\" id %d is a %s, but this kernel cannot preserve it: %s", q,
-			       e->id, kname, why);
+			       "fd \"%s\" id %d is a %s, but this kernel cannot preserve it: %s",
+			       cpr_quote(q, sizeof(q), e->name, strlen(e->name)), e->id, kname, why);
 	}
 }
 
@@ -188,8 +188,8 @@ static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	return 0;
 }
 
-int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
-		    void *userdata)
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, bool judge_state,
+		    cpr_diag_fn fn, void *userdata)
 {
 	struct reasons rs = { .fn = fn, .userdata = userdata };
 	int r;
@@ -204,7 +204,9 @@ int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr
 	check_fds(ctx, level, &rs);
 	if (mode == CPR_MODE_EXEC)
 		check_exec_kernel(&rs);
-	r = check_state(ctx, mode, level, &rs);
+	/* cpr_check() judges the whole state as the writer would; a hand-off
+	 * skips it, since the encode that follows makes the same judgement. */
+	r = judge_state ? check_state(ctx, mode, level, &rs) : 0;
 	if (r < 0)
 		return r;
 	return rs.n;
@@ -221,7 +223,7 @@ CPR_EXPORT int cpr_check(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t targe
 		target_level = cpr_ctx_get_target_level(ctx);
 	if (target_level < CPR_LEVEL_MIN || target_level > CPR_LEVEL_MAX)
 		return -EPROTONOSUPPORT;
-	r = blocker_collect(ctx, mode, target_level, fn, userdata);
+	r = blocker_collect(ctx, mode, target_level, true, fn, userdata);
 	if (r < 0)
 		return r;
 	return r > 0 ? -EBUSY : 0;

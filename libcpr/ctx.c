@@ -339,7 +339,7 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 			      CPR_LEVEL_MIN, CPR_LEVEL_MAX);
 		return -EPROTONOSUPPORT;
 	}
-	r = blocker_collect(ctx, mode, level, keep_first, &f);
+	r = blocker_collect(ctx, mode, level, false, keep_first, &f);
 	if (r < 0)
 		return r;
 	if (f.n > 0) {

@@ -139,8 +139,8 @@ void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);
 
 /* blocker.c: every reason forbidding @mode at @level; returns the count. */
-int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
-		    void *userdata);
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, bool judge_state,
+		    cpr_diag_fn fn, void *userdata);
 void blocker_free_all(struct cpr_ctx *ctx);
 
 /* teardown.c: the cpr-exec teardown helper (see there). */

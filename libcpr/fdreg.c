@@ -156,19 +156,22 @@ static void memfd_dev_probe(void)
 	}
 }
 
-/* A memfd is a regular file on the internal shmem or hugetlbfs mount that
- * answers F_GET_SEALS.  Checked by device number: no path lookup per fd. */
+/* A memfd is a regular file on the internal shmem or hugetlbfs mount.
+ * Checked by device number: no path lookup or extra call per fd.  Should a
+ * probe have failed, F_GET_SEALS and the /proc link decide instead. */
 static int check_memfd(int fd, const struct stat *st)
 {
 	char link[PATH_MAX];
 	int r;
 
-	if (!S_ISREG(st->st_mode) || fcntl(fd, F_GET_SEALS) < 0)
+	if (!S_ISREG(st->st_mode))
 		return -EMEDIUMTYPE;
 	pthread_once(&memfd_dev_once, memfd_dev_probe);
+	/* Only memfds live on those mounts: the device alone decides, with no
+	 * further system call per fd. */
 	if (st->st_dev && (st->st_dev == memfd_dev[0] || st->st_dev == memfd_dev[1]))
 		return 0;
-	if (memfd_dev[0] && memfd_dev[1])
+	if ((memfd_dev[0] && memfd_dev[1]) || fcntl(fd, F_GET_SEALS) < 0)
 		return -EMEDIUMTYPE;
 	r = fd_link(fd, link, sizeof(link));
 	if (r < 0)
