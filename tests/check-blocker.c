@@ -244,11 +244,5 @@ static Suite *blocker_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(blocker_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(blocker_suite());
 }

@@ -380,11 +380,5 @@ static Suite *cprd_limits_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cprd_limits_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(cprd_limits_suite());
 }

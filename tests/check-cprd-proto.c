@@ -280,11 +280,5 @@ static Suite *cprd_proto_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cprd_proto_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(cprd_proto_suite());
 }

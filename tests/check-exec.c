@@ -788,11 +788,5 @@ static Suite *exec_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(exec_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(exec_suite());
 }

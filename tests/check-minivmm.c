@@ -318,11 +318,5 @@ static Suite *minivmm_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(minivmm_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(minivmm_suite());
 }

@@ -561,14 +561,8 @@ static Suite *cpr_policy_suite(void)
 int main(void)
 {
 	const char *helper = getenv(HELPER_ENV);
-	SRunner *sr;
-	int failed;
 
 	if (helper)
 		return policy_exec_helper(helper);
-	sr = srunner_create(cpr_policy_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(cpr_policy_suite());
 }

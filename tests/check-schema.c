@@ -167,15 +167,9 @@ int main(void)
 {
 	Suite *s = suite_create("schema");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_schema_matches_committed);
 	tcase_add_test(tc, test_schema_levels_only_append);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(s);
 }

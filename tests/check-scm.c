@@ -588,11 +588,5 @@ static Suite *scm_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(scm_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(scm_suite());
 }

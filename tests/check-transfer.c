@@ -808,16 +808,12 @@ static Suite *transfer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(transfer_suite());
-	int failed;
+	int r;
 
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cpr-xfer-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return EXIT_FAILURE;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	r = test_run(transfer_suite());
 	(void)rmdir(tmpdir);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return r;
 }

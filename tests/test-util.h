@@ -20,6 +20,10 @@ const char *test_build_path(const char *rel);
 /* Exit 77 with @why printed, as automake's harness expects for a skip. */
 void test_skip(const char *why) __attribute__((noreturn));
 
+/* Run @s with Check (output per CK_VERBOSITY) and return the exit status. */
+struct Suite;
+int test_run(struct Suite *s);
+
 /* Assert the fd count of the process is back to @before (Check assertion). */
 #define test_assert_no_fd_leak(before) ck_assert_int_eq(test_count_fds(), (before))
 
