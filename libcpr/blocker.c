@@ -85,12 +85,11 @@ static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instanc
 static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
 		   const char *fmt, ...)
 {
-	struct cpr_error e = { .code = code, .record_type = type, .instance = instance,
-			       .offset = UINT64_MAX };
+	struct cpr_error e;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	cpr_error_setv(&e, code, type, instance, UINT64_MAX, fmt, ap);
 	va_end(ap);
 	rs->n++;
 	if (rs->fn)

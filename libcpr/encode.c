@@ -32,9 +32,8 @@ static void put_bytes(struct writer *w, const void *p, size_t n)
 	w->len += n;
 }
 
-static void put_record(struct writer *w, const struct schema_record *r, uint32_t type,
-		       bool critical, uint32_t instance, const uint8_t *fixed, uint16_t fixed_len,
-		       const void *var, uint32_t var_len)
+static void put_record(struct writer *w, uint32_t type, bool critical, uint32_t instance,
+		       const uint8_t *fixed, uint16_t fixed_len, const void *var, uint32_t var_len)
 {
 	uint8_t hdr[CPR_REC_HDR_SIZE];
 	static const uint8_t zero[8];
@@ -50,7 +49,6 @@ static void put_record(struct writer *w, const struct schema_record *r, uint32_t
 	put_bytes(w, var, var_len);
 	put_bytes(w, zero, PAD8(body));
 	w->records++;
-	(void)r;
 }
 
 static void warn_drop(struct writer *w, const struct schema_record *r, uint32_t instance,
@@ -147,7 +145,7 @@ static void put_producer(struct writer *w, const struct cpr_state_info *info)
 	le32_store(fixed, CPR_LIBCPR_VERSION);
 	le32_store(fixed + 4, info->vmm_version);
 	le16_store(fixed + 8, (uint16_t)n);
-	put_record(w, r, r->type, false, 0, fixed, schema_fixed_len(r, w->target), info->producer, n);
+	put_record(w, r->type, false, 0, fixed, schema_fixed_len(r, w->target), info->producer, n);
 }
 
 static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
@@ -178,7 +176,7 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 	k = apply_target(w, r, fixed, i, label);
 	if (k < 0)
 		return k;
-	put_record(w, r, r->type, true, i, fixed, schema_fixed_len(r, w->target), fd->name, n);
+	put_record(w, r->type, true, i, fixed, schema_fixed_len(r, w->target), fd->name, n);
 	return 0;
 }
 
@@ -205,7 +203,7 @@ static int put_ramblock(struct writer *w, const struct cpr_state_ramblock *rb, u
 	k = apply_target(w, r, fixed, i, label);
 	if (k < 0)
 		return k;
-	put_record(w, r, r->type, true, i, fixed, schema_fixed_len(r, w->target), rb->idstr, n);
+	put_record(w, r->type, true, i, fixed, schema_fixed_len(r, w->target), rb->idstr, n);
 	return 0;
 }
 
@@ -215,7 +213,7 @@ static void put_end(struct writer *w)
 	uint8_t fixed[8] = { 0 };
 
 	le32_store(fixed, w->records);
-	put_record(w, r, r->type, true, 0, fixed, sizeof(fixed), NULL, 0);
+	put_record(w, r->type, true, 0, fixed, sizeof(fixed), NULL, 0);
 }
 
 static void put_header(struct writer *w, const struct cpr_state_info *info)
@@ -259,7 +257,7 @@ static int put_all(struct writer *w, const struct cpr_state *st)
 	}
 	for (size_t i = 0; i < cpr_state_private_count(st); i++) {
 		const struct cpr_state_private *p = cpr_state_private_get(st, i);
-		put_record(w, NULL, p->type, false, p->instance, NULL, 0, p->data, (uint32_t)p->len);
+		put_record(w, p->type, false, p->instance, NULL, 0, p->data, (uint32_t)p->len);
 	}
 	put_end(w);
 	return 0;

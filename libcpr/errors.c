@@ -4,10 +4,8 @@
 #include "cpr/state.h"
 #include "internal.h"
 
-static void error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
-		       uint64_t offset, const char *fmt, va_list ap) _cpr_printf_(6, 0);
-static void error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
-		       uint64_t offset, const char *fmt, va_list ap)
+void cpr_error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
+		    uint64_t offset, const char *fmt, va_list ap)
 {
 	err->code = code;
 	err->record_type = type;
@@ -24,7 +22,7 @@ void cpr_error_set(struct cpr_error *err, int code, uint32_t type, uint32_t inst
 	if (!err)
 		return;
 	va_start(ap, fmt);
-	error_setv(err, code, type, instance, offset, fmt, ap);
+	cpr_error_setv(err, code, type, instance, offset, fmt, ap);
 	va_end(ap);
 }
 
@@ -36,7 +34,7 @@ int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, 
 	if (!err)
 		return code;
 	va_start(ap, fmt);
-	error_setv(err, code, type, instance, offset, fmt, ap);
+	cpr_error_setv(err, code, type, instance, offset, fmt, ap);
 	va_end(ap);
 	return code;
 }

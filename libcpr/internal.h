@@ -107,6 +107,8 @@ uint32_t cpr_crc32c(uint32_t crc, const void *buf, size_t len);
 struct cpr_error;
 void cpr_error_set(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
 		   uint64_t offset, const char *fmt, ...) _cpr_printf_(6, 7);
+void cpr_error_setv(struct cpr_error *err, int code, uint32_t type, uint32_t instance,
+		    uint64_t offset, const char *fmt, va_list ap) _cpr_printf_(6, 0);
 /* cpr_error_set() that returns @code, for "return cpr_fail(...)". */
 int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, uint64_t offset,
 	     const char *fmt, ...) _cpr_printf_(6, 7);

@@ -459,8 +459,6 @@ static int gen_record(struct gen *g, struct json_object *o, unsigned index, uint
 		if (!var)
 			return -ENOMEM;
 	}
-	if (r && type == CPR_REC_END && !json_object_object_get_ex(o, "record_count", &x))
-		le32_store(fixed, index);
 	if (r && gen_fixed(g, r, o, fixed, var_len) < 0)
 		return gen_fail(g, "bad field value", index);
 	if (r && type == CPR_REC_END && !json_object_object_get_ex(o, "record_count", &x))

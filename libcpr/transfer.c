@@ -31,17 +31,8 @@ struct xfer_preamble {
 	uint8_t stream_id[16];
 };
 
-static void xfer_err(struct cpr_error *err, int code, const char *fmt, ...) _cpr_printf_(3, 4);
-static void xfer_err(struct cpr_error *err, int code, const char *fmt, ...)
-{
-	char msg[sizeof(err->message)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cpr_error_set(err, code, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s", msg);
-}
+/* Transport errors concern no record. */
+#define xfer_err(err, code, ...) cpr_error_set((err), (code), NO_TYPE, NO_INST, UINT64_MAX, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- replies */
 
