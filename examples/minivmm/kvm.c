@@ -86,15 +86,57 @@ static int kvm_set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ? -errno : 0;
 }
 
-/* RAM below 3 GiB at 0, the rest from 4 GiB, as a PC does. */
-static int kvm_memslots(struct vm *vm)
+/*
+ * RAM below 3 GiB at 0, the rest from 4 GiB, as a PC does.  The low part is
+ * two slots, the boot slot first: what the guest program touches.  A slot's
+ * KVM bookkeeping costs time in proportion to its size (about 0.3 ms per
+ * GiB here), so an exec upgrade registers the boot slot inside the pause
+ * and the rest once the guest runs again.
+ */
+struct slot_span {
+	uint32_t slot;
+	uint64_t gpa, off, size;
+};
+
+static unsigned ram_spans(const struct vm *vm, struct slot_span *s)
 {
 	uint64_t low = vm->ram_size < GUEST_LOW_MAX ? vm->ram_size : GUEST_LOW_MAX;
-	int r = kvm_set_slot(vm, 0, 0, low, vm->ram);
+	uint64_t boot = vm->boot_slot_size < low ? vm->boot_slot_size : low;
+	unsigned n = 0;
 
-	if (r < 0 || vm->ram_size == low)
-		return r;
-	return kvm_set_slot(vm, 1, GUEST_HIGH_BASE, vm->ram_size - low, vm->ram + low);
+	s[n++] = (struct slot_span){ 0, 0, 0, boot };
+	if (low > boot)
+		s[n++] = (struct slot_span){ 2, boot, boot, low - boot };
+	if (vm->ram_size > low)
+		s[n++] = (struct slot_span){ 1, GUEST_HIGH_BASE, low, vm->ram_size - low };
+	return n;
+}
+
+/* Register spans [first, last) of guest RAM. */
+static int kvm_memslots(struct vm *vm, unsigned first, unsigned last)
+{
+	struct slot_span s[3];
+	unsigned n = ram_spans(vm, s);
+
+	for (unsigned i = first; i < n && i < last; i++) {
+		int r = kvm_set_slot(vm, s[i].slot, s[i].gpa, s[i].size, vm->ram + s[i].off);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Host address of guest RAM [gpa, gpa + len), or NULL if it is not RAM. */
+static uint8_t *ram_at(const struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	struct slot_span s[3];
+	unsigned n = ram_spans(vm, s);
+
+	for (unsigned i = 0; i < n; i++)
+		if (gpa >= s[i].gpa && len <= s[i].size && gpa - s[i].gpa <= s[i].size - len)
+			return vm->ram + s[i].off + (gpa - s[i].gpa);
+	return NULL;
 }
 
 static int kvm_create_vcpu(struct vm *vm, struct vcpu *v, struct kvm_cpuid2 *cpuid)
@@ -140,7 +182,7 @@ static void *memslots_thread(void *arg)
 {
 	struct vm *vm = arg;
 	uint64_t t0 = now_ns();
-	int r = kvm_memslots(vm);
+	int r = kvm_memslots(vm, 0, vm->slots_deferred ? 1 : 3);
 
 	vm->timing.memslots_ns = now_ns() - t0;
 	return (void *)(intptr_t)r;
@@ -186,12 +228,17 @@ static int kvm_build(struct vm *vm)
 	return (int)(intptr_t)slots_r;
 }
 
-int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus)
+int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus,
+	    bool defer_slots, uint64_t boot_slot)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
 	int r;
 
 	if (n_vcpus == 0 || n_vcpus > VM_MAX_VCPUS || ram_size < VM_RAM_MIN)
+		return -EINVAL;
+	/* The guest's code must be in a registered slot: KVM cannot run
+	 * instructions it has to fetch through MMIO. */
+	if (boot_slot % 4096 || (boot_slot && boot_slot < GUEST_SLOTS))
 		return -EINVAL;
 	*vm = (struct vm){
 		.use_kvm = use_kvm,
@@ -200,7 +247,10 @@ int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsign
 		.ram = ram,
 		.ram_size = ram_size,
 		.n_vcpus = n_vcpus,
+		.boot_slot_size = boot_slot ? boot_slot : GUEST_BOOT_SLOT_SIZE,
+		.slots_deferred = use_kvm && defer_slots,
 	};
+
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	for (unsigned i = 0; i < n_vcpus; i++)
@@ -236,6 +286,26 @@ static void vcpu_fail(struct vcpu *v, int err, const char *what)
 	v->error = err;
 }
 
+/*
+ * Guest RAM whose slot is still deferred exits as MMIO: do the access on
+ * the host mapping of the same pages.  Anything else is not ours.
+ */
+static int vcpu_ram_access(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct kvm_run *run = v->run;
+	uint8_t *host = ram_at(vm, run->mmio.phys_addr, run->mmio.len);
+
+	if (!vm->slots_deferred || !host || run->mmio.len > sizeof(run->mmio.data))
+		return -EIO;
+	if (run->mmio.is_write)
+		memcpy(host, run->mmio.data, run->mmio.len);
+	else
+		memcpy(run->mmio.data, host, run->mmio.len);
+	atomic_fetch_add(&vm->mmio_ram, 1);
+	return 0;
+}
+
 static int vcpu_handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -245,6 +315,8 @@ static int vcpu_handle_exit(struct vcpu *v)
 		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port == GUEST_HEARTBEAT_PORT)
 			atomic_fetch_add(&v->heartbeats, 1);
 		return 0;
+	case KVM_EXIT_MMIO:
+		return vcpu_ram_access(v);
 	case KVM_EXIT_INTR:
 		return 0;
 	case KVM_EXIT_HLT:
@@ -518,10 +590,47 @@ uint64_t vm_heartbeats(struct vm *vm)
 	return n;
 }
 
+static void *late_slots_thread(void *arg)
+{
+	struct vm *vm = arg;
+	uint64_t t0;
+
+	if (vm->slots_delay_ms)
+		nanosleep(&(struct timespec){ .tv_sec = vm->slots_delay_ms / 1000,
+					      .tv_nsec = (vm->slots_delay_ms % 1000) * 1000000l },
+			  NULL);
+	t0 = now_ns();
+	vm->slots_error = kvm_memslots(vm, 1, 3);
+	vm->timing.t_late_slots_done = now_ns();
+	vm->timing.late_slots_ns = vm->timing.t_late_slots_done - t0;
+	return NULL;
+}
+
+int vm_add_deferred_slots(struct vm *vm, unsigned delay_ms)
+{
+	if (!vm->slots_deferred || vm->have_slots_thread || vm->timing.t_late_slots_done)
+		return 0;
+	vm->slots_delay_ms = delay_ms;
+	if (pthread_create(&vm->slots_thread, NULL, late_slots_thread, vm) == 0)
+		vm->have_slots_thread = true;
+	else
+		late_slots_thread(vm);
+	return vm->have_slots_thread ? 0 : vm->slots_error;
+}
+
+int vm_wait_slots(struct vm *vm)
+{
+	if (vm->have_slots_thread)
+		pthread_join(vm->slots_thread, NULL);
+	vm->have_slots_thread = false;
+	return vm->slots_error;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (vm->n_vcpus == 0)
 		return;
+	vm_wait_slots(vm);
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vm->stop_req, true);
 	__atomic_store_n(&vm->want, VM_WANT_EXIT, __ATOMIC_RELEASE);

@@ -67,7 +67,7 @@ int machine_boot(struct vmm *m)
 	guest_load(cpr_ramblock_host(m->rb), m->rec.ram_size, seed, m->rec.iters, &fp);
 	m->rec.static_sum = fp.static_sum;
 	m->rec.ram_hash = fp.ram_hash;
-	r = machine_build_vm(m);
+	r = machine_build_vm(m, false);
 	if (r < 0)
 		return r;
 	vm_boot_state(&m->vm);
@@ -113,10 +113,10 @@ int machine_adopt(struct vmm *m)
 	return 0;
 }
 
-int machine_build_vm(struct vmm *m)
+int machine_build_vm(struct vmm *m, bool defer_slots)
 {
 	int r = vm_init(&m->vm, m->rec.flags & VM_FLAG_KVM, cpr_ramblock_host(m->rb),
-			m->rec.ram_size, m->rec.n_vcpus);
+			m->rec.ram_size, m->rec.n_vcpus, defer_slots, m->opt.boot_slot);
 
 	m->vm.rt = m->opt.rt;
 	if (r < 0)

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"%s"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
 		"  --no-rt               no SCHED_FIFO for the threads of the pause\n"
+		"  --boot-slot SIZE      memory slot an exec upgrade registers in the pause\n"
+		"  --slot-delay MS       register the other slots MS ms after the resume\n"
 		"  --quiet               print only errors\n"
 		"  --send COMMAND        client: send COMMAND to --control, print the reply\n",
 		VM_MAX_VCPUS,
@@ -125,7 +127,7 @@ enum {
 	OPT_RAM = 256, OPT_VCPUS, OPT_HUGEPAGES, OPT_NO_KVM, OPT_CONTROL, OPT_MODE,
 	OPT_EVERY, OPT_MODES, OPT_UPGRADES, OPT_EXIT_AFTER, OPT_UPGRADE_TO, OPT_LEVEL,
 	OPT_BLOCK, OPT_RUN_DIR, OPT_NO_VERIFY, OPT_QUIET, OPT_SEND, OPT_INCOMING, OPT_HELP,
-	OPT_CPRD, OPT_INCOMING_CPRD, OPT_NO_RT,
+	OPT_CPRD, OPT_INCOMING_CPRD, OPT_NO_RT, OPT_BOOT_SLOT, OPT_SLOT_DELAY,
 };
 
 static const struct option long_options[] = {
@@ -151,6 +153,8 @@ static const struct option long_options[] = {
 	{ "cprd-socket", required_argument, NULL, OPT_CPRD },
 	{ "incoming-cprd", required_argument, NULL, OPT_INCOMING_CPRD },
 	{ "no-rt", no_argument, NULL, OPT_NO_RT },
+	{ "boot-slot", required_argument, NULL, OPT_BOOT_SLOT },
+	{ "slot-delay", required_argument, NULL, OPT_SLOT_DELAY },
 	{ 0 },
 };
 
@@ -196,6 +200,12 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 	case OPT_RUN_DIR: o->run_dir = arg; return 0;
 	case OPT_NO_VERIFY: o->verify_ram = false; return 0;
 	case OPT_NO_RT: o->rt = false; return 0;
+	case OPT_BOOT_SLOT:
+		if (parse_size(arg, &o->boot_slot) < 0 || o->boot_slot % 4096 ||
+		    o->boot_slot < GUEST_SLOTS)
+			return -EINVAL;
+		return 0;
+	case OPT_SLOT_DELAY: return parse_uint(arg, 60000, &o->slot_delay_ms);
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_SEND: *send = arg; return 0;
 	case OPT_INCOMING: o->incoming_transfer = arg; return 0;

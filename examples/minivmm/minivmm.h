@@ -51,6 +51,9 @@
 /* Real-mode memory hole for KVM's TSS and identity map, below 4 GiB. */
 #define GUEST_LOW_MAX (3ull << 30)
 #define GUEST_HIGH_BASE (4ull << 30)
+/* The memory slot an exec upgrade registers inside the pause: all the guest
+ * program touches.  The rest of RAM follows while the guest runs. */
+#define GUEST_BOOT_SLOT_SIZE (2ull << 20)
 #define GUEST_TSS_ADDR 0xfffbd000u
 
 static inline uint64_t now_ns(void)
@@ -136,6 +139,8 @@ struct vm_timing {
 	uint64_t create_vcpus_ns;	/* these two overlap */
 	uint64_t memslots_ns;
 	uint64_t total_ns;
+	uint64_t late_slots_ns;		/* deferred slots, registered while the guest ran */
+	uint64_t t_late_slots_done;
 };
 
 struct vm {
@@ -155,12 +160,31 @@ struct vm {
 	atomic_bool stop_req;
 	bool failed;			/* a vCPU hit a fatal error */
 	bool rt;			/* boost kicked vCPU threads to SCHED_FIFO */
+
+	uint64_t boot_slot_size;	/* slot 0; the rest is deferred or not */
+	bool slots_deferred;		/* RAM above the boot slot not registered yet */
+	pthread_t slots_thread;
+	bool have_slots_thread;
+	unsigned slots_delay_ms;	/* a test's window with slots still deferred */
+	int slots_error;
+	atomic_uint_fast64_t mmio_ram;	/* guest accesses to RAM done by us meanwhile */
 };
 
 /* 1 if /dev/kvm can create a VM here, 0 if not (reason in @why). */
 int vm_kvm_usable(char *why, size_t len);
-/* Build the VM (KVM: VM, vCPUs, memory slots over @ram; else interpreter). */
-int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus);
+/*
+ * Build the VM (KVM: VM, vCPUs, memory slots over @ram; else interpreter).
+ * With @defer_slots, only the boot slot (@boot_slot bytes at 0, or
+ * GUEST_BOOT_SLOT_SIZE when 0) is registered now: vm_add_deferred_slots()
+ * registers the rest later, and until then the guest's accesses to that
+ * RAM exit to us and are done on the same pages.
+ */
+int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus,
+	    bool defer_slots, uint64_t boot_slot);
+/* Register the deferred memory slots on a thread of their own (no-op when
+ * none are deferred); vm_wait_slots() waits for it and returns its error. */
+int vm_add_deferred_slots(struct vm *vm, unsigned delay_ms);
+int vm_wait_slots(struct vm *vm);
 /* Set every vCPU to the boot state. */
 void vm_boot_state(struct vm *vm);
 /* Create the vCPU threads; they poll for vm_start() for a while when a CPU

@@ -93,11 +93,18 @@ static void print_pause(struct vmm *m)
 		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main),
 		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm),
 		       ms(r->t_vm, r->t_first_run));
-	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM))
-		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside memory slots %.3f\n",
+	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM)) {
+		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside the boot slot %.3f\n",
 		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
 		       m->vm.timing.memslots_ns / 1e6);
-	else
+		if (m->vm.timing.t_late_slots_done)
+			printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after the resume (%.3f ms of\n"
+			       "            KVM slot setup), while the guest ran; %llu guest accesses to it before that\n",
+			       (unsigned long long)((m->rec.ram_size - m->vm.boot_slot_size) >> 20),
+			       ms(r->t_first_run, m->vm.timing.t_late_slots_done),
+			       m->vm.timing.late_slots_ns / 1e6,
+			       (unsigned long long)atomic_load(&m->vm.mmio_ram));
+	} else
 		printf("            = stop %.3f + move vCPU state %.3f + start %.3f\n"
 		       "  before    while the guest still ran: new process up, state %s, RAM\n"
 		       "            adopted and VM built in %.3f ms (of which VM %.3f)\n",
@@ -134,7 +141,12 @@ void report_upgrade(struct vmm *m)
 
 	wait_progress(m, base);
 	machine_counters(m, r->counters_after);
-	r->check = upgrade_checks(m, r->counters_after, why, sizeof(why));
+	r->check = vm_wait_slots(&m->vm);
+	if (r->check < 0)
+		snprintf(why, sizeof(why), "registering guest RAM with KVM: %s",
+			 strerror(-r->check));
+	else
+		r->check = upgrade_checks(m, r->counters_after, why, sizeof(why));
 	snprintf(r->check_msg, sizeof(r->check_msg), "%s", r->check < 0 ? why : "ok");
 	if (m->opt.quiet)
 		return;
@@ -182,7 +194,7 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 	return snprintf(buf, len,
 			"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
 			"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
-			"check=%s",
+			"late_slots_ns=%llu ram_exits=%llu check=%s",
 			r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid,
 			(int)getpid(), (unsigned long long)(r->t_first_run - p->t_stop),
 			(unsigned long long)(p->t_handoff - p->t_stop),
@@ -192,7 +204,10 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 					     (p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv)),
 			before, after, (unsigned long long)p->ram_ino,
 			(unsigned long long)m->ram_ino, m->rec.upgrades,
-			r->check < 0 ? "failed" : "ok");
+			(unsigned long long)(m->vm.timing.t_late_slots_done
+						     ? m->vm.timing.t_late_slots_done - r->t_first_run
+						     : 0),
+			(unsigned long long)atomic_load(&m->vm.mmio_ram), r->check < 0 ? "failed" : "ok");
 }
 
 void report_status(struct vmm *m, char *buf, size_t len)

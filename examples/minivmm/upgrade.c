@@ -73,6 +73,12 @@ static int precheck(struct vmm *m, enum upgrade_mode mode, char *why, size_t len
 	int r;
 
 	why[0] = '\0';
+	/* All of guest RAM in the VM before it stops again. */
+	r = vm_wait_slots(&m->vm);
+	if (r < 0) {
+		snprintf(why, len, "registering guest RAM with KVM: %s", strerror(-r));
+		return r;
+	}
 	r = cpr_check(m->ctx, cm, m->opt.target_level, reason_add, &rs);
 	if (r == -EBUSY)
 		return r;
@@ -533,8 +539,9 @@ int incoming_exec(struct vmm *m)
 	int r = machine_adopt(m);
 
 	m->report.t_ram = now_ns();
+	/* Only the boot slot in the pause: the rest follows while the guest runs. */
 	if (r >= 0)
-		r = machine_build_vm(m);
+		r = machine_build_vm(m, true);
 	if (r >= 0)
 		r = vm_arm(&m->vm);
 	m->report.t_vm = now_ns();
@@ -542,6 +549,8 @@ int incoming_exec(struct vmm *m)
 		r = apply_pause(m, cpr_ctx_incoming_state(m->ctx));
 	if (r >= 0)
 		r = vm_start(&m->vm);
+	if (r >= 0)
+		r = vm_add_deferred_slots(&m->vm, m->opt.slot_delay_ms);
 	/* The old image's boost came through execve(). */
 	pause_boost(m, false);
 	if (r >= 0)
@@ -625,7 +634,7 @@ int prepare_incoming(struct vmm *m)
 
 	m->report.t_ram = now_ns();
 	if (r >= 0)
-		r = machine_build_vm(m);
+		r = machine_build_vm(m, false);
 	m->report.t_vm = now_ns();
 	m->report.prepared = true;
 	return r;

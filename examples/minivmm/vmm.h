@@ -33,6 +33,8 @@ struct options {
 	bool quiet;
 	bool verify_ram;
 	bool rt;				/* SCHED_FIFO during the pause */
+	uint64_t boot_slot;			/* 0: GUEST_BOOT_SLOT_SIZE */
+	unsigned slot_delay_ms;
 	const char *control_path;
 	enum upgrade_mode mode;			/* for SIGUSR1 */
 	enum upgrade_mode cycle[MAX_CYCLE];	/* for --upgrade-every */
@@ -104,7 +106,7 @@ int control_client(const char *path, const char *cmd);
 /* machine.c: RAM, guest and VM bring-up for both fresh and incoming images. */
 int machine_boot(struct vmm *m);
 int machine_adopt(struct vmm *m);
-int machine_build_vm(struct vmm *m);
+int machine_build_vm(struct vmm *m, bool defer_slots);
 void machine_counters(struct vmm *m, uint64_t *counters);
 /* Check guest and host fingerprints; 0 ok, -EBADMSG with @why filled. */
 int machine_verify(struct vmm *m, bool ram, char *why, size_t len);
