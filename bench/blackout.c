@@ -41,10 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blackout.h"
+
 #ifndef PLOT_SCRIPT
 #define PLOT_SCRIPT "bench/plot.gp"
 #endif
-#define MAX_REPS 20
+#define MAX_REPS BLACKOUT_MAX_REPS
 #define MAX_POINTS 64
 #define HUGE_2M (2ull << 20)
 #define CHUNK (64ull << 20)
@@ -61,6 +63,8 @@ struct point {
 	double copy_ms;
 	double pause_min_ms, pause_max_ms;
 	double floor_exec_ms, floor_kvm_ms;	/* exec: the two parts of floor_ms */
+	double qemu_ms;				/* QEMU's cpr-transfer, same RAM and pages */
+	double late_ms[MAX_REPS];		/* exec: other memory slots joined after resume */
 	bool ok;
 };
 
@@ -81,6 +85,7 @@ struct config {
 	bool copy;
 	unsigned modes;		/* bit 0 exec, 1 transfer, 2 cprd */
 	const char *cprd;	/* daemon binary for the cprd mode */
+	const char *qemu;	/* NULL: QEMU not measured */
 };
 
 static uint64_t now_ns(void)
@@ -91,7 +96,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static double median(double *v, unsigned n)
+double blackout_median(double *v, unsigned n)
 {
 	for (unsigned i = 1; i < n; i++)
 		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
@@ -481,12 +486,17 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 				fprintf(stderr, "blackout: %s at %u GiB: %s\n", cmd, gib, reply);
 				continue;
 			}
+			pts[k]->late_ms[pts[k]->n] = field_ms(reply, "late_slots_ns");
 			pts[k]->pause_ms[pts[k]->n++] = field_ms(reply, "pause_ns");
 			pts[k]->ok = true;
 			settle(reply, gib);
-			fprintf(stderr, "  %-8s pause %8.3f ms = stop %.3f + hand-off %.3f + restore %.3f\n",
+			fprintf(stderr, "  %-8s pause %8.3f ms = stop %.3f + hand-off %.3f + restore %.3f",
 				pts[k]->mode, field_ms(reply, "pause_ns"), field_ms(reply, "stop_ns"),
 				field_ms(reply, "handoff_ns"), field_ms(reply, "restore_ns"));
+			if (field_ms(reply, "late_slots_ns") > 0)
+				fprintf(stderr, "; rest of RAM in the VM %.3f ms after the resume",
+					field_ms(reply, "late_slots_ns"));
+			fprintf(stderr, "\n");
 		}
 	}
 	ctl(sock, "quit", reply, sizeof(reply));
@@ -511,7 +521,7 @@ static double median_of(double (*fn)(uint8_t *, uint64_t), uint8_t *map, uint64_
 		if (!isnan(x))
 			v[n++] = x;
 	}
-	return median(v, n);
+	return blackout_median(v, n);
 }
 
 struct floors {
@@ -539,7 +549,7 @@ static void measure_floors(const struct config *c, unsigned gib, unsigned page_k
 		if (!isnan(x))
 			v[n++] = x;
 	}
-	f->exec_ms = median(v, n);
+	f->exec_ms = blackout_median(v, n);
 	f->kvm_ms = median_of(floor_kvm_once, map, size, c->reps);
 	f->transfer_ms = median_of(floor_transfer_once, map, size, c->reps);
 	if (c->copy)
@@ -563,15 +573,15 @@ static const char *num(char *buf, size_t len, double v, int prec)
 
 static void print_table(const struct point *pts, unsigned n)
 {
-	printf("\n%-9s %4s %5s %10s %10s %9s %11s %11s\n", "mode", "GiB", "page", "pause_ms",
-	       "floor_ms", "vs floor", "copy_ms", "copy/pause");
+	printf("\n%-9s %4s %5s %10s %10s %9s %11s %11s %9s %10s\n", "mode", "GiB", "page",
+	       "pause_ms", "floor_ms", "vs floor", "copy_ms", "copy/pause", "qemu_ms", "qemu/pause");
 	for (unsigned i = 0; i < n; i++) {
 		const struct point *p = &pts[i];
 		double pause = p->pause_ms[0];
 
-		printf("%-9s %4u %4uK %10.3f %10.3f %8.1fx %11.1f %10.0fx\n", p->mode, p->ram_gib,
-		       p->page_kib, pause, p->floor_ms, pause / p->floor_ms, p->copy_ms,
-		       p->copy_ms / pause);
+		printf("%-9s %4u %4uK %10.3f %10.3f %8.1fx %11.1f %10.0fx %9.3f %9.1fx\n", p->mode,
+		       p->ram_gib, p->page_kib, pause, p->floor_ms, pause / p->floor_ms, p->copy_ms,
+		       p->copy_ms / pause, p->qemu_ms, p->qemu_ms / pause);
 	}
 }
 
@@ -583,17 +593,18 @@ static void print_json(const struct point *pts, unsigned n, FILE *f)
 	for (unsigned i = 0; i < n; i++) {
 		const struct point *p = &pts[i];
 
-		char e[32], g[32], h[32], k[32];
+		char e[32], g[32], h[32], k[32], q[32], l[32];
 
 		fprintf(f,
 			"  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, \"pause_ms\": %s, "
-			"\"floor_ms\": %s, \"copy_ms\": %s, \"qemu_ms\": null, \"reps\": %u, "
+			"\"floor_ms\": %s, \"copy_ms\": %s, \"qemu_ms\": %s, \"reps\": %u, "
 			"\"pause_min_ms\": %s, \"pause_max_ms\": %s, \"floor_exec_ms\": %s, "
-			"\"floor_kvm_ms\": %s}%s\n",
+			"\"floor_kvm_ms\": %s, \"slots_after_ms\": %s}%s\n",
 			p->mode, p->ram_gib, p->page_kib, num(a, sizeof(a), p->pause_ms[0], 4),
-			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1), p->n,
-			num(e, sizeof(e), p->pause_min_ms, 4), num(g, sizeof(g), p->pause_max_ms, 4),
-			num(h, sizeof(h), p->floor_exec_ms, 4), num(k, sizeof(k), p->floor_kvm_ms, 4),
+			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1),
+			num(q, sizeof(q), p->qemu_ms, 4), p->n, num(e, sizeof(e), p->pause_min_ms, 4),
+			num(g, sizeof(g), p->pause_max_ms, 4), num(h, sizeof(h), p->floor_exec_ms, 4),
+			num(k, sizeof(k), p->floor_kvm_ms, 4), num(l, sizeof(l), p->late_ms[0], 4),
 			i + 1 < n ? "," : "");
 	}
 	fprintf(f, "]\n");
@@ -612,7 +623,8 @@ static const struct point *find(const struct point *pts, unsigned n, const char 
 /* The project's pause targets, as ratios of what this run measured. */
 static void print_targets(const struct point *pts, unsigned n)
 {
-	printf("\ntargets (QEMU 10.0 cpr-transfer reference: %.1f ms at 1 GiB, %.1f ms at 8 GiB)\n",
+	printf("\ntargets (QEMU 10.0 cpr-transfer: measured in this run where qemu_ms is set, else\n"
+	       "the reference %.1f ms at 1 GiB, %.1f ms at 8 GiB)\n",
 	       QEMU_REF_1G_MS, QEMU_REF_8G_MS);
 	for (unsigned pk = 4; pk <= 2048; pk *= 512) {
 		const struct point *t1 = find(pts, n, "transfer", 1, pk);
@@ -634,10 +646,14 @@ static void print_targets(const struct point *pts, unsigned n)
 		if (!any)
 			continue;
 		printf("  %4u KiB pages: transfer max %.3f ms (<= 0.5)", pk, tmax);
-		if (t1 && t8)
-			printf(", 8/1 GiB %.2fx (<= 1.2), vs QEMU %.0fx / %.0fx below (>= 5)",
-			       t8->pause_ms[0] / t1->pause_ms[0], QEMU_REF_1G_MS / t1->pause_ms[0],
-			       QEMU_REF_8G_MS / t8->pause_ms[0]);
+		if (t1 && t8) {
+			bool measured = !isnan(t1->qemu_ms) && !isnan(t8->qemu_ms);
+
+			printf(", 8/1 GiB %.2fx (<= 1.2), vs QEMU%s %.0fx / %.0fx below (>= 5)",
+			       t8->pause_ms[0] / t1->pause_ms[0], measured ? " here" : " reference",
+			       (measured ? t1->qemu_ms : QEMU_REF_1G_MS) / t1->pause_ms[0],
+			       (measured ? t8->qemu_ms : QEMU_REF_8G_MS) / t8->pause_ms[0]);
+		}
 		if (e1 && e8)
 			printf("; exec 8/1 GiB %.2fx (<= 2)", e8->pause_ms[0] / e1->pause_ms[0]);
 		if (t8 && e8)
@@ -647,7 +663,7 @@ static void print_targets(const struct point *pts, unsigned n)
 	}
 }
 
-/* Columns: ram_gib page_kib mode pause_ms floor_ms copy_ms */
+/* Columns: ram_gib page_kib mode pause_ms floor_ms copy_ms qemu_ms */
 static void write_dat(const struct config *c, const struct point *pts, unsigned n)
 {
 	char path[512];
@@ -657,10 +673,11 @@ static void write_dat(const struct config *c, const struct point *pts, unsigned 
 	f = fopen(path, "we");
 	if (!f)
 		return;
-	fprintf(f, "# ram_gib page_kib mode pause_ms floor_ms copy_ms\n");
+	fprintf(f, "# ram_gib page_kib mode pause_ms floor_ms copy_ms qemu_ms\n");
 	for (unsigned i = 0; i < n; i++)
-		fprintf(f, "%u %u %s %.4f %.4f %.1f\n", pts[i].ram_gib, pts[i].page_kib,
-			pts[i].mode, pts[i].pause_ms[0], pts[i].floor_ms, pts[i].copy_ms);
+		fprintf(f, "%u %u %s %.4f %.4f %.1f %.4f\n", pts[i].ram_gib, pts[i].page_kib,
+			pts[i].mode, pts[i].pause_ms[0], pts[i].floor_ms, pts[i].copy_ms,
+			pts[i].qemu_ms);
 	fclose(f);
 }
 
@@ -766,7 +783,8 @@ static void usage(void)
 	fprintf(stderr,
 		"Usage: blackout [--minivmm PATH] [--sizes 1,4,8] [--pages 4,2048] [--reps N]\n"
 		"                [--modes exec,transfer] [--no-copy] [--out-dir DIR] [--json]\n"
-		"                [--plot-script PATH] [--cprd PATH-TO-CPRD]\n");
+		"                [--plot-script PATH] [--cprd PATH-TO-CPRD]\n"
+		"                [--qemu PATH | --no-qemu]\n");
 }
 
 static int parse_args(struct config *c, int argc, char **argv)
@@ -783,6 +801,10 @@ static int parse_args(struct config *c, int argc, char **argv)
 			c->copy = false;
 			continue;
 		}
+		if (!strcmp(a, "--no-qemu")) {
+			c->qemu = NULL;
+			continue;
+		}
 		if (!v)
 			return -EINVAL;
 		i++;
@@ -794,6 +816,8 @@ static int parse_args(struct config *c, int argc, char **argv)
 			c->plot_script = v;
 		else if (!strcmp(a, "--cprd"))
 			c->cprd = v;
+		else if (!strcmp(a, "--qemu"))
+			c->qemu = v;
 		else if (!strcmp(a, "--sizes"))
 			r = parse_list(v, c->sizes, 8, &c->n_sizes);
 		else if (!strcmp(a, "--pages"))
@@ -818,7 +842,14 @@ static int parse_args(struct config *c, int argc, char **argv)
 
 static void finish_point(struct point *p, double floor_ms, double copy_ms)
 {
-	double pause = median(p->pause_ms, p->n);
+	double pause = blackout_median(p->pause_ms, p->n);
+	double late[MAX_REPS];
+	unsigned n_late = 0;
+
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->late_ms[i] > 0)
+			late[n_late++] = p->late_ms[i];
+	p->late_ms[0] = blackout_median(late, n_late);
 
 	p->pause_min_ms = p->n ? p->pause_ms[0] : NAN;
 	p->pause_max_ms = p->n ? p->pause_ms[p->n - 1] : NAN;
@@ -866,7 +897,7 @@ static unsigned run_page_size(const struct config *c, unsigned page_kib, struct 
 				continue;
 			mp[n_modes] = &pts[n++];
 			*mp[n_modes++] = (struct point){ .mode = names[i], .ram_gib = gib,
-							 .page_kib = page_kib };
+							 .page_kib = page_kib, .qemu_ms = NAN };
 		}
 		if (page_kib == 2048 && (added = hugepages_reserve(gib)) < 0) {
 			fprintf(stderr, "blackout: cannot reserve %u GiB of 2 MiB pages\n", gib);
@@ -888,6 +919,15 @@ static unsigned run_page_size(const struct config *c, unsigned page_kib, struct 
 		}
 		fprintf(stderr, "  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f ms\n",
 			f.exec_ms, f.kvm_ms, f.transfer_ms, f.copy_ms);
+		if (c->qemu) {
+			double q;
+
+			fprintf(stderr, "blackout: %u GiB on %u KiB pages: QEMU cpr-transfer...\n", gib,
+				page_kib);
+			q = qemu_cpr_pause(c->qemu, c->out_dir, gib, page_kib, c->reps);
+			for (unsigned i = 0; i < n_modes; i++)
+				mp[i]->qemu_ms = q;
+		}
 		hugepages_unreserve(added);
 	}
 	return n;
@@ -908,6 +948,7 @@ int main(int argc, char **argv)
 		.reps = 3,
 		.copy = true,
 		.modes = 3,
+		.qemu = "qemu-system-x86_64",
 	};
 	char self[4096];
 	ssize_t len;
@@ -930,6 +971,14 @@ int main(int argc, char **argv)
 	if (c.modes & 4u) {
 		if (!c.cprd || (cprd_pid = cprd_start(&c)) < 0)
 			c.modes &= ~4u;
+	}
+	if (c.qemu) {
+		char why[512];
+
+		if (!qemu_usable(c.qemu, why, sizeof(why))) {
+			fprintf(stderr, "blackout: no QEMU comparison (qemu_ms null): %s\n", why);
+			c.qemu = NULL;
+		}
 	}
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (unsigned p = 0; p < c.n_pages; p++)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Guest pause versus RAM size per upgrade mode, from bench/blackout's
-# blackout.dat (columns: ram_gib page_kib mode pause_ms floor_ms copy_ms).
+# blackout.dat (columns: ram_gib page_kib mode pause_ms floor_ms copy_ms
+# qemu_ms; qemu_ms is nan when QEMU was not measured).
 #   gnuplot -e "dat='blackout.dat'; out='blackout'" bench/plot.gp
 if (!exists("dat")) dat = 'blackout.dat'
 if (!exists("out")) out = 'blackout'
@@ -19,7 +20,7 @@ set style data linespoints
 
 sel(mode, page) = sprintf("< awk '$3 == \"%s\" && $2 == %d' %s", mode, page, dat)
 
-# Measured on this machine with QEMU 10.0.2 (see the project's peer baselines).
+# QEMU 10.0.2 measured earlier on a machine of this kind, for runs without it.
 $qemu << EOD
 1 2.8
 8 4.1
@@ -36,7 +37,9 @@ plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
      sel("exec", 4)        using 1:6 title "copy: save + restore" dt 2 lw 1 pt 1, \
      sel("exec", 4)        using 1:5 title "floor: bare exec + KVM build (4 KiB)" dt 4 lw 1 pt 2, \
      sel("transfer", 4)    using 1:5 title "floor: one message + KVM_SET_REGS" dt 4 lw 1 pt 6, \
-     $qemu using 1:2 title "QEMU 10.0 cpr-transfer (peer baseline)" dt 3 lw 1 pt 3
+     sel("transfer", 4)    using 1:7 title "QEMU 10 cpr-transfer, this run, 4 KiB pages" dt 3 lw 2 pt 3, \
+     sel("transfer", 2048) using 1:7 title "QEMU 10 cpr-transfer, this run, 2 MiB pages" dt 3 lw 2 pt 4, \
+     $qemu using 1:2 title "QEMU 10.0 cpr-transfer (reference figures)" dt 3 lw 1 pt 3
 set terminal svg size 960,640 noenhanced
 set output out.'.svg'
 replot
