@@ -114,6 +114,10 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 	      struct cpr_error *ret_err);
 
+/* handoff.c: @fds (one per slot) into FD record order; -EPROTO if the
+ * records' slots are not exactly 0..n-1. */
+int ctx_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err);
+
 /* Log through the context's log function, if any (NULL-safe). */
 void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_printf_(3, 4);
 

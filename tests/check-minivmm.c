@@ -191,7 +191,7 @@ START_TEST(test_interp_run_matches_kvm)
 	ram_open(&iram);
 	guest_load(kram.p, RAM_SIZE, 9, ITERS, &fp);
 	guest_load(iram.p, RAM_SIZE, 9, ITERS, &fp);
-	ck_assert_int_eq(vm_init(&vm, true, kram.p, RAM_SIZE, 1), 0);
+	ck_assert_int_eq(vm_init(&vm, true, kram.p, RAM_SIZE, 1, false, 0), 0);
 	sregs = vm.vcpus[0].sregs;
 	guest_boot_regs(0, &kregs, &sregs);
 	iregs = kregs;
@@ -211,6 +211,27 @@ START_TEST(test_interp_run_matches_kvm)
 	vm_destroy(&vm);
 	ram_close(&kram);
 	ram_close(&iram);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* The boot slot must be whole pages and hold the guest's code. */
+START_TEST(test_vm_init_boot_slot_einval)
+{
+	int nfds = test_count_fds();
+	struct ram r;
+	struct vm vm;
+
+	ram_open(&r);
+	ck_assert_int_eq(vm_init(&vm, false, r.p, RAM_SIZE, 1, true, 4096), -EINVAL);
+	ck_assert_int_eq(vm_init(&vm, false, r.p, RAM_SIZE, 1, true, GUEST_SLOTS + 1), -EINVAL);
+	ck_assert_int_eq(vm_init(&vm, false, r.p, RAM_SIZE, 1, true, GUEST_SLOTS), 0);
+	/* The interpreter has no slots to defer. */
+	ck_assert(!vm.slots_deferred);
+	ck_assert_int_eq(vm_add_deferred_slots(&vm, 0), 0);
+	ck_assert_int_eq(vm_wait_slots(&vm), 0);
+	vm_destroy(&vm);
+	ram_close(&r);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -308,6 +329,7 @@ static Suite *minivmm_suite(void)
 	tcase_add_test(tc, test_interp_run_matches_kvm);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("record");
+	tcase_add_test(tc, test_vm_init_boot_slot_einval);
 	tcase_add_test(tc, test_rec_vcpu_encode_roundtrip);
 	tcase_add_test(tc, test_rec_vm_decode_errors);
 	tcase_add_test(tc, test_rec_pause_decode_errors);

@@ -8,9 +8,7 @@
  * lets the daemon drop its copies.  A failure before that leaves the guest
  * in the old image, which drops the bundle.
  *
- * libcpr has no public call yet that hands out the outgoing state and fds
- * for a third party, so this uses the library's internal ctx_outgoing() and
- * ctx_adopt(), as cprd itself does.
+ * libcpr's side of it is cpr_handoff_export() and cpr_handoff_import().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +21,8 @@
 
 #include <json-c/json.h>
 
-#include "ctx.h"
+#include <cpr/cpr.h>
+
 #include "client.h"
 #include "vmm.h"
 
@@ -53,26 +52,19 @@ static int memfd_write(int fd, const uint8_t *p, size_t len)
 static int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_t *ret_n,
 			 struct cpr_error *err)
 {
-	uint32_t level = cpr_ctx_get_target_level(m->ctx);
-	struct cpr_state *st = NULL;
 	void *buf = NULL;
 	size_t len = 0;
 	int fd = -1, r;
 
-	r = ctx_outgoing(m->ctx, CPR_MODE_TRANSFER, level, &st, ret_fds, ret_n, err);
+	r = cpr_handoff_export(m->ctx, &buf, &len, ret_fds, ret_n, err);
 	if (r < 0)
 		return r;
-	r = cpr_state_encode(st, level, NULL, NULL, &buf, &len, err);
-	cpr_state_free(st);
-	if (r >= 0) {
-		fd = memfd_create("minivmm-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (fd < 0)
-			r = -errno;
-		else if ((r = memfd_write(fd, buf, len)) >= 0 &&
-			 fcntl(fd, F_ADD_SEALS,
-			       F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-			r = -errno;
-	}
+	fd = memfd_create("minivmm-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		r = -errno;
+	else if ((r = memfd_write(fd, buf, len)) >= 0 &&
+		 fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		r = -errno;
 	free(buf);
 	if (r < 0) {
 		fd_close(fd);
@@ -188,26 +180,20 @@ static int read_stream(int fd, void **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-/* Parse, check and adopt a claimed bundle; on failure its fds are closed. */
+/* Check and adopt a claimed bundle; on failure its fds are closed. */
 static int import_bundle(struct vmm *m, int stream_fd, int *fds, size_t n)
 {
 	struct cpr_error err = { 0 };
-	struct cpr_state *st = NULL;
 	void *buf = NULL;
 	size_t len = 0;
 	int r = read_stream(stream_fd, &buf, &len);
 
 	if (r >= 0)
-		r = cpr_state_parse(buf, len, 0, &st, &err);
+		r = cpr_handoff_import(m->ctx, buf, len, fds, n, &err);
 	free(buf);
-	if (r >= 0 && cpr_state_fd_count(st) != n)
-		r = -EBADMSG;
-	if (r >= 0)
-		r = ctx_adopt(m->ctx, st, fds, n, &err);
 	if (r < 0) {
 		fprintf(stderr, "minivmm: bundle refused: %s\n",
 			err.message[0] ? err.message : strerror(-r));
-		cpr_state_free(st);
 		for (size_t i = 0; i < n; i++)
 			fd_close(fds[i]);
 	}

@@ -156,6 +156,21 @@ int cpr_transfer_accept(int listen_fd, int timeout_ms, int *ret_fd);
 int cpr_transfer_connect(const char *path, int *ret_fd);
 
 /*
+ * A hand-off over a channel of the caller's own, such as a broker that holds
+ * the fds between two processes (cprd(8)).  cpr_handoff_export() applies the
+ * blockers and level checks of cpr_transfer_send() and returns the encoded
+ * state (malloc()ed; free() it) and the fds it names, in slot order (the
+ * array is malloc()ed; the fds are borrowed: the context keeps owning them).
+ * cpr_handoff_import() checks the state and the fds as cpr_transfer_recv()
+ * does and adopts them: on success the context owns every fd in @fds; on
+ * failure nothing changed and the caller still owns them.
+ */
+int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t *ret_len, int **ret_fds,
+		       size_t *ret_n_fds, struct cpr_error *ret_err);
+int cpr_handoff_import(struct cpr_ctx *ctx, const void *stream, size_t len, const int *fds,
+		       size_t n_fds, struct cpr_error *ret_err);
+
+/*
  * SCM_RIGHTS helpers.  Sending borrows @fds.  Receiving owns every fd the
  * kernel delivered: on error all of them are closed.  More than
  * CPR_SCM_MAX_FDS fds are sent in chunks.

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A hand-off over a channel of the caller's own: what cpr-transfer would
+ * send (the encoded state and its fds, in slot order), handed to the caller
+ * to carry through a broker such as cprd; and, on the other side, the checks
+ * and the adoption cpr_transfer_recv() does, on what the caller got back.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <cpr/cpr.h>
+
+#include "ctx.h"
+
+static void handoff_warn(void *userdata, const struct cpr_error *d)
+{
+	ctx_log(userdata, LOG_WARNING, "hand-off: %s", d->message);
+}
+
+CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t *ret_len,
+				  int **ret_fds, size_t *ret_n_fds, struct cpr_error *ret_err)
+{
+	struct cpr_error e = { .record_type = NO_TYPE, .instance = NO_INST, .offset = UINT64_MAX };
+	uint32_t level;
+	struct cpr_state *st = NULL;
+	void *buf = NULL;
+	size_t len = 0, n = 0;
+	int *fds = NULL, r;
+
+	if (!ctx || !ret_stream || !ret_len || !ret_fds || !ret_n_fds)
+		return -EINVAL;
+	level = cpr_ctx_get_target_level(ctx);
+	r = ctx_outgoing(ctx, CPR_MODE_TRANSFER, level, &st, &fds, &n, &e);
+	if (r >= 0)
+		r = cpr_state_encode(st, level, handoff_warn, ctx, &buf, &len, &e);
+	cpr_state_free(st);
+	if (r < 0) {
+		free(fds);
+		if (ret_err)
+			*ret_err = e;
+		return r;
+	}
+	*ret_stream = buf;
+	*ret_len = len;
+	*ret_fds = fds;
+	*ret_n_fds = n;
+	return 0;
+}
+
+/* @fds in FD record order: record i names slot fds[slot]. */
+int ctx_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
+{
+	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
+	_cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
+
+	if (!by_rec || !taken)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(st, i)->slot;
+
+		if (slot >= n || taken[slot])
+			return cpr_fail(err, -EPROTO, NO_TYPE, NO_INST, UINT64_MAX,
+					"FD record %zu has slot %" PRIu32
+					", not a free slot below %zu",
+					i, slot, n);
+		taken[slot] = true;
+		by_rec[i] = fds[slot];
+	}
+	if (n)
+		memcpy(fds, by_rec, n * sizeof(int));
+	return 0;
+}
+
+static int import_check(struct cpr_ctx *ctx, const void *stream, size_t len, int *fds,
+			size_t n_fds, struct cpr_state **ret_st, struct cpr_error *e)
+{
+	struct cpr_state *st = NULL;
+	int r;
+
+	if (cpr_ctx_incoming(ctx) > 0)
+		return cpr_fail(e, -EALREADY, NO_TYPE, NO_INST, UINT64_MAX,
+				"the context already holds incoming state");
+	r = cpr_state_parse(stream, len, 0, &st, e);
+	if (r < 0)
+		return r;
+	if (cpr_state_fd_count(st) != n_fds)
+		r = cpr_fail(e, -EPROTO, NO_TYPE, NO_INST, UINT64_MAX,
+			     "the stream has %zu FD records, the hand-off carried %zu fds",
+			     cpr_state_fd_count(st), n_fds);
+	if (r >= 0)
+		r = ctx_order_fds(st, fds, n_fds, e);
+	if (r < 0) {
+		cpr_state_free(st);
+		return r;
+	}
+	*ret_st = st;
+	return 0;
+}
+
+CPR_EXPORT int cpr_handoff_import(struct cpr_ctx *ctx, const void *stream, size_t len,
+				  const int *fds, size_t n_fds, struct cpr_error *ret_err)
+{
+	struct cpr_error e = { .record_type = NO_TYPE, .instance = NO_INST, .offset = UINT64_MAX };
+	_cleanup_free_ int *ordered = NULL;
+	struct cpr_state *st = NULL;
+	int r;
+
+	if (!ctx || !stream || (n_fds && !fds))
+		return -EINVAL;
+	if (n_fds > CPR_FDS_MAX)
+		return -E2BIG;
+	ordered = malloc((n_fds ? n_fds : 1) * sizeof(int));
+	if (!ordered)
+		return -ENOMEM;
+	if (n_fds)
+		memcpy(ordered, fds, n_fds * sizeof(int));
+	r = import_check(ctx, stream, len, ordered, n_fds, &st, &e);
+	if (r >= 0) {
+		r = ctx_adopt(ctx, st, ordered, n_fds, &e);
+		if (r < 0)
+			cpr_state_free(st);
+	}
+	if (r < 0) {
+		if (e.code == 0)
+			cpr_error_set(&e, r, NO_TYPE, NO_INST, UINT64_MAX, "%s", strerror(-r));
+		ctx_log(ctx, LOG_ERR, "hand-off: refused: %s", e.message);
+		if (ret_err)
+			*ret_err = e;
+		return r;
+	}
+	ctx_log(ctx, LOG_INFO, "hand-off: adopted a %zu-byte state and %zu fds", len, n_fds);
+	return 0;
+}
