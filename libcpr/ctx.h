@@ -25,6 +25,18 @@ struct cpr_fd_entry {
 	bool owned;	  /* the context owns @fd: incoming and not yet claimed */
 	bool incoming;	  /* arrived with the incoming state */
 	uint32_t rec;	  /* incoming: index of its FD record */
+	uint32_t seq;	  /* registration order: strictly increasing along ctx->fds */
+};
+
+/*
+ * A hash index over the registry (fdreg.c): slots hold (hash << 32 | seq + 1)
+ * of an entry, 0 = empty.  Entries are found from their seq by binary search,
+ * so removing one (which shifts the array) leaves a stale slot, skipped like
+ * a tombstone and dropped at the next rebuild.
+ */
+struct fdreg_index {
+	uint64_t *slots;
+	size_t cap, used;
 };
 
 struct cpr_blocker {
@@ -70,6 +82,10 @@ struct cpr_ctx {
 
 	struct cpr_fd_entry *fds;
 	size_t n_fds, cap_fds;
+	uint32_t next_seq;
+	struct fdreg_index by_key; /* (name, id) */
+	struct fdreg_index by_fd;  /* fd number */
+	struct fdreg_index by_rec; /* FD record of an incoming entry */
 
 	struct cpr_ramblock **rbs;
 	size_t n_rbs, cap_rbs;
@@ -127,7 +143,10 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
+/* Room for @n more entries, in the array and in the indexes. */
 int fdreg_reserve(struct cpr_ctx *ctx, size_t n);
+/* Append @e (room reserved): cannot fail. */
+void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e);
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
 void fdreg_free_all(struct cpr_ctx *ctx);
 /* Whether an fd number is already registered (or owned by a RAM block). */
