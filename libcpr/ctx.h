@@ -129,6 +129,16 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
  */
 int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 	      struct cpr_error *ret_err);
+/*
+ * The per-fd half of ctx_adopt()'s checks, for FD record @i of @st and the
+ * fd that came for it: its key is not registered here yet and the fd is of
+ * the record's kind.  A receiver runs it on each fd as it arrives, then
+ * adopts with ctx_adopt_prechecked(), which runs every other check.
+ */
+int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i, int fd,
+		       struct cpr_error *ret_err);
+int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+			 struct cpr_error *ret_err);
 
 /* Log through the context's log function, if any (NULL-safe). */
 void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_printf_(3, 4);

@@ -502,30 +502,38 @@ CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 
 /* ---- adopting an incoming state ---- */
 
+int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i, int fd,
+		       struct cpr_error *ret_err)
+{
+	const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
+	char q[80];
+	int r;
+
+	if (fdreg_lookup(ctx, rec->name, rec->id)) {
+		cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+			      "incoming fd \"%s\" id %d is already registered here",
+			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id);
+		return -EEXIST;
+	}
+	r = check_kind_logged(ctx, fd, rec->kind, rec->name, rec->id);
+	if (r < 0) {
+		cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD, (uint32_t)i,
+			      UINT64_MAX, "incoming fd %d for \"%s\" id %d is not a %s", fd,
+			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id,
+			      cpr_fd_kind_to_string(rec->kind));
+		return r == -EMEDIUMTYPE ? r : -EBADF;
+	}
+	return 0;
+}
+
 static int adopt_check_fds(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
 			   size_t n, struct cpr_error *ret_err)
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
-		char q[80];
-		int r;
+		int r = ctx_adopt_check_fd(ctx, st, i, fds[i], ret_err);
 
-		if (fdreg_lookup(ctx, rec->name, rec->id)) {
-			cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
-				      "incoming fd \"%s\" id %d is already registered here",
-				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
-				      rec->id);
-			return -EEXIST;
-		}
-		r = check_kind_logged(ctx, fds[i], rec->kind, rec->name, rec->id);
-		if (r < 0) {
-			cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD,
-				      (uint32_t)i, UINT64_MAX,
-				      "incoming fd %d for \"%s\" id %d is not a %s", fds[i],
-				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
-				      rec->id, cpr_fd_kind_to_string(rec->kind));
-			return r == -EMEDIUMTYPE ? r : -EBADF;
-		}
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -588,7 +596,7 @@ static int adopt_check_ramblocks(const struct cpr_state *st, const int *fds,
 }
 
 static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
-		       size_t n_fds, struct cpr_error *ret_err)
+		       size_t n_fds, bool fds_checked, struct cpr_error *ret_err)
 {
 	struct cpr_state_info info;
 	int r;
@@ -612,14 +620,16 @@ static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const in
 			      "%zu fds for %zu FD records", n_fds, cpr_state_fd_count(st));
 		return -EBADMSG;
 	}
-	r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
-	if (r < 0)
-		return r;
+	if (!fds_checked) {
+		r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
+		if (r < 0)
+			return r;
+	}
 	return adopt_check_ramblocks(st, fds, ret_err);
 }
 
-int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
-	      struct cpr_error *ret_err)
+static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+		 bool fds_checked, struct cpr_error *ret_err)
 {
 	struct cpr_state_info info;
 	char **names;
@@ -627,7 +637,7 @@ int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 
 	if (!ctx || !st || (n_fds && !fds))
 		return -EINVAL;
-	r = adopt_check(ctx, st, fds, n_fds, ret_err);
+	r = adopt_check(ctx, st, fds, n_fds, fds_checked, ret_err);
 	if (r < 0)
 		return r;
 	r = fdreg_reserve(ctx, n_fds);
@@ -661,4 +671,16 @@ int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 		 * write: the sticky default is the newest level both know. */
 		ctx->sticky_level = info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
 	return 0;
+}
+
+int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+	      struct cpr_error *ret_err)
+{
+	return adopt(ctx, st, fds, n_fds, false, ret_err);
+}
+
+int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+			 struct cpr_error *ret_err)
+{
+	return adopt(ctx, st, fds, n_fds, true, ret_err);
 }
