@@ -296,13 +296,19 @@ static void finish(struct writer *w)
 	le32_store(w->buf + HDR_CRC, cpr_crc32c(0, w->buf, w->len));
 }
 
-static int self_check(const void *buf, size_t len, uint32_t level, struct cpr_error *err)
+/*
+ * Never hand out a stream the reader would refuse: that would only be
+ * discovered after the point of no return.  The reader's framing half runs on
+ * the bytes (header, CRC, records, END); its semantic half on the state they
+ * were written from, which is what it would rebuild: the same verdict as
+ * cpr_state_parse() at @level without building a second state.
+ */
+static int self_check(const struct cpr_state *st, const void *buf, size_t len, uint32_t level,
+		      struct cpr_error *err)
 {
-	struct cpr_state *back = NULL;
-	int k = cpr_state_parse(buf, len, level, &back, err);
+	int k = stream_walk(buf, len, NULL, NULL, err);
 
-	cpr_state_free(back);
-	return k;
+	return k < 0 ? k : state_check(st, level, err);
 }
 
 CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_level,
@@ -337,9 +343,7 @@ CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_leve
 	w.min_reader = CPR_LEVEL_MIN;
 	put_all(&w, st);
 	finish(&w);
-	/* Never hand out a stream the reader would refuse: that would only be
-	 * discovered after the point of no return. */
-	k = self_check(w.buf, w.len, w.target, ret_err);
+	k = self_check(st, w.buf, w.len, w.target, ret_err);
 	if (k < 0) {
 		free(w.buf);
 		return k;

@@ -511,6 +511,69 @@ static int parse_ramblocks(struct parser *p, struct cpr_error *err)
 	return k < 0 ? k : check_overlaps(p, true, order, err);
 }
 
+/* What on_fd() judges beyond a record's bytes, for FD @i of the state. */
+static int check_fd_rules(struct parser *p, const struct schema_record *r, size_t i,
+			  struct cpr_error *err)
+{
+	const struct cpr_state_fd *fd = cpr_state_fd_get(p->st, i);
+	const struct schema_value *kind = schema_fd_kind(fd->kind);
+	struct stream_rec rec = { .type = CPR_REC_FD, .instance = (uint32_t)i, .offset = UINT64_MAX };
+	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
+	int k;
+
+	if (!kind || kind->level > p->max_level)
+		return cpr_fail(err, -EPROTONOSUPPORT, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s' has kind %u%s%s%s unknown to this reader (level %u); "
+				"stream from %s",
+				rec.instance, fd->name, fd->kind, kind ? " (" : "", kind ? kind->name : "",
+				kind ? ")" : "", p->max_level, from(p));
+	le32_store(fixed + r->must_off, fd->must_flags);
+	k = check_must(p, r, &rec, fixed, err);
+	if (k < 0)
+		return k;
+	if (fd->slot > INT32_MAX)
+		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s': slot %u is out of range", rec.instance, fd->name, fd->slot);
+	k = u32set_add(&p->slots, fd->slot);
+	if (k == -EEXIST)
+		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s' reuses slot %u", rec.instance, fd->name, fd->slot);
+	return k < 0 ? cpr_fail(err, k, rec.type, rec.instance, rec.offset, "out of memory") : 0;
+}
+
+static int check_ramblock_flags(struct parser *p, const struct schema_record *r, size_t i,
+				struct cpr_error *err)
+{
+	struct stream_rec rec = { .type = CPR_REC_RAMBLOCK, .instance = (uint32_t)i,
+				  .offset = UINT64_MAX };
+	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
+
+	p->rb_off[i] = UINT64_MAX;
+	le32_store(fixed + r->must_off, cpr_state_ramblock_get(p->st, i)->must_flags);
+	return check_must(p, r, &rec, fixed, err);
+}
+
+int state_check(const struct cpr_state *st, uint32_t max_level, struct cpr_error *err)
+{
+	struct parser p = { .st = (struct cpr_state *)st, .max_level = max_level,
+			    .have_producer = true };
+	size_t n_fds = cpr_state_fd_count(st), n_rbs = cpr_state_ramblock_count(st);
+	int k;
+
+	cpr_state_get_info(st, &p.info);
+	k = u32set_reserve(&p.slots, n_fds);
+	if (k < 0)
+		return cpr_fail(err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
+	for (size_t i = 0; k >= 0 && i < n_fds; i++)
+		k = check_fd_rules(&p, schema_record(CPR_REC_FD), i, err);
+	for (size_t i = 0; k >= 0 && i < n_rbs; i++)
+		k = check_ramblock_flags(&p, schema_record(CPR_REC_RAMBLOCK), i, err);
+	if (k >= 0)
+		k = parse_ramblocks(&p, err);
+	free(p.slots.slots);
+	return k;
+}
+
 CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 			       struct cpr_state **ret_state, struct cpr_error *ret_err)
 {
