@@ -153,9 +153,10 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
-/* Room for @n more entries, in the array and in the indexes. */
-int fdreg_reserve(struct cpr_ctx *ctx, size_t n);
-/* Append @e (room reserved): cannot fail. */
+/* Room for @n more entries (@incoming ones: with an FD record), in the
+ * array and in the indexes. */
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n, bool incoming);
+/* Append @e (room reserved, for an incoming one as such): cannot fail. */
 void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e);
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
 void fdreg_free_all(struct cpr_ctx *ctx);

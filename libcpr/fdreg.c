@@ -89,14 +89,17 @@ static void index_put(struct fdreg_index *ix, uint32_t h, uint32_t seq)
 	ix->used++;
 }
 
-/* Rebuild index @k from the live entries, with room for @extra more. */
+/* Rebuild index @k from the live entries, at most a third full with room
+ * for @extra more: the next rebuild comes after as many inserts again. */
 static int index_rebuild(struct cpr_ctx *ctx, enum fdreg_key k, size_t extra)
 {
 	struct fdreg_index *ix = index_of(ctx, k);
-	size_t cap = 64;
+	size_t cap = 64, live = 0;
 	uint64_t *slots;
 
-	while (cap < 4 * (ctx->n_fds + extra))
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		live += indexed(&ctx->fds[i], k);
+	while (cap < 3 * (live + extra))
 		cap *= 2;
 	slots = calloc(cap, sizeof(*slots));
 	if (!slots)
@@ -159,7 +162,7 @@ bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd)
 	return false;
 }
 
-int fdreg_reserve(struct cpr_ctx *ctx, size_t n)
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n, bool incoming)
 {
 	bool renumber = ctx->next_seq > UINT32_MAX - 1 - n;
 	int r;
@@ -183,10 +186,11 @@ int fdreg_reserve(struct cpr_ctx *ctx, size_t n)
 	}
 	for (enum fdreg_key k = BY_KEY; k <= BY_REC; k++) {
 		struct fdreg_index *ix = index_of(ctx, k);
+		size_t more = k == BY_REC && !incoming ? 0 : n;
 
-		if (!renumber && (ix->used + n) * 2 <= ix->cap)
+		if (!renumber && (ix->used + more) * 2 <= ix->cap && ix->cap)
 			continue;
-		r = index_rebuild(ctx, k, n);
+		r = index_rebuild(ctx, k, more);
 		if (r < 0)
 			return r;
 	}
@@ -406,7 +410,7 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 		return r;
 	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
 		return -E2BIG;
-	r = fdreg_reserve(ctx, 1);
+	r = fdreg_reserve(ctx, 1, false);
 	if (r < 0)
 		return r;
 	copy = strdup(name);
@@ -640,7 +644,7 @@ static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_f
 	r = adopt_check(ctx, st, fds, n_fds, fds_checked, ret_err);
 	if (r < 0)
 		return r;
-	r = fdreg_reserve(ctx, n_fds);
+	r = fdreg_reserve(ctx, n_fds, true);
 	if (r < 0)
 		return r;
 	names = calloc(n_fds + 1, sizeof(char *));
