@@ -67,6 +67,8 @@ struct parser {
 	struct cpr_state_info info;
 	bool have_producer;
 	struct u32set slots;
+	const struct schema_field *fd_name_len;	 /* looked up once, used per record */
+	const struct schema_field *rb_idstr_len;
 	uint64_t rb_off[CPR_RAMBLOCKS_MAX]; /* stream offset of each RAMBLOCK, for errors */
 	uint32_t need_level;	/* highest level of a required element in use */
 	const char *need_what;	/* that element, for the message */
@@ -194,11 +196,10 @@ static const uint8_t byte_class[256] = {
 };
 
 /* The one string of a record: its length field must account for the whole variable part. */
-static int get_string(const struct schema_record *r, const struct stream_rec *rec,
-		      const uint8_t *fixed, char *out, size_t max, bool name_rules,
-		      struct cpr_error *err)
+static int get_string(const struct schema_record *r, const struct schema_field *f,
+		      const struct stream_rec *rec, const uint8_t *fixed, char *out, size_t max,
+		      bool name_rules, struct cpr_error *err)
 {
-	const struct schema_field *f = schema_field(r, r->string);
 	uint64_t n = schema_get(f, fixed, CPR_FIXED_MAX);
 
 	if (n != rec->var_len)
@@ -229,7 +230,8 @@ static int on_producer(struct parser *p, const struct schema_record *r,
 	if (p->have_producer)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"PRODUCER appears twice");
-	k = get_string(r, rec, fixed, p->info.producer, CPR_PRODUCER_MAX, false, err);
+	k = get_string(r, schema_field(r, r->string), rec, fixed, p->info.producer,
+		       CPR_PRODUCER_MAX, false, err);
 	if (k < 0)
 		return k;
 	p->info.libcpr_version = le32_load(fixed);
@@ -272,7 +274,7 @@ static int on_fd(struct parser *p, const struct schema_record *r, const struct s
 	fd->id = (int32_t)le32_load(fixed + 8);
 	fd->must_flags = le32_load(fixed + 12);
 	fd->hint_flags = le32_load(fixed + 16);
-	k = get_string(r, rec, fixed, fd->name, CPR_NAME_MAX, true, err);
+	k = get_string(r, p->fd_name_len, rec, fixed, fd->name, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;
 	kind = schema_fd_kind(fd->kind);
@@ -316,7 +318,7 @@ static int on_ramblock(struct parser *p, const struct schema_record *r,
 	rb->must_flags = le32_load(fixed + 48);
 	rb->hint_flags = le32_load(fixed + 52);
 	rb->gmem_offset = le64_load(fixed + 64);
-	k = get_string(r, rec, fixed, rb->idstr, CPR_NAME_MAX, true, err);
+	k = get_string(r, p->rb_idstr_len, rec, fixed, rb->idstr, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;
 	return limit_or_dup(err, state_commit_ramblock(p->st), rec, "RAMBLOCK", rb->idstr, 0);
@@ -589,6 +591,9 @@ CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 				CPR_LEVEL_MAX);
 	if (len >= CPR_HEADER_SIZE)
 		stream_header_info(buf, &p.info);
+	p.fd_name_len = schema_field(schema_record(CPR_REC_FD), schema_record(CPR_REC_FD)->string);
+	p.rb_idstr_len = schema_field(schema_record(CPR_REC_RAMBLOCK),
+				      schema_record(CPR_REC_RAMBLOCK)->string);
 	k = cpr_state_new(&p.st);
 	if (k < 0)
 		return cpr_fail(ret_err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
