@@ -18,7 +18,7 @@
 
 /* One registered fd.  RAM block memfds are not here while a block owns them. */
 struct cpr_fd_entry {
-	char *name;
+	char *name;	  /* owned; an incoming entry's is its FD record's */
 	int32_t id;	  /* -1 only for an unclaimed incoming RAM block memfd */
 	uint32_t kind;	  /* enum cpr_fd_kind */
 	int fd;

@@ -210,13 +210,20 @@ void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e)
 			index_put(index_of(ctx, k), entry_hash(d, k), d->seq);
 }
 
+/* An incoming entry's name is its FD record's, in ctx->incoming. */
+static void entry_free_name(struct cpr_fd_entry *e)
+{
+	if (!e->incoming)
+		free(e->name);
+}
+
 /* Keeps the order of the others: it is the order of the FD records.  Its
  * index slots go stale and are dropped at the next rebuild. */
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e)
 {
 	size_t i = (size_t)(e - ctx->fds);
 
-	free(e->name);
+	entry_free_name(e);
 	memmove(e, e + 1, (ctx->n_fds - i - 1) * sizeof(*e));
 	ctx->n_fds--;
 }
@@ -226,7 +233,7 @@ void fdreg_free_all(struct cpr_ctx *ctx)
 	for (size_t i = 0; i < ctx->n_fds; i++) {
 		if (ctx->fds[i].owned)
 			cpr_close(ctx->fds[i].fd);
-		free(ctx->fds[i].name);
+		entry_free_name(&ctx->fds[i]);
 	}
 	free(ctx->fds);
 	ctx->fds = NULL;
@@ -496,7 +503,7 @@ CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 		ctx_log(ctx, LOG_INFO, "cpr: closing unclaimed %s \"%s\" id %d (fd %d)",
 			cpr_fd_kind_to_string(e->kind), e->name, e->id, e->fd);
 		cpr_close(e->fd);
-		free(e->name);
+		entry_free_name(e);
 		n++;
 	}
 	ctx->n_fds = kept;
@@ -636,7 +643,6 @@ static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_f
 		 bool fds_checked, struct cpr_error *ret_err)
 {
 	struct cpr_state_info info;
-	char **names;
 	int r;
 
 	if (!ctx || !st || (n_fds && !fds))
@@ -647,28 +653,16 @@ static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_f
 	r = fdreg_reserve(ctx, n_fds, true);
 	if (r < 0)
 		return r;
-	names = calloc(n_fds + 1, sizeof(char *));
-	if (!names)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_fds; i++) {
-		names[i] = strdup(cpr_state_fd_get(st, i)->name);
-		if (!names[i]) {
-			while (i > 0)
-				free(names[--i]);
-			free(names);
-			return -ENOMEM;
-		}
-	}
-	/* Nothing can fail from here on. */
+	/* Nothing can fail from here on.  The names stay in the state's FD
+	 * records, which the context keeps as long as its registry. */
 	for (size_t i = 0; i < n_fds; i++) {
 		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
 
 		fdreg_append(ctx, &(struct cpr_fd_entry){
-			.name = names[i], .id = rec->id, .kind = rec->kind,
+			.name = (char *)rec->name, .id = rec->id, .kind = rec->kind,
 			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,
 		});
 	}
-	free(names);
 	ctx->incoming = st;
 	if (cpr_state_get_info(st, &info) >= 0)
 		/* A newer writer may have targeted a level this library cannot
