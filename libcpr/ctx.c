@@ -10,6 +10,7 @@
 
 #include "ctx.h"
 #include "internal.h"
+#include "stream.h"
 
 uint64_t ctx_page_size(void)
 {
@@ -188,7 +189,8 @@ static int add_fd_record(struct cpr_state *st, enum cpr_mode mode, size_t index,
 		.id = id,
 	};
 
-	snprintf(rec.name, sizeof(rec.name), "%s", name);
+	/* Registered names are at most CPR_NAME_MAX bytes: they fit. */
+	memcpy(rec.name, name, strnlen(name, CPR_NAME_MAX) + 1);
 	return cpr_state_add_fd(st, &rec);
 }
 
@@ -290,7 +292,9 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 	r = cpr_state_new(&st);
 	if (r < 0)
 		return r;
-	r = build_header(ctx, st);
+	r = state_reserve(st, n, ctx->n_rbs); /* sized once, never regrown */
+	if (r >= 0)
+		r = build_header(ctx, st);
 	if (r >= 0)
 		r = build_records(ctx, mode, st, fds);
 	if (r < 0) {

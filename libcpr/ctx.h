@@ -18,13 +18,25 @@
 
 /* One registered fd.  RAM block memfds are not here while a block owns them. */
 struct cpr_fd_entry {
-	char *name;
+	char *name;	  /* owned; an incoming entry's is its FD record's */
 	int32_t id;	  /* -1 only for an unclaimed incoming RAM block memfd */
 	uint32_t kind;	  /* enum cpr_fd_kind */
 	int fd;
 	bool owned;	  /* the context owns @fd: incoming and not yet claimed */
 	bool incoming;	  /* arrived with the incoming state */
 	uint32_t rec;	  /* incoming: index of its FD record */
+	uint32_t seq;	  /* registration order: strictly increasing along ctx->fds */
+};
+
+/*
+ * A hash index over the registry (fdreg.c): slots hold (hash << 32 | seq + 1)
+ * of an entry, 0 = empty.  Entries are found from their seq by binary search,
+ * so removing one (which shifts the array) leaves a stale slot, skipped like
+ * a tombstone and dropped at the next rebuild.
+ */
+struct fdreg_index {
+	uint64_t *slots;
+	size_t cap, used;
 };
 
 struct cpr_blocker {
@@ -70,6 +82,10 @@ struct cpr_ctx {
 
 	struct cpr_fd_entry *fds;
 	size_t n_fds, cap_fds;
+	uint32_t next_seq;
+	struct fdreg_index by_key; /* (name, id) */
+	struct fdreg_index by_fd;  /* fd number */
+	struct fdreg_index by_rec; /* FD record of an incoming entry */
 
 	struct cpr_ramblock **rbs;
 	size_t n_rbs, cap_rbs;
@@ -113,6 +129,16 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
  */
 int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 	      struct cpr_error *ret_err);
+/*
+ * The per-fd half of ctx_adopt()'s checks, for FD record @i of @st and the
+ * fd that came for it: its key is not registered here yet and the fd is of
+ * the record's kind.  A receiver runs it on each fd as it arrives, then
+ * adopts with ctx_adopt_prechecked(), which runs every other check.
+ */
+int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i, int fd,
+		       struct cpr_error *ret_err);
+int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+			 struct cpr_error *ret_err);
 
 /* handoff.c: @fds (one per slot) into FD record order; -EPROTO if the
  * records' slots are not exactly 0..n-1. */
@@ -131,7 +157,11 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
-int fdreg_reserve(struct cpr_ctx *ctx, size_t n);
+/* Room for @n more entries (@incoming ones: with an FD record), in the
+ * array and in the indexes. */
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n, bool incoming);
+/* Append @e (room reserved, for an incoming one as such): cannot fail. */
+void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e);
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
 void fdreg_free_all(struct cpr_ctx *ctx);
 /* Whether an fd number is already registered (or owned by a RAM block). */

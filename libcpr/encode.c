@@ -51,32 +51,61 @@ static void put_record(struct writer *w, uint32_t type, bool critical, uint32_t 
 	w->records++;
 }
 
-static void warn_drop(struct writer *w, const struct schema_record *r, uint32_t instance,
-		      const char *label, const char *what, unsigned level)
+/* The record an element belongs to: named in messages only, formatted only
+ * when one is written. */
+struct owner {
+	const struct schema_record *r;
+	uint32_t instance;
+	const char *key; /* FD name or RAM block idstr */
+	int32_t id;	 /* FD id; RAM blocks have none */
+};
+
+/* "'name'/3" for an FD, "'idstr'" for a RAM block; "flag 'x'" for a flag. */
+struct words {
+	char label[CPR_NAME_MAX + 16];
+	char what[64];
+};
+
+static void describe(const struct owner *o, const char *what, bool flag, struct words *d)
+{
+	if (o->r->type == CPR_REC_FD)
+		snprintf(d->label, sizeof(d->label), "'%s'/%d", o->key, o->id);
+	else
+		snprintf(d->label, sizeof(d->label), "'%s'", o->key);
+	snprintf(d->what, sizeof(d->what), flag ? "flag '%s'" : "%s", what);
+}
+
+static void warn_drop(struct writer *w, const struct owner *o, const char *what, bool flag,
+		      unsigned level)
 {
 	struct cpr_error d;
+	struct words s;
 
 	if (!w->warn || !w->buf)
 		return;
-	cpr_error_set(&d, 0, r->type, instance, UINT64_MAX,
-		      "%s %s: dropping %s (level %u) for target level %u", r->name, label, what,
-		      level, w->target);
+	describe(o, what, flag, &s);
+	cpr_error_set(&d, 0, o->r->type, o->instance, UINT64_MAX,
+		      "%s %s: dropping %s (level %u) for target level %u", o->r->name, s.label,
+		      s.what, level, w->target);
 	w->warn(w->userdata, &d);
 }
 
-static int refuse(struct writer *w, const struct schema_record *r, uint32_t instance,
-		  const char *label, const char *what, unsigned level)
+static int refuse(struct writer *w, const struct owner *o, const char *what, bool flag,
+		  unsigned level)
 {
-	cpr_error_set(w->err, -EPROTONOSUPPORT, r->type, instance, UINT64_MAX,
+	struct words s;
+
+	describe(o, what, flag, &s);
+	cpr_error_set(w->err, -EPROTONOSUPPORT, o->r->type, o->instance, UINT64_MAX,
 		      "%s %s uses %s, introduced at level %u and required when used; "
 		      "target level %u cannot carry it",
-		      r->name, label, what, level, w->target);
+		      o->r->name, s.label, s.what, level, w->target);
 	return -EPROTONOSUPPORT;
 }
 
 /* Judge one element newer than the target: keep, drop, or refuse. */
-static int judge(struct writer *w, const struct schema_record *r, uint32_t instance,
-		 const char *label, const char *what, unsigned level, unsigned policy, bool *drop)
+static int judge(struct writer *w, const struct owner *o, const char *what, bool flag,
+		 unsigned level, unsigned policy, bool *drop)
 {
 	*drop = false;
 	if (level <= w->target) {
@@ -85,28 +114,27 @@ static int judge(struct writer *w, const struct schema_record *r, uint32_t insta
 		return 0;
 	}
 	if (policy == SP_DROPPABLE) {
-		warn_drop(w, r, instance, label, what, level);
+		warn_drop(w, o, what, flag, level);
 		*drop = true;
 		return 0;
 	}
-	return refuse(w, r, instance, label, what, level);
+	return refuse(w, o, what, flag, level);
 }
 
-static int apply_flags(struct writer *w, const struct schema_record *r, uint8_t *fixed,
-		       uint32_t instance, const char *label)
+static int apply_flags(struct writer *w, const struct owner *o, uint8_t *fixed)
 {
+	const struct schema_record *r = o->r;
+
 	for (unsigned i = 0; i < r->n_flags; i++) {
 		const struct schema_flag *f = &r->flags[i];
 		int off = f->word == SW_MUST ? r->must_off : r->hint_off;
 		uint32_t word = le32_load(fixed + off);
-		char what[64];
 		bool drop;
 		int k;
 
 		if (!(word & (1u << f->bit)))
 			continue;
-		snprintf(what, sizeof(what), "flag '%s'", f->name);
-		k = judge(w, r, instance, label, what, f->level, f->policy, &drop);
+		k = judge(w, o, f->name, true, f->level, f->policy, &drop);
 		if (k < 0)
 			return k;
 		if (drop)
@@ -116,23 +144,22 @@ static int apply_flags(struct writer *w, const struct schema_record *r, uint8_t 
 }
 
 /* Apply the target level to a fixed part built at the newest level. */
-static int apply_target(struct writer *w, const struct schema_record *r, uint8_t *fixed,
-			uint32_t instance, const char *label)
+static int apply_target(struct writer *w, const struct owner *o, uint8_t *fixed)
 {
-	for (unsigned i = 0; i < r->n_fields; i++) {
-		const struct schema_field *f = &r->fields[i];
+	for (unsigned i = 0; i < o->r->n_fields; i++) {
+		const struct schema_field *f = &o->r->fields[i];
 		bool drop;
 		int k;
 
 		if (f->policy == SP_BASE || !schema_get(f, fixed, CPR_FIXED_MAX))
 			continue;
-		k = judge(w, r, instance, label, f->name, f->level, f->policy, &drop);
+		k = judge(w, o, f->name, false, f->level, f->policy, &drop);
 		if (k < 0)
 			return k;
 		if (drop)
 			schema_put(f, fixed, 0);
 	}
-	return apply_flags(w, r, fixed, instance, label);
+	return apply_flags(w, o, fixed);
 }
 
 static void put_producer(struct writer *w, const struct cpr_state_info *info)
@@ -152,19 +179,18 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 {
 	const struct schema_record *r = schema_record(CPR_REC_FD);
 	const struct schema_value *kind = schema_fd_kind(fd->kind);
+	const struct owner o = { .r = r, .instance = i, .key = fd->name, .id = fd->id };
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	uint32_t n = (uint32_t)strlen(fd->name);
-	char label[CPR_NAME_MAX + 16];
 	bool drop;
 	int k;
 
-	snprintf(label, sizeof(label), "'%s'/%d", fd->name, fd->id);
 	if (!kind) {
-		cpr_error_set(w->err, -EINVAL, r->type, i, UINT64_MAX, "FD %s has unknown kind %u",
-			      label, fd->kind);
+		cpr_error_set(w->err, -EINVAL, r->type, i, UINT64_MAX, "FD '%s'/%d has unknown kind %u",
+			      fd->name, fd->id, fd->kind);
 		return -EINVAL;
 	}
-	k = judge(w, r, i, label, kind->name, kind->level, kind->policy, &drop);
+	k = judge(w, &o, kind->name, false, kind->level, kind->policy, &drop);
 	if (k < 0)
 		return k;
 	le32_store(fixed, fd->slot);
@@ -173,7 +199,7 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 	le32_store(fixed + 8, (uint32_t)fd->id);
 	le32_store(fixed + 12, fd->must_flags);
 	le32_store(fixed + 16, fd->hint_flags);
-	k = apply_target(w, r, fixed, i, label);
+	k = apply_target(w, &o, fixed);
 	if (k < 0)
 		return k;
 	put_record(w, r->type, true, i, fixed, schema_fixed_len(r, w->target), fd->name, n);
@@ -183,12 +209,11 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 static int put_ramblock(struct writer *w, const struct cpr_state_ramblock *rb, uint32_t i)
 {
 	const struct schema_record *r = schema_record(CPR_REC_RAMBLOCK);
+	const struct owner o = { .r = r, .instance = i, .key = rb->idstr };
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	uint32_t n = (uint32_t)strlen(rb->idstr);
-	char label[CPR_NAME_MAX + 4];
 	int k;
 
-	snprintf(label, sizeof(label), "'%s'", rb->idstr);
 	le64_store(fixed, rb->align);
 	le64_store(fixed + 8, rb->used_length);
 	le64_store(fixed + 16, rb->max_length);
@@ -200,7 +225,7 @@ static int put_ramblock(struct writer *w, const struct cpr_state_ramblock *rb, u
 	le32_store(fixed + 52, rb->hint_flags);
 	le16_store(fixed + 56, (uint16_t)n);
 	le64_store(fixed + 64, rb->gmem_offset);
-	k = apply_target(w, r, fixed, i, label);
+	k = apply_target(w, &o, fixed);
 	if (k < 0)
 		return k;
 	put_record(w, r->type, true, i, fixed, schema_fixed_len(r, w->target), rb->idstr, n);
@@ -271,13 +296,19 @@ static void finish(struct writer *w)
 	le32_store(w->buf + HDR_CRC, cpr_crc32c(0, w->buf, w->len));
 }
 
-static int self_check(const void *buf, size_t len, uint32_t level, struct cpr_error *err)
+/*
+ * Never hand out a stream the reader would refuse: that would only be
+ * discovered after the point of no return.  The reader's framing half runs on
+ * the bytes (header, CRC, records, END); its semantic half on the state they
+ * were written from, which is what it would rebuild: the same verdict as
+ * cpr_state_parse() at @level without building a second state.
+ */
+static int self_check(const struct cpr_state *st, const void *buf, size_t len, uint32_t level,
+		      struct cpr_error *err)
 {
-	struct cpr_state *back = NULL;
-	int k = cpr_state_parse(buf, len, level, &back, err);
+	int k = stream_walk(buf, len, NULL, NULL, err);
 
-	cpr_state_free(back);
-	return k;
+	return k < 0 ? k : state_check(st, level, err);
 }
 
 CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_level,
@@ -312,9 +343,7 @@ CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_leve
 	w.min_reader = CPR_LEVEL_MIN;
 	put_all(&w, st);
 	finish(&w);
-	/* Never hand out a stream the reader would refuse: that would only be
-	 * discovered after the point of no return. */
-	k = self_check(w.buf, w.len, w.target, ret_err);
+	k = self_check(st, w.buf, w.len, w.target, ret_err);
 	if (k < 0) {
 		free(w.buf);
 		return k;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The registry of preserved fds, keyed by (name, id), with kinds. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,57 +22,208 @@
 #endif
 #define HUGETLBFS_MAGIC_BLKSIZE (2u << 20)
 
+/* ---- the registry and its hash indexes ---- */
+
+enum fdreg_key { BY_KEY, BY_FD, BY_REC };
+
+static uint32_t mix32(uint64_t v)
+{
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdull;
+	v ^= v >> 33;
+	v *= 0xc4ceb9fe1a85ec53ull;
+	return (uint32_t)(v >> 32);
+}
+
+static uint32_t hash_key(const char *name, int32_t id)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return mix32(h ^ (uint32_t)id);
+}
+
+static uint32_t entry_hash(const struct cpr_fd_entry *e, enum fdreg_key k)
+{
+	if (k == BY_KEY)
+		return hash_key(e->name, e->id);
+	return mix32(k == BY_FD ? (uint32_t)e->fd : (uint64_t)e->rec << 32);
+}
+
+static struct fdreg_index *index_of(struct cpr_ctx *ctx, enum fdreg_key k)
+{
+	return k == BY_KEY ? &ctx->by_key : k == BY_FD ? &ctx->by_fd : &ctx->by_rec;
+}
+
+/* Only incoming entries have an FD record. */
+static bool indexed(const struct cpr_fd_entry *e, enum fdreg_key k)
+{
+	return k != BY_REC || e->incoming;
+}
+
+/* The entry registered as @seq, or NULL once it was removed. */
+static struct cpr_fd_entry *entry_by_seq(struct cpr_ctx *ctx, uint32_t seq)
+{
+	size_t lo = 0, hi = ctx->n_fds;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ctx->fds[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ctx->n_fds && ctx->fds[lo].seq == seq ? &ctx->fds[lo] : NULL;
+}
+
+static void index_put(struct fdreg_index *ix, uint32_t h, uint32_t seq)
+{
+	size_t mask = ix->cap - 1, i;
+
+	assert((ix->used + 1) * 2 <= ix->cap);
+	for (i = h & mask; ix->slots[i]; i = (i + 1) & mask)
+		;
+	ix->slots[i] = (uint64_t)h << 32 | ((uint64_t)seq + 1);
+	ix->used++;
+}
+
+/* Rebuild index @k from the live entries, at most a third full with room
+ * for @extra more: the next rebuild comes after as many inserts again. */
+static int index_rebuild(struct cpr_ctx *ctx, enum fdreg_key k, size_t extra)
+{
+	struct fdreg_index *ix = index_of(ctx, k);
+	size_t cap = 64, live = 0;
+	uint64_t *slots;
+
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		live += indexed(&ctx->fds[i], k);
+	while (cap < 3 * (live + extra))
+		cap *= 2;
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	free(ix->slots);
+	*ix = (struct fdreg_index){ .slots = slots, .cap = cap };
+	for (size_t i = 0; i < ctx->n_fds; i++)
+		if (indexed(&ctx->fds[i], k))
+			index_put(ix, entry_hash(&ctx->fds[i], k), ctx->fds[i].seq);
+	return 0;
+}
+
+static bool entry_matches(const struct cpr_fd_entry *e, enum fdreg_key k, const char *name,
+			  int64_t v)
+{
+	if (k == BY_KEY)
+		return e->id == v && strcmp(e->name, name) == 0;
+	if (k == BY_FD)
+		return e->fd == v;
+	return e->incoming && e->rec == v;
+}
+
+static struct cpr_fd_entry *index_find(struct cpr_ctx *ctx, enum fdreg_key k, uint32_t h,
+				       const char *name, int64_t v)
+{
+	struct fdreg_index *ix = index_of(ctx, k);
+	size_t mask = ix->cap - 1;
+
+	if (!ix->cap)
+		return NULL;
+	for (size_t i = h & mask; ix->slots[i]; i = (i + 1) & mask) {
+		struct cpr_fd_entry *e;
+
+		if ((uint32_t)(ix->slots[i] >> 32) != h)
+			continue;
+		e = entry_by_seq(ctx, (uint32_t)ix->slots[i] - 1);
+		if (e && entry_matches(e, k, name, v))
+			return e;
+	}
+	return NULL;
+}
+
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id)
 {
-	for (size_t i = 0; i < ctx->n_fds; i++)
-		if (ctx->fds[i].id == id && strcmp(ctx->fds[i].name, name) == 0)
-			return &ctx->fds[i];
-	return NULL;
+	return index_find(ctx, BY_KEY, hash_key(name, id), name, id);
 }
 
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec)
 {
-	for (size_t i = 0; i < ctx->n_fds; i++)
-		if (ctx->fds[i].incoming && ctx->fds[i].rec == rec)
-			return &ctx->fds[i];
-	return NULL;
+	return index_find(ctx, BY_REC, mix32((uint64_t)rec << 32), NULL, rec);
 }
 
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd)
 {
-	for (size_t i = 0; i < ctx->n_fds; i++)
-		if (ctx->fds[i].fd == fd)
-			return true;
+	if (index_find(ctx, BY_FD, mix32((uint32_t)fd), NULL, fd))
+		return true;
 	for (size_t i = 0; i < ctx->n_rbs; i++)
 		if (ctx->rbs[i]->fd == fd)
 			return true;
 	return false;
 }
 
-int fdreg_reserve(struct cpr_ctx *ctx, size_t n)
+int fdreg_reserve(struct cpr_ctx *ctx, size_t n, bool incoming)
 {
-	struct cpr_fd_entry *fds;
-	size_t cap;
+	bool renumber = ctx->next_seq > UINT32_MAX - 1 - n;
+	int r;
 
-	if (n <= ctx->cap_fds - ctx->n_fds)
-		return 0;
-	cap = ctx->n_fds + n;
-	if (cap < 2 * ctx->cap_fds)
-		cap = 2 * ctx->cap_fds;
-	fds = reallocarray(ctx->fds, cap, sizeof(*fds));
-	if (!fds)
-		return -ENOMEM;
-	ctx->fds = fds;
-	ctx->cap_fds = cap;
+	if (n > ctx->cap_fds - ctx->n_fds) {
+		size_t cap = ctx->n_fds + n;
+		struct cpr_fd_entry *fds;
+
+		if (cap < 2 * ctx->cap_fds)
+			cap = 2 * ctx->cap_fds;
+		fds = reallocarray(ctx->fds, cap, sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		ctx->fds = fds;
+		ctx->cap_fds = cap;
+	}
+	if (renumber) { /* four billion registrations later: start again */
+		for (size_t i = 0; i < ctx->n_fds; i++)
+			ctx->fds[i].seq = (uint32_t)i;
+		ctx->next_seq = (uint32_t)ctx->n_fds;
+	}
+	for (enum fdreg_key k = BY_KEY; k <= BY_REC; k++) {
+		struct fdreg_index *ix = index_of(ctx, k);
+		size_t more = k == BY_REC && !incoming ? 0 : n;
+
+		if (!renumber && (ix->used + more) * 2 <= ix->cap && ix->cap)
+			continue;
+		r = index_rebuild(ctx, k, more);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
-/* Keeps the order of the others: it is the order of the FD records. */
+void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e)
+{
+	struct cpr_fd_entry *d;
+
+	assert(ctx->n_fds < ctx->cap_fds);
+	d = &ctx->fds[ctx->n_fds++];
+	*d = *e;
+	d->seq = ctx->next_seq++;
+	for (enum fdreg_key k = BY_KEY; k <= BY_REC; k++)
+		if (indexed(d, k))
+			index_put(index_of(ctx, k), entry_hash(d, k), d->seq);
+}
+
+/* An incoming entry's name is its FD record's, in ctx->incoming. */
+static void entry_free_name(struct cpr_fd_entry *e)
+{
+	if (!e->incoming)
+		free(e->name);
+}
+
+/* Keeps the order of the others: it is the order of the FD records.  Its
+ * index slots go stale and are dropped at the next rebuild. */
 void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e)
 {
 	size_t i = (size_t)(e - ctx->fds);
 
-	free(e->name);
+	entry_free_name(e);
 	memmove(e, e + 1, (ctx->n_fds - i - 1) * sizeof(*e));
 	ctx->n_fds--;
 }
@@ -81,11 +233,16 @@ void fdreg_free_all(struct cpr_ctx *ctx)
 	for (size_t i = 0; i < ctx->n_fds; i++) {
 		if (ctx->fds[i].owned)
 			cpr_close(ctx->fds[i].fd);
-		free(ctx->fds[i].name);
+		entry_free_name(&ctx->fds[i]);
 	}
 	free(ctx->fds);
 	ctx->fds = NULL;
 	ctx->n_fds = ctx->cap_fds = 0;
+	ctx->next_seq = 0;
+	for (enum fdreg_key k = BY_KEY; k <= BY_REC; k++) {
+		free(index_of(ctx, k)->slots);
+		*index_of(ctx, k) = (struct fdreg_index){ 0 };
+	}
 }
 
 /* The /proc/self/fd link of @fd, e.g. "anon_inode:[eventfd]" or "/dev/vfio/7". */
@@ -238,7 +395,6 @@ static bool name_ok(const char *name)
 CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
 			   enum cpr_fd_kind kind)
 {
-	struct cpr_fd_entry *e;
 	char *copy;
 	int r;
 
@@ -261,14 +417,13 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 		return r;
 	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
 		return -E2BIG;
-	r = fdreg_reserve(ctx, 1);
+	r = fdreg_reserve(ctx, 1, false);
 	if (r < 0)
 		return r;
 	copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	e = &ctx->fds[ctx->n_fds++];
-	*e = (struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd };
+	fdreg_append(ctx, &(struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd });
 	return 0;
 }
 
@@ -331,53 +486,65 @@ CPR_EXPORT int cpr_fd_unclaimed(struct cpr_ctx *ctx, cpr_fd_report_fn fn, void *
 
 CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 {
+	size_t kept = 0;
 	int n = 0;
 
 	if (!ctx)
 		return -EINVAL;
-	for (size_t i = 0; i < ctx->n_fds;) {
+	/* One pass that keeps the claimed entries in order: their index
+	 * slots stay valid, the closed ones' go stale. */
+	for (size_t i = 0; i < ctx->n_fds; i++) {
 		struct cpr_fd_entry *e = &ctx->fds[i];
 
 		if (!e->owned) {
-			i++;
+			ctx->fds[kept++] = *e;
 			continue;
 		}
 		ctx_log(ctx, LOG_INFO, "cpr: closing unclaimed %s \"%s\" id %d (fd %d)",
 			cpr_fd_kind_to_string(e->kind), e->name, e->id, e->fd);
 		cpr_close(e->fd);
-		fdreg_remove(ctx, e);
+		entry_free_name(e);
 		n++;
 	}
+	ctx->n_fds = kept;
 	teardown_release_if_adopted(ctx);
 	return n;
 }
 
 /* ---- adopting an incoming state ---- */
 
+int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i, int fd,
+		       struct cpr_error *ret_err)
+{
+	const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
+	char q[80];
+	int r;
+
+	if (fdreg_lookup(ctx, rec->name, rec->id)) {
+		cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+			      "incoming fd \"%s\" id %d is already registered here",
+			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id);
+		return -EEXIST;
+	}
+	r = check_kind_logged(ctx, fd, rec->kind, rec->name, rec->id);
+	if (r < 0) {
+		cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD, (uint32_t)i,
+			      UINT64_MAX, "incoming fd %d for \"%s\" id %d is not a %s", fd,
+			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id,
+			      cpr_fd_kind_to_string(rec->kind));
+		return r == -EMEDIUMTYPE ? r : -EBADF;
+	}
+	return 0;
+}
+
 static int adopt_check_fds(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
 			   size_t n, struct cpr_error *ret_err)
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
-		char q[80];
-		int r;
+		int r = ctx_adopt_check_fd(ctx, st, i, fds[i], ret_err);
 
-		if (fdreg_lookup(ctx, rec->name, rec->id)) {
-			cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
-				      "incoming fd \"%s\" id %d is already registered here",
-				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
-				      rec->id);
-			return -EEXIST;
-		}
-		r = check_kind_logged(ctx, fds[i], rec->kind, rec->name, rec->id);
-		if (r < 0) {
-			cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD,
-				      (uint32_t)i, UINT64_MAX,
-				      "incoming fd %d for \"%s\" id %d is not a %s", fds[i],
-				      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)),
-				      rec->id, cpr_fd_kind_to_string(rec->kind));
-			return r == -EMEDIUMTYPE ? r : -EBADF;
-		}
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -440,7 +607,7 @@ static int adopt_check_ramblocks(const struct cpr_state *st, const int *fds,
 }
 
 static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
-		       size_t n_fds, struct cpr_error *ret_err)
+		       size_t n_fds, bool fds_checked, struct cpr_error *ret_err)
 {
 	struct cpr_state_info info;
 	int r;
@@ -464,53 +631,54 @@ static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const in
 			      "%zu fds for %zu FD records", n_fds, cpr_state_fd_count(st));
 		return -EBADMSG;
 	}
-	r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
-	if (r < 0)
-		return r;
+	if (!fds_checked) {
+		r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
+		if (r < 0)
+			return r;
+	}
 	return adopt_check_ramblocks(st, fds, ret_err);
 }
 
-int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
-	      struct cpr_error *ret_err)
+static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+		 bool fds_checked, struct cpr_error *ret_err)
 {
 	struct cpr_state_info info;
-	char **names;
 	int r;
 
 	if (!ctx || !st || (n_fds && !fds))
 		return -EINVAL;
-	r = adopt_check(ctx, st, fds, n_fds, ret_err);
+	r = adopt_check(ctx, st, fds, n_fds, fds_checked, ret_err);
 	if (r < 0)
 		return r;
-	r = fdreg_reserve(ctx, n_fds);
+	r = fdreg_reserve(ctx, n_fds, true);
 	if (r < 0)
 		return r;
-	names = calloc(n_fds + 1, sizeof(char *));
-	if (!names)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_fds; i++) {
-		names[i] = strdup(cpr_state_fd_get(st, i)->name);
-		if (!names[i]) {
-			while (i > 0)
-				free(names[--i]);
-			free(names);
-			return -ENOMEM;
-		}
-	}
-	/* Nothing can fail from here on. */
+	/* Nothing can fail from here on.  The names stay in the state's FD
+	 * records, which the context keeps as long as its registry. */
 	for (size_t i = 0; i < n_fds; i++) {
 		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
 
-		ctx->fds[ctx->n_fds++] = (struct cpr_fd_entry){
-			.name = names[i], .id = rec->id, .kind = rec->kind,
+		fdreg_append(ctx, &(struct cpr_fd_entry){
+			.name = (char *)rec->name, .id = rec->id, .kind = rec->kind,
 			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,
-		};
+		});
 	}
-	free(names);
 	ctx->incoming = st;
 	if (cpr_state_get_info(st, &info) >= 0)
 		/* A newer writer may have targeted a level this library cannot
 		 * write: the sticky default is the newest level both know. */
 		ctx->sticky_level = info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
 	return 0;
+}
+
+int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+	      struct cpr_error *ret_err)
+{
+	return adopt(ctx, st, fds, n_fds, false, ret_err);
+}
+
+int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
+			 struct cpr_error *ret_err)
+{
+	return adopt(ctx, st, fds, n_fds, true, ret_err);
 }

@@ -67,6 +67,8 @@ struct parser {
 	struct cpr_state_info info;
 	bool have_producer;
 	struct u32set slots;
+	const struct schema_field *fd_name_len;	 /* looked up once, used per record */
+	const struct schema_field *rb_idstr_len;
 	uint64_t rb_off[CPR_RAMBLOCKS_MAX]; /* stream offset of each RAMBLOCK, for errors */
 	uint32_t need_level;	/* highest level of a required element in use */
 	const char *need_what;	/* that element, for the message */
@@ -194,11 +196,10 @@ static const uint8_t byte_class[256] = {
 };
 
 /* The one string of a record: its length field must account for the whole variable part. */
-static int get_string(const struct schema_record *r, const struct stream_rec *rec,
-		      const uint8_t *fixed, char *out, size_t max, bool name_rules,
-		      struct cpr_error *err)
+static int get_string(const struct schema_record *r, const struct schema_field *f,
+		      const struct stream_rec *rec, const uint8_t *fixed, char *out, size_t max,
+		      bool name_rules, struct cpr_error *err)
 {
-	const struct schema_field *f = schema_field(r, r->string);
 	uint64_t n = schema_get(f, fixed, CPR_FIXED_MAX);
 
 	if (n != rec->var_len)
@@ -229,7 +230,8 @@ static int on_producer(struct parser *p, const struct schema_record *r,
 	if (p->have_producer)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"PRODUCER appears twice");
-	k = get_string(r, rec, fixed, p->info.producer, CPR_PRODUCER_MAX, false, err);
+	k = get_string(r, schema_field(r, r->string), rec, fixed, p->info.producer,
+		       CPR_PRODUCER_MAX, false, err);
 	if (k < 0)
 		return k;
 	p->info.libcpr_version = le32_load(fixed);
@@ -272,7 +274,7 @@ static int on_fd(struct parser *p, const struct schema_record *r, const struct s
 	fd->id = (int32_t)le32_load(fixed + 8);
 	fd->must_flags = le32_load(fixed + 12);
 	fd->hint_flags = le32_load(fixed + 16);
-	k = get_string(r, rec, fixed, fd->name, CPR_NAME_MAX, true, err);
+	k = get_string(r, p->fd_name_len, rec, fixed, fd->name, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;
 	kind = schema_fd_kind(fd->kind);
@@ -316,7 +318,7 @@ static int on_ramblock(struct parser *p, const struct schema_record *r,
 	rb->must_flags = le32_load(fixed + 48);
 	rb->hint_flags = le32_load(fixed + 52);
 	rb->gmem_offset = le64_load(fixed + 64);
-	k = get_string(r, rec, fixed, rb->idstr, CPR_NAME_MAX, true, err);
+	k = get_string(r, p->rb_idstr_len, rec, fixed, rb->idstr, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;
 	return limit_or_dup(err, state_commit_ramblock(p->st), rec, "RAMBLOCK", rb->idstr, 0);
@@ -511,6 +513,69 @@ static int parse_ramblocks(struct parser *p, struct cpr_error *err)
 	return k < 0 ? k : check_overlaps(p, true, order, err);
 }
 
+/* What on_fd() judges beyond a record's bytes, for FD @i of the state. */
+static int check_fd_rules(struct parser *p, const struct schema_record *r, size_t i,
+			  struct cpr_error *err)
+{
+	const struct cpr_state_fd *fd = cpr_state_fd_get(p->st, i);
+	const struct schema_value *kind = schema_fd_kind(fd->kind);
+	struct stream_rec rec = { .type = CPR_REC_FD, .instance = (uint32_t)i, .offset = UINT64_MAX };
+	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
+	int k;
+
+	if (!kind || kind->level > p->max_level)
+		return cpr_fail(err, -EPROTONOSUPPORT, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s' has kind %u%s%s%s unknown to this reader (level %u); "
+				"stream from %s",
+				rec.instance, fd->name, fd->kind, kind ? " (" : "", kind ? kind->name : "",
+				kind ? ")" : "", p->max_level, from(p));
+	le32_store(fixed + r->must_off, fd->must_flags);
+	k = check_must(p, r, &rec, fixed, err);
+	if (k < 0)
+		return k;
+	if (fd->slot > INT32_MAX)
+		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s': slot %u is out of range", rec.instance, fd->name, fd->slot);
+	k = u32set_add(&p->slots, fd->slot);
+	if (k == -EEXIST)
+		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
+				"FD#%u '%s' reuses slot %u", rec.instance, fd->name, fd->slot);
+	return k < 0 ? cpr_fail(err, k, rec.type, rec.instance, rec.offset, "out of memory") : 0;
+}
+
+static int check_ramblock_flags(struct parser *p, const struct schema_record *r, size_t i,
+				struct cpr_error *err)
+{
+	struct stream_rec rec = { .type = CPR_REC_RAMBLOCK, .instance = (uint32_t)i,
+				  .offset = UINT64_MAX };
+	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
+
+	p->rb_off[i] = UINT64_MAX;
+	le32_store(fixed + r->must_off, cpr_state_ramblock_get(p->st, i)->must_flags);
+	return check_must(p, r, &rec, fixed, err);
+}
+
+int state_check(const struct cpr_state *st, uint32_t max_level, struct cpr_error *err)
+{
+	struct parser p = { .st = (struct cpr_state *)st, .max_level = max_level,
+			    .have_producer = true };
+	size_t n_fds = cpr_state_fd_count(st), n_rbs = cpr_state_ramblock_count(st);
+	int k;
+
+	cpr_state_get_info(st, &p.info);
+	k = u32set_reserve(&p.slots, n_fds);
+	if (k < 0)
+		return cpr_fail(err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
+	for (size_t i = 0; k >= 0 && i < n_fds; i++)
+		k = check_fd_rules(&p, schema_record(CPR_REC_FD), i, err);
+	for (size_t i = 0; k >= 0 && i < n_rbs; i++)
+		k = check_ramblock_flags(&p, schema_record(CPR_REC_RAMBLOCK), i, err);
+	if (k >= 0)
+		k = parse_ramblocks(&p, err);
+	free(p.slots.slots);
+	return k;
+}
+
 CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 			       struct cpr_state **ret_state, struct cpr_error *ret_err)
 {
@@ -526,6 +591,9 @@ CPR_EXPORT int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
 				CPR_LEVEL_MAX);
 	if (len >= CPR_HEADER_SIZE)
 		stream_header_info(buf, &p.info);
+	p.fd_name_len = schema_field(schema_record(CPR_REC_FD), schema_record(CPR_REC_FD)->string);
+	p.rb_idstr_len = schema_field(schema_record(CPR_REC_RAMBLOCK),
+				      schema_record(CPR_REC_RAMBLOCK)->string);
 	k = cpr_state_new(&p.st);
 	if (k < 0)
 		return cpr_fail(ret_err, k, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");

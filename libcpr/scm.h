@@ -70,6 +70,17 @@ int scm_send_fds(int sock, const void *data, size_t len, const int *fds, size_t 
  */
 int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms,
 		 struct cpr_error *err);
+/*
+ * scm_recv_fds() that calls @fn on every chunk as it arrives, while later
+ * chunks are still in flight: @fds[@first .. @first + @count - 1] were just
+ * received (and the data, with the first chunk).  A negative return from
+ * @fn, which describes it in @err, stops the receive: every fd received so
+ * far is closed and that value returned.
+ */
+typedef int (*scm_chunk_fn)(void *userdata, const int *fds, size_t first, size_t count,
+			    struct cpr_error *err);
+int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds,
+		      int64_t deadline_ms, scm_chunk_fn fn, void *userdata, struct cpr_error *err);
 
 /*
  * Read exactly @len bytes, accepting up to @max_fds fds on the first

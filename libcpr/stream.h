@@ -71,5 +71,13 @@ struct cpr_state_ramblock *state_next_ramblock(struct cpr_state *st, int *ret_er
 int state_commit_ramblock(struct cpr_state *st);
 int state_reserve(struct cpr_state *st, size_t n_fds, size_t n_rbs);
 bool state_name_valid(const char *s, size_t *ret_len);
+/*
+ * parse.c: the rules cpr_state_parse() applies to what records say rather
+ * than to how they are framed (kinds and must flags known at @max_level,
+ * FD slots in range and unique, every RAMBLOCK's numbers, references and
+ * overlaps), judged on @st itself, with the reader's messages.  With
+ * stream_walk() over the bytes, the writer's check of its own output.
+ */
+int state_check(const struct cpr_state *st, uint32_t max_level, struct cpr_error *err);
 
 #endif

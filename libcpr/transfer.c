@@ -301,113 +301,138 @@ static int64_t xfer_deadline(int sock)
 	return scm_now_ms() + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/*
- * Reorder @fds, received in slot order, so that fds[i] belongs to FD record
- * i.  The records' slots must be exactly 0..n-1, each once.
- */
-static int xfer_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
-{
-	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
-	_cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
-
-	if (!by_rec || !taken)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t slot = cpr_state_fd_get(st, i)->slot;
-
-		if (slot >= n || taken[slot]) {
-			xfer_err(err, -EPROTO,
-				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
-				 slot, n);
-			return -EPROTO;
-		}
-		taken[slot] = true;
-		by_rec[i] = fds[slot];
-	}
-	if (n)
-		memcpy(fds, by_rec, n * sizeof(int));
-	return 0;
-}
-
-/*
- * Parse the whole stream and cross-check it against the transport: its id
- * repeats the preamble's and its FD records name exactly the fds carried.
- */
-static int xfer_check_stream(const void *buf, const struct xfer_preamble *pre, int *fds,
-			     struct cpr_state **ret_st, struct cpr_error *err)
-{
-	struct cpr_state_info info;
-	struct cpr_state *st = NULL;
-	int r;
-
-	r = cpr_state_parse(buf, pre->stream_len, 0, &st, err);
-	if (r < 0)
-		return r;
-	r = cpr_state_get_info(st, &info);
-	if (r >= 0 && memcmp(info.stream_id, pre->stream_id, sizeof(info.stream_id)) != 0) {
-		xfer_err(err, -EBADMSG, "the stream id does not repeat the transfer preamble's");
-		r = -EBADMSG;
-	}
-	if (r >= 0 && cpr_state_fd_count(st) != pre->n_fds) {
-		xfer_err(err, -EPROTO,
-			 "the stream has %zu FD records, the transfer carried %" PRIu32 " fds",
-			 cpr_state_fd_count(st), pre->n_fds);
-		r = -EPROTO;
-	}
-	if (r >= 0)
-		r = xfer_order_fds(st, fds, pre->n_fds, err);
-	if (r < 0) {
-		cpr_state_free(st);
-		return r;
-	}
-	*ret_st = st;
-	return 0;
-}
-
 /* Everything the receiver holds while it checks: freed on every path. */
 struct incoming {
+	struct cpr_ctx *ctx;
 	struct xfer_preamble pre;
+	int64_t deadline;
 	uint8_t *buf;
-	int *fds;
-	size_t n_fds; /* fds received (and owned) so far */
+	struct cpr_state *st;
+	uint32_t *rec_of_slot; /* the FD record each fd is for, by slot */
+	int *fds;	       /* in slot order as they arrive, then in record order */
+	size_t n_fds;	       /* fds received (and owned) so far */
 };
 
 static void incoming_done(struct incoming *in)
 {
 	scm_close_all(in->fds, in->n_fds);
+	cpr_state_free(in->st);
 	free(in->fds);
+	free(in->rec_of_slot);
 	free(in->buf);
 }
 
+/* The preamble, then the stream, into @in. */
 static int incoming_read(int sock, struct incoming *in, struct cpr_error *err)
 {
 	uint8_t p[XFER_PREAMBLE_SIZE];
-	int64_t deadline = xfer_deadline(sock);
-	size_t none;
+	size_t n, none;
 	int r;
 
-	r = scm_read_exact(sock, p, sizeof(p), NULL, 0, &none, deadline, "transfer preamble", err);
+	in->deadline = xfer_deadline(sock);
+	r = scm_read_exact(sock, p, sizeof(p), NULL, 0, &none, in->deadline, "transfer preamble",
+			   err);
 	if (r < 0)
 		return r;
 	r = xfer_check_preamble(p, &in->pre, err);
 	if (r < 0)
 		return r;
 	/* Limits were checked above: allocate only now. */
+	n = in->pre.n_fds ? in->pre.n_fds : 1;
 	in->buf = malloc(in->pre.stream_len);
-	in->fds = malloc((in->pre.n_fds ? in->pre.n_fds : 1) * sizeof(int));
-	if (!in->buf || !in->fds) {
+	in->fds = malloc(n * sizeof(int));
+	in->rec_of_slot = malloc(n * sizeof(uint32_t));
+	if (!in->buf || !in->fds || !in->rec_of_slot) {
 		xfer_err(err, -ENOMEM, "out of memory for a %" PRIu64 "-byte stream",
 			 in->pre.stream_len);
 		return -ENOMEM;
 	}
-	r = scm_read_exact(sock, in->buf, in->pre.stream_len, NULL, 0, &none, deadline,
-			   "state stream", err);
+	return scm_read_exact(sock, in->buf, in->pre.stream_len, NULL, 0, &none, in->deadline,
+			      "state stream", err);
+}
+
+/* The FD records' slots must be exactly 0..n-1, each once: map them back. */
+static int xfer_map_slots(struct incoming *in, struct cpr_error *err)
+{
+	size_t n = in->pre.n_fds;
+
+	for (size_t s = 0; s < n; s++)
+		in->rec_of_slot[s] = UINT32_MAX;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(in->st, i)->slot;
+
+		if (slot >= n || in->rec_of_slot[slot] != UINT32_MAX) {
+			xfer_err(err, -EPROTO,
+				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
+				 slot, n);
+			return -EPROTO;
+		}
+		in->rec_of_slot[slot] = (uint32_t)i;
+	}
+	return 0;
+}
+
+/*
+ * Parse the whole stream and cross-check it against the preamble: its id
+ * repeats the preamble's and its FD records name exactly the fds announced.
+ * Runs while the sender's fds are in flight.
+ */
+static int xfer_check_stream(struct incoming *in, struct cpr_error *err)
+{
+	struct cpr_state_info info;
+	int r;
+
+	r = cpr_state_parse(in->buf, in->pre.stream_len, 0, &in->st, err);
 	if (r < 0)
 		return r;
-	r = scm_recv_fds(sock, NULL, 0, in->fds, in->pre.n_fds, deadline, err);
+	r = cpr_state_get_info(in->st, &info);
 	if (r < 0)
 		return r;
-	in->n_fds = in->pre.n_fds;
+	if (memcmp(info.stream_id, in->pre.stream_id, sizeof(info.stream_id)) != 0) {
+		xfer_err(err, -EBADMSG, "the stream id does not repeat the transfer preamble's");
+		return -EBADMSG;
+	}
+	if (cpr_state_fd_count(in->st) != in->pre.n_fds) {
+		xfer_err(err, -EPROTO,
+			 "the stream has %zu FD records, the transfer carried %" PRIu32 " fds",
+			 cpr_state_fd_count(in->st), in->pre.n_fds);
+		return -EPROTO;
+	}
+	return xfer_map_slots(in, err);
+}
+
+/* Check each fd of a chunk against its FD record as soon as it arrives. */
+static int xfer_check_chunk(void *userdata, const int *fds, size_t first, size_t count,
+			    struct cpr_error *err)
+{
+	struct incoming *in = userdata;
+
+	for (size_t s = first; s < first + count; s++) {
+		int r = ctx_adopt_check_fd(in->ctx, in->st, in->rec_of_slot[s], fds[s], err);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Receive the fds, checking them chunk by chunk, and put them in record order. */
+static int incoming_recv_fds(int sock, struct incoming *in, struct cpr_error *err)
+{
+	size_t n = in->pre.n_fds;
+	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
+	int r;
+
+	if (!by_rec)
+		return -ENOMEM;
+	r = scm_recv_fds_each(sock, NULL, 0, in->fds, n, in->deadline, xfer_check_chunk, in, err);
+	if (r < 0)
+		return r;
+	in->n_fds = n;
+	for (size_t s = 0; s < n; s++)
+		by_rec[in->rec_of_slot[s]] = in->fds[s];
+	if (n)
+		memcpy(in->fds, by_rec, n * sizeof(int));
 	return 0;
 }
 
@@ -415,8 +440,7 @@ CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error
 {
 	struct cpr_error e = { .record_type = UINT32_MAX, .instance = UINT32_MAX,
 			       .offset = UINT64_MAX };
-	struct incoming in = { 0 };
-	struct cpr_state *st = NULL;
+	struct incoming in = { .ctx = ctx };
 	int r;
 
 	if (!ctx)
@@ -430,14 +454,14 @@ CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error
 	}
 	r = incoming_read(sock, &in, &e);
 	if (r >= 0)
-		r = xfer_check_stream(in.buf, &in.pre, in.fds, &st, &e);
+		r = xfer_check_stream(&in, &e);
+	if (r >= 0)
+		r = incoming_recv_fds(sock, &in, &e);
+	if (r >= 0)
+		r = ctx_adopt_prechecked(ctx, in.st, in.fds, in.n_fds, &e);
 	if (r >= 0) {
-		r = ctx_adopt(ctx, st, in.fds, in.n_fds, &e);
-		if (r < 0)
-			cpr_state_free(st);
-	}
-	if (r >= 0) {
-		in.n_fds = 0; /* the context owns them now */
+		in.st = NULL; /* the context owns the state and the fds now */
+		in.n_fds = 0;
 		ctx_log(ctx, LOG_INFO, "transfer: received and adopted a %" PRIu64 "-byte state and %"
 			PRIu32 " fds", in.pre.stream_len, in.pre.n_fds);
 		incoming_done(&in);

@@ -188,6 +188,52 @@ START_TEST(test_cpr_fd_find_delete)
 }
 END_TEST
 
+/* The registry's indexes through churn: deleted keys and fds are free again,
+ * live ones are still found, and the FD records keep registration order. */
+START_TEST(test_cpr_fd_registry_churn)
+{
+	enum { N = 1000 };
+	struct cpr_ctx *ctx;
+	struct cpr_state *st;
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), fds[N], fd;
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	for (int i = 0; i < N; i++) {
+		fds[i] = fcntl(ev, F_DUPFD_CLOEXEC, 0);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD), 0);
+	}
+	for (int i = 0; i < N; i += 2)
+		ck_assert_int_eq(cpr_fd_delete(ctx, "dev", i), 0);
+	for (int i = 0; i < N; i += 2)
+		ck_assert_int_eq(cpr_fd_find(ctx, "dev", i, 0, &fd), -ENOENT);
+	for (int i = 0; i < N; i++) {
+		if (i % 2) {
+			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, ev, CPR_FD_EVENTFD), -EEXIST);
+			ck_assert_int_eq(cpr_fd_save(ctx, "other", i, fds[i], CPR_FD_EVENTFD),
+					 -EEXIST);
+		} else {
+			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD), 0);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(cpr_fd_find(ctx, "dev", i, CPR_FD_EVENTFD, &fd), 0);
+		ck_assert_int_eq(fd, fds[i]);
+	}
+	ck_assert_int_eq(cpr_ctx_build_state(ctx, &st), 0);
+	ck_assert_uint_eq(cpr_state_fd_count(st), N);
+	for (int i = 0; i < N; i++) /* the odd ids as first saved, then the even */
+		ck_assert_int_eq(cpr_state_fd_get(st, (size_t)i)->id,
+				 i < N / 2 ? 2 * i + 1 : 2 * (i - N / 2));
+	cpr_state_free(st);
+	cpr_ctx_free(ctx);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	close(ev);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* ---- adoption, in one process: ctx "old" -> state + dup'ed fds -> ctx "new" */
 
 struct pair {
@@ -470,6 +516,7 @@ static Suite *fdreg_suite(void)
 	tcase_add_test(tc, test_cpr_fd_check_kind_real_objects);
 	tcase_add_test(tc, test_cpr_fd_save_errors);
 	tcase_add_test(tc, test_cpr_fd_find_delete);
+	tcase_add_test(tc, test_cpr_fd_registry_churn);
 	tcase_add_test(tc, test_ctx_adopt_claim_and_close_unclaimed);
 	tcase_add_test(tc, test_ctx_adopt_kind_mismatch);
 	tcase_add_test(tc, test_ctx_adopt_duplicate_key);

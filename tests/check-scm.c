@@ -316,6 +316,71 @@ START_TEST(test_cpr_fds_recv_chunks)
 }
 END_TEST
 
+/* The per-chunk callback sees each chunk as it arrives, in order; a refusal
+ * from it closes every fd received so far. */
+struct chunk_log {
+	size_t calls, seen, stop_at;
+};
+
+static int log_chunk(void *userdata, const int *fds, size_t first, size_t count,
+		     struct cpr_error *err)
+{
+	struct chunk_log *l = userdata;
+
+	ck_assert_uint_eq(first, l->seen);
+	ck_assert_uint_le(count, CPR_SCM_MAX_FDS);
+	for (size_t i = first; i < first + count; i++)
+		ck_assert_int_ge(fcntl(fds[i], F_GETFD), 0);
+	l->seen += count;
+	if (++l->calls == l->stop_at) {
+		cpr_error_set(err, -EMEDIUMTYPE, UINT32_MAX, UINT32_MAX, UINT64_MAX, "refused");
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
+START_TEST(test_scm_recv_fds_each)
+{
+	size_t n = 600; /* three chunks */
+	int before, sv[2], *fds, *got;
+
+	raise_nofile();
+	before = test_count_fds();
+	fds = memfds(n);
+	got = calloc(n, sizeof(int));
+	ck_assert_ptr_nonnull(got);
+	for (size_t stop = 0; stop <= 3; stop++) {
+		struct chunk_log l = { .stop_at = stop };
+		struct cpr_error err = { 0 };
+		int r;
+
+		pair(SOCK_STREAM, sv);
+		ck_assert_int_eq(cpr_fds_send(sv[0], NULL, 0, fds, n), 0);
+		r = scm_recv_fds_each(sv[1], NULL, 0, got, n, -1, log_chunk, &l, &err);
+		if (stop == 0) {
+			ck_assert_int_eq(r, 0);
+			ck_assert_uint_eq(l.calls, 3);
+			ck_assert_uint_eq(l.seen, n);
+			assert_same_files(fds, got, n);
+			for (size_t i = 0; i < n; i++)
+				got[i] = cpr_close(got[i]);
+		} else {
+			ck_assert_int_eq(r, -EMEDIUMTYPE);
+			ck_assert_str_eq(err.message, "refused");
+			ck_assert_uint_eq(l.calls, stop);
+			for (size_t i = 0; i < n; i++)
+				ck_assert_int_eq(got[i], -EBADF);
+		}
+		cpr_close(sv[0]);
+		cpr_close(sv[1]);
+		test_assert_no_fd_leak(before + (int)n);
+	}
+	free(got);
+	close_all(fds, n);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
 /* Forge one chunk: header claims @claim fds, @attach ride along. */
 static void forge_chunk(int sock, uint32_t first, uint16_t claim, uint32_t data_len,
 			const int *fds, size_t attach)
@@ -578,6 +643,7 @@ static Suite *scm_suite(void)
 	tcase_add_test(tc, test_cpr_fds_recv_bad_header);
 	tcase_add_test(tc, test_cpr_fds_recv_timeout);
 	tcase_add_test(tc, test_cpr_fds_recv_second_chunk_missing);
+	tcase_add_test(tc, test_scm_recv_fds_each);
 	tcase_add_test(tc, test_cpr_fds_send_invalid);
 	tcase_add_test(tc, test_cpr_fds_send_epipe);
 	tcase_add_test(tc, test_cpr_fds_send_timeout);

@@ -456,6 +456,61 @@ START_TEST(test_state_api_errors)
 }
 END_TEST
 
+/* The writer's own check judges what the reader would, with its errors: one
+ * rule broken on a valid state each time. */
+enum bend { SLOT_REUSED, SLOT_RANGE, FD_MUST, RB_MUST, RB_DANGLING, RB_OVERLAP, N_BENDS };
+
+static void bend(struct cpr_state *st, enum bend b)
+{
+	struct cpr_state_fd *f0 = (struct cpr_state_fd *)cpr_state_fd_get(st, 0);
+	struct cpr_state_fd *f1 = (struct cpr_state_fd *)cpr_state_fd_get(st, 1);
+	struct cpr_state_ramblock *r0 = (struct cpr_state_ramblock *)cpr_state_ramblock_get(st, 0);
+	struct cpr_state_ramblock *r1 = (struct cpr_state_ramblock *)cpr_state_ramblock_get(st, 1);
+
+	switch (b) {
+	case SLOT_REUSED: f1->slot = f0->slot; break;
+	case SLOT_RANGE: f1->slot = 0x80000000u; break;
+	case FD_MUST: f1->must_flags = 1u << 31; break;
+	case RB_MUST: r1->must_flags |= 1u << 30; break;
+	case RB_DANGLING: r1->fd_index = 2; break; /* an eventfd */
+	case RB_OVERLAP: r1->fd_index = r0->fd_index; r1->fd_offset = 0; break;
+	default: break;
+	}
+}
+
+START_TEST(test_state_encode_refuses_as_reader)
+{
+	static const struct {
+		int code;
+		uint32_t type, instance;
+		const char *msg;
+	} want[N_BENDS] = {
+		[SLOT_REUSED] = { -EBADMSG, CPR_REC_FD, 1, "FD#1 '/rom@etc/acpi/tables' reuses slot 0" },
+		[SLOT_RANGE] = { -EBADMSG, CPR_REC_FD, 1, "slot 2147483648 is out of range" },
+		[FD_MUST] = { -EPROTONOSUPPORT, CPR_REC_FD, 1, "(bit 31) unknown to this reader" },
+		[RB_MUST] = { -EPROTONOSUPPORT, CPR_REC_RAMBLOCK, 1, "(bit 30) unknown to this reader" },
+		[RB_DANGLING] = { -EBADMSG, CPR_REC_RAMBLOCK, 1, "does not name a memfd" },
+		[RB_OVERLAP] = { -EBADMSG, CPR_REC_RAMBLOCK, 1, "overlaps another block" },
+	};
+	struct cpr_state *st = fixture_state(FIXTURE_LEVEL1);
+	struct cpr_error err = { 0 };
+	void *buf = NULL;
+	size_t len = 0;
+	int nfds = test_count_fds();
+
+	bend(st, (enum bend)_i);
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &buf, &len, &err), want[_i].code);
+	ck_assert_ptr_null(buf);
+	ck_assert_int_eq(err.code, want[_i].code);
+	ck_assert_uint_eq(err.record_type, want[_i].type);
+	ck_assert_uint_eq(err.instance, want[_i].instance);
+	ck_assert_msg(strstr(err.message, want[_i].msg), "%s", err.message);
+	ck_assert_int_eq(cpr_state_check(st, 0, NULL, NULL, &err), want[_i].code);
+	cpr_state_free(st);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* ---- hostile input: one mutation of the base stream each, a specific refusal each */
 
 enum where { HDR, REC, FIX, VAR };
@@ -767,6 +822,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_state_limits_values);
 	tcase_add_test(tc, test_state_limits_counts);
 	tcase_add_test(tc, test_state_api_errors);
+	tcase_add_loop_test(tc, test_state_encode_refuses_as_reader, 0, N_BENDS);
 	tcase_add_loop_test(tc, test_state_parse_hostile, 0, (int)ARRAY_SIZE(hostile));
 	tcase_add_test(tc, test_state_parse_truncated);
 	tcase_add_test(tc, test_state_parse_bitflips);

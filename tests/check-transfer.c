@@ -533,6 +533,59 @@ START_TEST(test_cpr_transfer_recv_kind_mismatch)
 }
 END_TEST
 
+/* A wrong kind in the last of three chunks: refused with that record named,
+ * and every fd of the earlier chunks, already checked, closed again. */
+START_TEST(test_cpr_transfer_recv_kind_mismatch_late)
+{
+	enum { N = 600 };
+	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD };
+	struct cpr_error err = { 0 };
+	struct cpr_state_info info;
+	struct cpr_state *st;
+	struct cpr_ctx *ctx;
+	struct forged fo = { 0 };
+	uint8_t pre[XFER_PREAMBLE_SIZE];
+	int before, sv[2], pipefd[2], fds[N];
+
+	raise_nofile();
+	before = test_count_fds();
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	strcpy(f.name, "m");
+	for (int i = 0; i < N; i++) {
+		f.slot = (uint32_t)i;
+		f.id = i;
+		ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	}
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &fo.stream, &fo.len, NULL), 0);
+	ck_assert_int_eq(cpr_state_get_info(st, &info), 0);
+	cpr_state_free(st);
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	for (int i = 0; i < N - 1; i++)
+		fds[i] = test_memfd("m", 4096);
+	fds[N - 1] = pipefd[0];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	xfer_preamble_store(pre, fo.len, N, info.stream_id);
+	ck_assert_int_eq(write(sv[0], pre, sizeof(pre)), (ssize_t)sizeof(pre));
+	ck_assert_int_eq(write(sv[0], fo.stream, fo.len), (ssize_t)fo.len);
+	ck_assert_int_eq(scm_send_fds(sv[0], NULL, 0, fds, N), 0);
+	for (int i = 0; i < N; i++)
+		cpr_close(fds[i]);
+	cpr_close(pipefd[1]);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), -EMEDIUMTYPE);
+	ck_assert_uint_eq(err.record_type, CPR_REC_FD);
+	ck_assert_uint_eq(err.instance, N - 1);
+	ck_assert_msg(strstr(err.message, "is not a memfd"), "%s", err.message);
+	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
+	cpr_ctx_free(ctx);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	free(fo.stream);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
 /* A stream whose two FD records name slots @s0 and @s1, sent with two
  * memfds; returns what cpr_transfer_recv() said, with the inode of the fd
  * adopted as "a" in *ret_ino_a. */
@@ -795,6 +848,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_recv_short_read);
 	tcase_add_test(tc, test_cpr_transfer_recv_bad_stream);
 	tcase_add_test(tc, test_cpr_transfer_recv_kind_mismatch);
+	tcase_add_test(tc, test_cpr_transfer_recv_kind_mismatch_late);
 	tcase_add_test(tc, test_cpr_transfer_recv_slots);
 	tcase_add_test(tc, test_cpr_transfer_recv_already);
 	tcase_add_test(tc, test_cpr_transfer_recv_timeout);
