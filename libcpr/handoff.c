@@ -50,25 +50,38 @@ CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t
 	return 0;
 }
 
-/* @fds in FD record order: record i names slot fds[slot]. */
-int ctx_order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
+int ctx_map_slots(const struct cpr_state *st, size_t n, uint32_t *rec_of_slot,
+		  struct cpr_error *err)
 {
-	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
-	_cleanup_free_ bool *taken = calloc(n ? n : 1, sizeof(bool));
-
-	if (!by_rec || !taken)
-		return -ENOMEM;
+	for (size_t s = 0; s < n; s++)
+		rec_of_slot[s] = UINT32_MAX;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t slot = cpr_state_fd_get(st, i)->slot;
 
-		if (slot >= n || taken[slot])
+		if (slot >= n || rec_of_slot[slot] != UINT32_MAX)
 			return cpr_fail(err, -EPROTO, NO_TYPE, NO_INST, UINT64_MAX,
 					"FD record %zu has slot %" PRIu32
 					", not a free slot below %zu",
 					i, slot, n);
-		taken[slot] = true;
-		by_rec[i] = fds[slot];
+		rec_of_slot[slot] = (uint32_t)i;
 	}
+	return 0;
+}
+
+/* @fds, one per slot, into FD record order. */
+static int order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_error *err)
+{
+	_cleanup_free_ uint32_t *rec_of_slot = malloc((n ? n : 1) * sizeof(uint32_t));
+	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
+	int r;
+
+	if (!rec_of_slot || !by_rec)
+		return -ENOMEM;
+	r = ctx_map_slots(st, n, rec_of_slot, err);
+	if (r < 0)
+		return r;
+	for (size_t s = 0; s < n; s++)
+		by_rec[rec_of_slot[s]] = fds[s];
 	if (n)
 		memcpy(fds, by_rec, n * sizeof(int));
 	return 0;
@@ -91,7 +104,7 @@ static int import_check(struct cpr_ctx *ctx, const void *stream, size_t len, int
 			     "the stream has %zu FD records, the hand-off carried %zu fds",
 			     cpr_state_fd_count(st), n_fds);
 	if (r >= 0)
-		r = ctx_order_fds(st, fds, n_fds, e);
+		r = order_fds(st, fds, n_fds, e);
 	if (r < 0) {
 		cpr_state_free(st);
 		return r;

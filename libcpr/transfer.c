@@ -351,27 +351,6 @@ static int incoming_read(int sock, struct incoming *in, struct cpr_error *err)
 			      "state stream", err);
 }
 
-/* The FD records' slots must be exactly 0..n-1, each once: map them back. */
-static int xfer_map_slots(struct incoming *in, struct cpr_error *err)
-{
-	size_t n = in->pre.n_fds;
-
-	for (size_t s = 0; s < n; s++)
-		in->rec_of_slot[s] = UINT32_MAX;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t slot = cpr_state_fd_get(in->st, i)->slot;
-
-		if (slot >= n || in->rec_of_slot[slot] != UINT32_MAX) {
-			xfer_err(err, -EPROTO,
-				 "FD record %zu has slot %" PRIu32 ", not a free slot below %zu", i,
-				 slot, n);
-			return -EPROTO;
-		}
-		in->rec_of_slot[slot] = (uint32_t)i;
-	}
-	return 0;
-}
-
 /*
  * Parse the whole stream and cross-check it against the preamble: its id
  * repeats the preamble's and its FD records name exactly the fds announced.
@@ -398,7 +377,7 @@ static int xfer_check_stream(struct incoming *in, struct cpr_error *err)
 			 cpr_state_fd_count(in->st), in->pre.n_fds);
 		return -EPROTO;
 	}
-	return xfer_map_slots(in, err);
+	return ctx_map_slots(in->st, in->pre.n_fds, in->rec_of_slot, err);
 }
 
 /* Check each fd of a chunk against its FD record as soon as it arrives. */
