@@ -232,6 +232,7 @@ int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsign
 	    bool defer_slots, uint64_t boot_slot)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
+	pthread_condattr_t ca;
 	int r;
 
 	if (n_vcpus == 0 || n_vcpus > VM_MAX_VCPUS || ram_size < VM_RAM_MIN)
@@ -253,6 +254,13 @@ int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsign
 
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->slots_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->slots_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (vm_late_ram(vm) == 0)
+		vm->slots_deferred = false;
 	for (unsigned i = 0; i < n_vcpus; i++)
 		vm->vcpus[i] = (struct vcpu){ .vm = vm, .index = i, .fd = -1 };
 	/* No SA_RESTART: the kick must make KVM_RUN return EINTR. */
@@ -286,23 +294,72 @@ static void vcpu_fail(struct vcpu *v, int err, const char *what)
 	v->error = err;
 }
 
+/* An access of 1, 2, 4 or 8 bytes is single-copy atomic when aligned. */
+static uint64_t ram_load(const void *p, uint32_t len)
+{
+	uint64_t x = 0;
+
+	if ((uintptr_t)p % len)
+		memcpy(&x, p, len);
+	else if (len == 8)
+		x = __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+	else if (len == 4)
+		x = __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
+	else if (len == 2)
+		x = __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED);
+	else if (len == 1)
+		x = __atomic_load_n((const uint8_t *)p, __ATOMIC_RELAXED);
+	else
+		memcpy(&x, p, len);
+	return x;
+}
+
+static void ram_store(void *p, uint64_t x, uint32_t len)
+{
+	if ((uintptr_t)p % len)
+		memcpy(p, &x, len);
+	else if (len == 8)
+		__atomic_store_n((uint64_t *)p, x, __ATOMIC_RELAXED);
+	else if (len == 4)
+		__atomic_store_n((uint32_t *)p, (uint32_t)x, __ATOMIC_RELAXED);
+	else if (len == 2)
+		__atomic_store_n((uint16_t *)p, (uint16_t)x, __ATOMIC_RELAXED);
+	else if (len == 1)
+		__atomic_store_n((uint8_t *)p, (uint8_t)x, __ATOMIC_RELAXED);
+	else
+		memcpy(p, &x, len);
+}
+
 /*
- * Guest RAM whose slot is still deferred exits as MMIO: do the access on
- * the host mapping of the same pages.  Anything else is not ours.
+ * Guest RAM whose slot is still deferred exits as MMIO.  The vCPU waits
+ * until the slots are registered, then completes the access on the host
+ * mapping of the same pages.  Waiting keeps locked instructions atomic: KVM
+ * emulates one as a read exit, then an exchange, which is a real atomic
+ * exchange on guest memory once its slot exists.
  */
 static int vcpu_ram_access(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 	struct kvm_run *run = v->run;
 	uint8_t *host = ram_at(vm, run->mmio.phys_addr, run->mmio.len);
+	uint64_t t0 = now_ns();
+	int r;
 
-	if (!vm->slots_deferred || !host || run->mmio.len > sizeof(run->mmio.data))
+	if (!vm->slots_deferred || !host || !run->mmio.len || run->mmio.len > sizeof(run->mmio.data))
 		return -EIO;
-	if (run->mmio.is_write)
-		memcpy(host, run->mmio.data, run->mmio.len);
-	else
-		memcpy(run->mmio.data, host, run->mmio.len);
+	pthread_mutex_lock(&vm->slots_lock);
+	while (!vm->slots_done)
+		pthread_cond_wait(&vm->slots_cond, &vm->slots_lock);
+	r = vm->slots_error;
+	pthread_mutex_unlock(&vm->slots_lock);
 	atomic_fetch_add(&vm->mmio_ram, 1);
+	atomic_fetch_add(&vm->ram_wait_ns, now_ns() - t0);
+	if (r < 0)
+		return r;
+	if (run->mmio.is_write)
+		ram_store(host, ram_load(run->mmio.data, run->mmio.len), run->mmio.len);
+	else
+		ram_store(run->mmio.data, ram_load(host, run->mmio.len), run->mmio.len);
 	return 0;
 }
 
@@ -590,46 +647,90 @@ uint64_t vm_heartbeats(struct vm *vm)
 	return n;
 }
 
+uint64_t vm_late_ram(const struct vm *vm)
+{
+	struct slot_span s[3];
+	unsigned n = ram_spans(vm, s);
+	uint64_t bytes = 0;
+
+	for (unsigned i = 1; i < n; i++)
+		bytes += s[i].size;
+	return bytes;
+}
+
+static void late_slots_done(struct vm *vm, int r, uint64_t t0)
+{
+	pthread_mutex_lock(&vm->slots_lock);
+	vm->slots_error = r;
+	vm->slots_done = true;
+	vm->timing.t_late_slots_done = now_ns();
+	vm->timing.late_slots_ns = vm->timing.t_late_slots_done - t0;
+	pthread_cond_broadcast(&vm->slots_cond);
+	pthread_mutex_unlock(&vm->slots_lock);
+}
+
 static void *late_slots_thread(void *arg)
 {
 	struct vm *vm = arg;
+	uint64_t end = now_ns() + vm->slots_delay_ms * 1000000ull;
+	struct timespec ts = { .tv_sec = (time_t)(end / 1000000000ull),
+			       .tv_nsec = (long)(end % 1000000000ull) };
 	uint64_t t0;
 
-	if (vm->slots_delay_ms)
-		nanosleep(&(struct timespec){ .tv_sec = vm->slots_delay_ms / 1000,
-					      .tv_nsec = (vm->slots_delay_ms % 1000) * 1000000l },
-			  NULL);
+	pthread_mutex_lock(&vm->slots_lock);
+	while (vm->slots_delay_ms && !vm->slots_hurry &&
+	       pthread_cond_timedwait(&vm->slots_cond, &vm->slots_lock, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&vm->slots_lock);
 	t0 = now_ns();
-	vm->slots_error = kvm_memslots(vm, 1, 3);
-	vm->timing.t_late_slots_done = now_ns();
-	vm->timing.late_slots_ns = vm->timing.t_late_slots_done - t0;
+	late_slots_done(vm, kvm_memslots(vm, 1, 3), t0);
 	return NULL;
 }
 
-int vm_add_deferred_slots(struct vm *vm, unsigned delay_ms)
+void vm_add_deferred_slots(struct vm *vm, unsigned delay_ms)
 {
-	if (!vm->slots_deferred || vm->have_slots_thread || vm->timing.t_late_slots_done)
-		return 0;
+	if (!vm->slots_deferred || vm->have_slots_thread || vm->slots_done)
+		return;
 	vm->slots_delay_ms = delay_ms;
 	if (pthread_create(&vm->slots_thread, NULL, late_slots_thread, vm) == 0)
 		vm->have_slots_thread = true;
 	else
-		late_slots_thread(vm);
-	return vm->have_slots_thread ? 0 : vm->slots_error;
+		late_slots_done(vm, kvm_memslots(vm, 1, 3), now_ns());
 }
 
 int vm_wait_slots(struct vm *vm)
 {
+	int r;
+
+	if (!vm->slots_deferred)
+		return 0;
 	if (vm->have_slots_thread)
 		pthread_join(vm->slots_thread, NULL);
 	vm->have_slots_thread = false;
-	return vm->slots_error;
+	if (!vm->slots_done)
+		vm_add_deferred_slots(vm, 0);
+	pthread_mutex_lock(&vm->slots_lock);
+	r = vm->slots_error;
+	pthread_mutex_unlock(&vm->slots_lock);
+	/* Registering a slot again with the same layout changes nothing, so
+	 * one retry covers a failure half-way through. */
+	if (r < 0) {
+		r = kvm_memslots(vm, 1, 3);
+		pthread_mutex_lock(&vm->slots_lock);
+		vm->slots_error = r;
+		pthread_mutex_unlock(&vm->slots_lock);
+	}
+	return r;
 }
 
 void vm_destroy(struct vm *vm)
 {
 	if (vm->n_vcpus == 0)
 		return;
+	pthread_mutex_lock(&vm->slots_lock);
+	vm->slots_hurry = true;
+	pthread_cond_broadcast(&vm->slots_cond);
+	pthread_mutex_unlock(&vm->slots_lock);
 	vm_wait_slots(vm);
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vm->stop_req, true);

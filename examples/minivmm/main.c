@@ -205,7 +205,7 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 		    o->boot_slot < GUEST_SLOTS)
 			return -EINVAL;
 		return 0;
-	case OPT_SLOT_DELAY: return parse_uint(arg, 60000, &o->slot_delay_ms);
+	case OPT_SLOT_DELAY: return parse_uint(arg, 10000, &o->slot_delay_ms);
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_SEND: *send = arg; return 0;
 	case OPT_INCOMING: o->incoming_transfer = arg; return 0;

@@ -162,12 +162,17 @@ struct vm {
 	bool rt;			/* boost kicked vCPU threads to SCHED_FIFO */
 
 	uint64_t boot_slot_size;	/* slot 0; the rest is deferred or not */
-	bool slots_deferred;		/* RAM above the boot slot not registered yet */
+	bool slots_deferred;		/* RAM above the boot slot registered late */
 	pthread_t slots_thread;
 	bool have_slots_thread;
 	unsigned slots_delay_ms;	/* a test's window with slots still deferred */
+	pthread_mutex_t slots_lock;	/* protects the three below */
+	pthread_cond_t slots_cond;
+	bool slots_done;		/* late registration over: slots_error says how */
+	bool slots_hurry;		/* skip the delay: the VM is going away */
 	int slots_error;
-	atomic_uint_fast64_t mmio_ram;	/* guest accesses to RAM done by us meanwhile */
+	atomic_uint_fast64_t mmio_ram;	/* guest accesses that waited for their slot */
+	atomic_uint_fast64_t ram_wait_ns;	/* and how long they waited in all */
 };
 
 /* 1 if /dev/kvm can create a VM here, 0 if not (reason in @why). */
@@ -181,10 +186,16 @@ int vm_kvm_usable(char *why, size_t len);
  */
 int vm_init(struct vm *vm, bool use_kvm, uint8_t *ram, uint64_t ram_size, unsigned n_vcpus,
 	    bool defer_slots, uint64_t boot_slot);
-/* Register the deferred memory slots on a thread of their own (no-op when
- * none are deferred); vm_wait_slots() waits for it and returns its error. */
-int vm_add_deferred_slots(struct vm *vm, unsigned delay_ms);
+/*
+ * Register the deferred memory slots on a thread of their own, @delay_ms
+ * after this call (no-op when none are deferred).  A vCPU that touches their
+ * RAM before that waits for them.  vm_wait_slots() waits for the thread,
+ * retries once what failed, and returns the error that remains.
+ */
+void vm_add_deferred_slots(struct vm *vm, unsigned delay_ms);
 int vm_wait_slots(struct vm *vm);
+/* Bytes of guest RAM outside the boot slot, deferred or not. */
+uint64_t vm_late_ram(const struct vm *vm);
 /* Set every vCPU to the boot state. */
 void vm_boot_state(struct vm *vm);
 /* Create the vCPU threads; they poll for vm_start() for a while when a CPU

@@ -99,11 +99,12 @@ static void print_pause(struct vmm *m)
 		       m->vm.timing.memslots_ns / 1e6);
 		if (m->vm.timing.t_late_slots_done)
 			printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after the resume (%.3f ms of\n"
-			       "            KVM slot setup), while the guest ran; %llu guest accesses to it before that\n",
-			       (unsigned long long)((m->rec.ram_size - m->vm.boot_slot_size) >> 20),
+			       "            KVM slot setup), while the guest ran; %llu guest accesses waited %.3f ms for it\n",
+			       (unsigned long long)(vm_late_ram(&m->vm) >> 20),
 			       ms(r->t_first_run, m->vm.timing.t_late_slots_done),
 			       m->vm.timing.late_slots_ns / 1e6,
-			       (unsigned long long)atomic_load(&m->vm.mmio_ram));
+			       (unsigned long long)atomic_load(&m->vm.mmio_ram),
+			       atomic_load(&m->vm.ram_wait_ns) / 1e6);
 	} else
 		printf("            = stop %.3f + move vCPU state %.3f + start %.3f\n"
 		       "  before    while the guest still ran: new process up, state %s, RAM\n"
@@ -194,7 +195,7 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 	return snprintf(buf, len,
 			"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
 			"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
-			"late_slots_ns=%llu ram_exits=%llu check=%s",
+			"late_slots_ns=%llu ram_exits=%llu ram_wait_ns=%llu check=%s",
 			r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid,
 			(int)getpid(), (unsigned long long)(r->t_first_run - p->t_stop),
 			(unsigned long long)(p->t_handoff - p->t_stop),
@@ -207,7 +208,8 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 			(unsigned long long)(m->vm.timing.t_late_slots_done
 						     ? m->vm.timing.t_late_slots_done - r->t_first_run
 						     : 0),
-			(unsigned long long)atomic_load(&m->vm.mmio_ram), r->check < 0 ? "failed" : "ok");
+			(unsigned long long)atomic_load(&m->vm.mmio_ram),
+			(unsigned long long)atomic_load(&m->vm.ram_wait_ns), r->check < 0 ? "failed" : "ok");
 }
 
 void report_status(struct vmm *m, char *buf, size_t len)

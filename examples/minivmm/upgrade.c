@@ -73,9 +73,10 @@ static int precheck(struct vmm *m, enum upgrade_mode mode, char *why, size_t len
 	int r;
 
 	why[0] = '\0';
-	/* All of guest RAM in the VM before it stops again. */
+	/* All of guest RAM in the VM before it stops again.  Should that
+	 * fail, an exec still works: the new image builds a new VM. */
 	r = vm_wait_slots(&m->vm);
-	if (r < 0) {
+	if (r < 0 && mode != UPGRADE_EXEC) {
 		snprintf(why, len, "registering guest RAM with KVM: %s", strerror(-r));
 		return r;
 	}
@@ -550,7 +551,7 @@ int incoming_exec(struct vmm *m)
 	if (r >= 0)
 		r = vm_start(&m->vm);
 	if (r >= 0)
-		r = vm_add_deferred_slots(&m->vm, m->opt.slot_delay_ms);
+		vm_add_deferred_slots(&m->vm, m->opt.slot_delay_ms);
 	/* The old image's boost came through execve(). */
 	pause_boost(m, false);
 	if (r >= 0)
