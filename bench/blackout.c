@@ -496,6 +496,9 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 			if (field_ms(reply, "late_slots_ns") > 0)
 				fprintf(stderr, "; rest of RAM in the VM %.3f ms after the resume",
 					field_ms(reply, "late_slots_ns"));
+			if (field_ms(reply, "ram_wait_ns") > 0)
+				fprintf(stderr, " (guest waited for it %.3f ms)",
+					field_ms(reply, "ram_wait_ns"));
 			fprintf(stderr, "\n");
 		}
 	}

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -20,6 +21,22 @@ static void handoff_warn(void *userdata, const struct cpr_error *d)
 	ctx_log(userdata, LOG_WARNING, "hand-off: %s", d->message);
 }
 
+/* Fill *ret_err from @e, or with @fmt when nothing said why yet. */
+_cpr_printf_(4, 5) static int handoff_fail(struct cpr_error *ret_err, struct cpr_error *e, int r,
+					  const char *fmt, ...)
+{
+	if (e->code == 0) {
+		va_list ap;
+
+		va_start(ap, fmt);
+		cpr_error_setv(e, r, NO_TYPE, NO_INST, UINT64_MAX, fmt, ap);
+		va_end(ap);
+	}
+	if (ret_err)
+		*ret_err = *e;
+	return r;
+}
+
 CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t *ret_len,
 				  int **ret_fds, size_t *ret_n_fds, struct cpr_error *ret_err)
 {
@@ -31,7 +48,7 @@ CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t
 	int *fds = NULL, r;
 
 	if (!ctx || !ret_stream || !ret_len || !ret_fds || !ret_n_fds)
-		return -EINVAL;
+		return handoff_fail(ret_err, &e, -EINVAL, "missing context or result pointer");
 	level = cpr_ctx_get_target_level(ctx);
 	r = ctx_outgoing(ctx, CPR_MODE_TRANSFER, level, &st, &fds, &n, &e);
 	if (r >= 0)
@@ -39,9 +56,7 @@ CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t
 	cpr_state_free(st);
 	if (r < 0) {
 		free(fds);
-		if (ret_err)
-			*ret_err = e;
-		return r;
+		return handoff_fail(ret_err, &e, r, "%s", strerror(-r));
 	}
 	*ret_stream = buf;
 	*ret_len = len;
@@ -122,12 +137,13 @@ CPR_EXPORT int cpr_handoff_import(struct cpr_ctx *ctx, const void *stream, size_
 	int r;
 
 	if (!ctx || !stream || (n_fds && !fds))
-		return -EINVAL;
+		return handoff_fail(ret_err, &e, -EINVAL, "missing context, stream or fds");
 	if (n_fds > CPR_FDS_MAX)
-		return -E2BIG;
+		return handoff_fail(ret_err, &e, -E2BIG, "%zu fds, more than the %u a state may name",
+				    n_fds, CPR_FDS_MAX);
 	ordered = malloc((n_fds ? n_fds : 1) * sizeof(int));
 	if (!ordered)
-		return -ENOMEM;
+		return handoff_fail(ret_err, &e, -ENOMEM, "out of memory");
 	if (n_fds)
 		memcpy(ordered, fds, n_fds * sizeof(int));
 	r = import_check(ctx, stream, len, ordered, n_fds, &st, &e);
@@ -137,11 +153,8 @@ CPR_EXPORT int cpr_handoff_import(struct cpr_ctx *ctx, const void *stream, size_
 			cpr_state_free(st);
 	}
 	if (r < 0) {
-		if (e.code == 0)
-			cpr_error_set(&e, r, NO_TYPE, NO_INST, UINT64_MAX, "%s", strerror(-r));
+		handoff_fail(ret_err, &e, r, "%s", strerror(-r));
 		ctx_log(ctx, LOG_ERR, "hand-off: refused: %s", e.message);
-		if (ret_err)
-			*ret_err = e;
 		return r;
 	}
 	ctx_log(ctx, LOG_INFO, "hand-off: adopted a %zu-byte state and %zu fds", len, n_fds);

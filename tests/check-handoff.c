@@ -184,13 +184,13 @@ START_TEST(test_cpr_handoff_import_refusals)
 	/* The right count, the wrong kinds: the memfd where the eventfd goes. */
 	swapped[0] = fds[1];
 	swapped[1] = fds[0];
-	refused(ctx, stream, len, swapped, n, -EMEDIUMTYPE, "");
+	refused(ctx, stream, len, swapped, n, -EMEDIUMTYPE, "\"irq\" id 3 is not a");
 	/* A stream that is not one, and one with a flipped bit. */
-	refused(ctx, "not a stream", 12, fds, n, -EBADMSG, "");
+	refused(ctx, "not a stream", 12, fds, n, -EBADMSG, "shorter than the 80-byte header");
 	bad = malloc(len);
 	memcpy(bad, stream, len);
 	bad[len / 2] ^= 0x10;
-	refused(ctx, bad, len, fds, n, -EBADMSG, "");
+	refused(ctx, bad, len, fds, n, -EBADMSG, "CRC32C mismatch");
 	free(bad);
 	/* Arguments. */
 	ck_assert_int_eq(cpr_handoff_import(NULL, stream, len, fds, n, NULL), -EINVAL);
@@ -211,6 +211,69 @@ START_TEST(test_cpr_handoff_import_refusals)
 	cpr_ctx_free(ctx); /* closes the adopted fds */
 	free(stream);
 	old_vmm_free(&o);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* A stream whose memfd records "a" and "b" name slots @sa and @sb. */
+static void *slot_stream(uint32_t sa, uint32_t sb, size_t *ret_len)
+{
+	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD };
+	struct cpr_state *st;
+	void *buf = NULL;
+
+	ck_assert_int_eq(cpr_state_new(&st), 0);
+	ck_assert_int_eq(cpr_state_set_page_shift(st, (uint32_t)__builtin_ctz(getpagesize())), 0);
+	strcpy(f.name, "a");
+	f.slot = sa;
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	strcpy(f.name, "b");
+	f.slot = sb;
+	ck_assert_int_ge(cpr_state_add_fd(st, &f), 0);
+	ck_assert_int_eq(cpr_state_encode(st, 0, NULL, NULL, &buf, ret_len, NULL), 0);
+	cpr_state_free(st);
+	return buf;
+}
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+/* fds[] is in slot order, whatever order the records come in. */
+START_TEST(test_cpr_handoff_import_slot_order)
+{
+	int nfds = test_count_fds();
+	struct cpr_ctx *ctx;
+	size_t len;
+	void *stream = slot_stream(1, 0, &len);
+	int fds[2] = { test_memfd("for-b", 4096), test_memfd("for-a", 4096) };
+	ino_t ino_a = ino_of(fds[1]), ino_b = ino_of(fds[0]);
+	int a, b;
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, fds, 2, NULL), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "a", 0, CPR_FD_MEMFD, &a), 0);
+	ck_assert_int_eq(cpr_fd_find(ctx, "b", 0, CPR_FD_MEMFD, &b), 0);
+	ck_assert_uint_eq(ino_of(a), ino_a);
+	ck_assert_uint_eq(ino_of(b), ino_b);
+	close(a);
+	close(b);
+	cpr_ctx_free(ctx);
+	free(stream);
+	/* A slot beyond the fds: refused, and the fds are still ours. */
+	stream = slot_stream(0, 5, &len);
+	fds[0] = test_memfd("x", 4096);
+	fds[1] = test_memfd("y", 4096);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	refused(ctx, stream, len, fds, 2, -EPROTO, "not a free slot below 2");
+	close(fds[0]);
+	close(fds[1]);
+	cpr_ctx_free(ctx);
+	free(stream);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -240,7 +303,10 @@ START_TEST(test_cpr_handoff_export_refusals)
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, NULL), 0);
 	free(stream);
 	free(fds);
-	ck_assert_int_eq(cpr_handoff_export(NULL, &stream, &len, &fds, &n, NULL), -EINVAL);
+	err = (struct cpr_error){ 0 };
+	ck_assert_int_eq(cpr_handoff_export(NULL, &stream, &len, &fds, &n, &err), -EINVAL);
+	ck_assert_int_eq(err.code, -EINVAL);
+	ck_assert_str_ne(err.message, "");
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, NULL, &len, &fds, &n, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, NULL, &n, NULL), -EINVAL);
 	old_vmm_free(&o);
@@ -255,6 +321,7 @@ static Suite *handoff_suite(void)
 
 	tcase_add_test(tc, test_cpr_handoff_to_another_process);
 	tcase_add_test(tc, test_cpr_handoff_import_refusals);
+	tcase_add_test(tc, test_cpr_handoff_import_slot_order);
 	tcase_add_test(tc, test_cpr_handoff_export_refusals);
 	suite_add_tcase(s, tc);
 	return s;
