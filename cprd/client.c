@@ -217,13 +217,35 @@ static int client_replies(int sock, size_t n, struct json_object **ret_last)
 	return first;
 }
 
+/* "store": create + put + seal in one message, for up to 252 fds. */
+static int client_store_one(int sock, const char *name, struct json_object *opts, int stream_fd,
+			    const int *fds, size_t n_fds, struct json_object **ret_reply)
+{
+	struct json_object *req = client_req("store", name);
+	int all[CLIENT_MSG_FDS];
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	if (opts) {
+		json_object_object_foreach(opts, k, v)
+			json_object_object_add(req, k, json_object_get(v));
+	}
+	all[0] = stream_fd;
+	memcpy(all + 1, fds, n_fds * sizeof(int));
+	r = cprd_call(sock, req, all, n_fds + 1, ret_reply);
+	json_object_put(req);
+	return r;
+}
+
 /*
  * create, put in chunks of 253, and seal, pipelined: every request is sent
  * before the replies are read (cprd-protocol(7) allows it; replies come in
  * order, and a refused create makes the rest fail with ENOENT or EBUSY).
  */
-int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
-	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+static int client_store_chunked(int sock, const char *name, struct json_object *opts,
+				int stream_fd, const int *fds, size_t n_fds,
+				struct json_object **ret_reply)
 {
 	struct json_object *create = client_req("create", name), *put = client_req("put", name),
 			   *seal = client_req("seal", name), *reply = NULL;
@@ -261,6 +283,14 @@ int cprd_store(int sock, const char *name, struct json_object *opts, int stream_
 	return r;
 }
 
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
+	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+{
+	if (n_fds < CLIENT_MSG_FDS)
+		return client_store_one(sock, name, opts, stream_fd, fds, n_fds, ret_reply);
+	return client_store_chunked(sock, name, opts, stream_fd, fds, n_fds, ret_reply);
+}
+
 static int64_t client_int(struct json_object *o, const char *key)
 {
 	struct json_object *v;
@@ -294,23 +324,15 @@ static int client_chunks(int sock, int *fds, size_t n)
 	return 0;
 }
 
-int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
-	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+static int client_claim(int sock, struct json_object *req, struct json_object **ret_reply,
+			int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *reply = NULL;
 	int first[CLIENT_MSG_FDS], *fds = NULL;
 	size_t n_first = 0;
 	int64_t n;
-	int r;
+	int r = cprd_send(sock, req, NULL, 0);
 
-	if (!req)
-		return -ENOMEM;
-	json_object_object_add(req, "op", json_object_new_string("claim"));
-	json_object_object_add(req, "name", json_object_new_string(name));
-	if (lease_ms)
-		json_object_object_add(req, "lease_ms", json_object_new_int64((int64_t)lease_ms));
-	r = cprd_send(sock, req, NULL, 0);
-	json_object_put(req);
 	if (r == 0)
 		r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, first, CLIENT_MSG_FDS, &n_first);
 	if (r < 0)
@@ -326,20 +348,45 @@ int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object
 	if (r < 0) {
 		scm_close_all(first, n_first);
 		free(fds);
-		if (ret_reply)
-			*ret_reply = reply;
-		else
-			json_object_put(reply);
-		return r;
+	} else {
+		*ret_stream_fd = first[0];
+		*ret_fds = fds;
+		*ret_n_fds = (size_t)n;
 	}
-	*ret_stream_fd = first[0];
-	*ret_fds = fds;
-	*ret_n_fds = (size_t)n;
 	if (ret_reply)
 		*ret_reply = reply;
 	else
 		json_object_put(reply);
-	return 0;
+	return r;
+}
+
+int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
+	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *req = client_req("claim", name);
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	if (lease_ms)
+		json_object_object_add(req, "lease_ms", json_object_new_int64((int64_t)lease_ms));
+	r = client_claim(sock, req, ret_reply, ret_stream_fd, ret_fds, ret_n_fds);
+	json_object_put(req);
+	return r;
+}
+
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply,
+		   int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *req = client_req("claim", name);
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "ack", json_object_new_boolean(1));
+	r = client_claim(sock, req, ret_reply, ret_stream_fd, ret_fds, ret_n_fds);
+	json_object_put(req);
+	return r;
 }
 
 int cprd_token_op(int sock, const char *op, const char *name, const char *token,

@@ -24,6 +24,8 @@ struct request {
 	size_t n_out_fds;
 	size_t out_first;	/* fds riding on the reply itself; the rest in chunks */
 	int *out_own;		/* freed after the reply (the array, not the fds) */
+	struct bundle *done;	/* removed once the reply is out (ack, claim with ack) */
+	bool done_if_sent;	/* ...only if every message of the reply was sent */
 	bool fatal;		/* malformed: close the connection after the reply */
 	bool no_reply;		/* answered later (upgrade) */
 	char why[256];
@@ -56,6 +58,7 @@ int handle_status(struct request *r);
 int handle_list(struct request *r);
 int handle_show(struct request *r);
 int handle_create(struct request *r);
+int handle_store(struct request *r);
 int handle_put(struct request *r);
 int handle_seal(struct request *r);
 int handle_claim(struct request *r);

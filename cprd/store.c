@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cpr/cpr.h>
 
@@ -388,10 +389,33 @@ static void store_unlink(struct bundle *b)
 		}
 }
 
+/*
+ * Close a bundle's fds.  Received together, they mostly hold consecutive
+ * numbers in slot order: each such run is closed by one close_range(2)
+ * (every number in it is the bundle's), the rest one by one.
+ */
+static void store_close_fds(const int *fds, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i + 1;
+
+		while (j < n && fds[j] >= 0 && fds[j] == fds[j - 1] + 1)
+			j++;
+		if (j - i > 1 && fds[i] >= 0 &&
+		    close_range((unsigned)fds[i], (unsigned)fds[j - 1], 0) == 0) {
+			i = j;
+			continue;
+		}
+		for (; i < j; i++)
+			cpr_close(fds[i]);
+	}
+}
+
 static void store_bundle_free(struct bundle *b)
 {
-	for (size_t i = 0; i < b->n_fds; i++)
-		cpr_close(b->fds[i]);
+	store_close_fds(b->fds, b->n_fds);
 	free(b->fds);
 	cpr_close(b->stream_fd);
 	if (b->tie.fd >= 0) /* the peer's pidfd shares the file: delete explicitly */
@@ -437,6 +461,9 @@ static uint64_t store_deadline(const struct bundle *b)
 	return b->expire_ns;
 }
 
+/* The earliest deadline the timer is armed for (0: disarmed). */
+static uint64_t armed_ns;
+
 void store_arm_timer(void)
 {
 	struct itimerspec its = { 0 };
@@ -448,12 +475,17 @@ void store_arm_timer(void)
 		if (d && (!next || d < next))
 			next = d;
 	}
+	if (next == armed_ns)
+		return; /* nothing to change: no system call */
+	armed_ns = next;
 	if (next) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000u);
 		its.it_value.tv_nsec = (long)(next % 1000000000u);
 	}
-	if (timerfd_settime(cprd.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+	if (timerfd_settime(cprd.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
 		log_warn("timerfd_settime");
+		armed_ns = 0;
+	}
 }
 
 void store_timer_event(void)
@@ -463,6 +495,7 @@ void store_timer_event(void)
 
 	if (read(cprd.timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_warn("timerfd read");
+	armed_ns = 0; /* it fired: arm it again below */
 	for (; b; b = next) {
 		next = b->next;
 		if (b->state == BUNDLE_CLAIMED && b->lease_ns <= now) {
