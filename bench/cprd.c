@@ -9,11 +9,13 @@
  *          process, which receives and closes them and writes a one-byte
  *          ack; the sender waits for it.
  *   cprd   two hops (producer -> cprd -> consumer) plus the protocol, with
- *          the kind of every fd checked at seal: "store" (create + put +
- *          seal in one request; up to 252 fds, else create, put in chunks
- *          of 253 and seal, pipelined), then "claim" with "ack": true (the
- *          daemon sends the stream and the fds and forgets the bundle),
- *          each waiting for its reply (cprd_us_per_fd).
+ *          the stream parsed and the kind of every fd checked at seal:
+ *          "store" (create + put + seal in one request; up to 252 fds,
+ *          else create, put in chunks of 253 and seal, pipelined), then
+ *          "claim" with "ack": true (the daemon sends the stream and the
+ *          fds and forgets the bundle), each waiting for its reply
+ *          (cprd_us_per_fd).  The producer's stream memfd is sealed, so
+ *          the daemon keeps it rather than a copy (cprd-protocol(7)).
  *   leased the same store, then "claim" (token, lease) and a separate
  *          "ack": the consumer may still release for a rollback
  *          (cprd_leased_us_per_fd).
@@ -102,8 +104,10 @@ static int stream_for(size_t n)
 	if (cpr_state_encode(st, 0, NULL, NULL, &buf, &len, NULL) < 0)
 		exit(111);
 	cpr_state_free(st);
-	fd = memfd_create("stream", MFD_CLOEXEC);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+	/* sealed against any change, as a producer hands a stream over */
+	fd = memfd_create("stream", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		exit(111);
 	free(buf);
 	return fd;

@@ -300,25 +300,27 @@ static int64_t client_int(struct json_object *o, const char *key)
 	return json_object_get_int64(v);
 }
 
-/* The chunks after a claim reply: exactly @n fds in messages of <= 253. */
-static int client_chunks(int sock, int *fds, size_t n)
+/*
+ * The chunks after a claim reply: fds @off to @n - 1 in messages of <= 253.
+ * On error every fd of @fds received so far (0 to @off - 1 included) is closed.
+ */
+static int client_chunks(int sock, int *fds, size_t off, size_t n)
 {
-	size_t off = 0;
-
 	while (off < n) {
 		struct json_object *o = NULL;
 		size_t got = 0;
 		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &o, fds + off, CLIENT_MSG_FDS, &got);
 
-		if (r < 0)
-			return r;
-		if (client_int(o, "first") != (int64_t)off || client_int(o, "count") != (int64_t)got ||
-		    got == 0 || got > n - off) {
-			json_object_put(o);
+		if (r == 0 && (client_int(o, "first") != (int64_t)off ||
+			       client_int(o, "count") != (int64_t)got || got == 0 || got > n - off)) {
 			scm_close_all(fds + off, got);
-			return -EPROTO;
+			r = -EPROTO;
 		}
 		json_object_put(o);
+		if (r < 0) {
+			scm_close_all(fds, off);
+			return r;
+		}
 		off += got;
 	}
 	return 0;
@@ -330,7 +332,7 @@ static int client_claim(int sock, struct json_object *req, struct json_object **
 	struct json_object *reply = NULL;
 	int first[CLIENT_MSG_FDS], *fds = NULL;
 	size_t n_first = 0;
-	int64_t n;
+	int64_t n, n_inline;
 	int r = cprd_send(sock, req, NULL, 0);
 
 	if (r == 0)
@@ -339,12 +341,18 @@ static int client_claim(int sock, struct json_object *req, struct json_object **
 		return r;
 	r = client_status(reply);
 	n = client_int(reply, "fds");
-	if (r == 0 && (n_first != 1 || n < 0 || n > (1 << 24)))
+	n_inline = json_object_object_get_ex(reply, "inline", NULL) ? client_int(reply, "inline") : 0;
+	if (r == 0 && (n < 0 || n > (1 << 24) || n_inline < 0 || n_inline > n ||
+		       n_first != 1 + (size_t)n_inline))
 		r = -EPROTO;
 	if (r == 0 && !(fds = malloc(((size_t)n ? (size_t)n : 1) * sizeof(int))))
 		r = -ENOMEM;
-	if (r == 0)
-		r = client_chunks(sock, fds, (size_t)n);
+	if (r == 0) {
+		memcpy(fds, first + 1, (size_t)n_inline * sizeof(int));
+		r = client_chunks(sock, fds, (size_t)n_inline, (size_t)n);
+		if (r < 0)
+			n_first = 1; /* the inline fds were closed with the others */
+	}
 	if (r < 0) {
 		scm_close_all(first, n_first);
 		free(fds);

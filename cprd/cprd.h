@@ -206,7 +206,7 @@ struct bundle *store_find(const char *name);
 struct bundle *store_find_id(uint64_t id);
 int store_create(const char *name, const struct cprd_peer *owner, struct bundle **ret);
 int store_put(struct bundle *b, int *fds, size_t n_fds);
-int store_seal(struct bundle *b, int stream_fd, struct cpr_error *ret_err);
+int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *ret_err);
 int store_claim(struct bundle *b, const struct cprd_peer *peer, uint64_t lease_ms);
 void store_release(struct bundle *b);
 void store_remove(struct bundle *b, const char *why);

@@ -203,7 +203,7 @@ int handle_put(struct request *r)
 	return 0;
 }
 
-static int seal_bundle(struct request *r, struct bundle *b, int stream_fd)
+static int seal_bundle(struct request *r, struct bundle *b, int *stream_fd)
 {
 	struct cpr_error err = { 0 };
 	int ret = store_seal(b, stream_fd, &err);
@@ -224,7 +224,7 @@ int handle_seal(struct request *r)
 
 	if (ret < 0)
 		return ret;
-	return seal_bundle(r, b, r->fds[0]);
+	return seal_bundle(r, b, &r->fds[0]);
 }
 
 /*
@@ -242,7 +242,7 @@ int handle_store(struct request *r)
 	if (r->n_fds > 1)
 		ret = put_fds(r, b, r->fds + 1, r->n_fds - 1);
 	if (ret == 0)
-		ret = seal_bundle(r, b, r->fds[0]);
+		ret = seal_bundle(r, b, &r->fds[0]);
 	if (ret < 0) {
 		store_remove(b, "not stored");
 		return ret;
@@ -251,8 +251,11 @@ int handle_store(struct request *r)
 	return 0;
 }
 
-/* The stream memfd rides on the reply, the fds follow in chunks. */
-static int claim_reply(struct request *r, struct bundle *b)
+/*
+ * The stream memfd rides on the reply with the fds of the first @n_inline
+ * slots; the other fds follow in chunks.
+ */
+static int claim_reply(struct request *r, struct bundle *b, size_t n_inline)
 {
 	struct json_object *o = r->reply;
 	int *out = malloc((b->n_fds + 1) * sizeof(int));
@@ -264,11 +267,13 @@ static int claim_reply(struct request *r, struct bundle *b)
 	r->out_own = out;
 	r->out_fds = out;
 	r->n_out_fds = b->n_fds + 1;
-	r->out_first = 1;
+	r->out_first = 1 + n_inline;
+	r->out_lead = 1;
 	json_object_object_add(o, "name", json_object_new_string(b->name));
 	json_object_object_add(o, "fds", json_object_new_int64((int64_t)b->n_fds));
+	json_object_object_add(o, "inline", json_object_new_int64((int64_t)n_inline));
 	json_object_object_add(o, "chunks", json_object_new_int64(
-						    (int64_t)((b->n_fds + CPRD_MSG_FDS_MAX - 1) /
+						    (int64_t)((b->n_fds - n_inline + CPRD_MSG_FDS_MAX - 1) /
 							      CPRD_MSG_FDS_MAX)));
 	json_object_object_add(o, "stream_bytes", json_object_new_int64((int64_t)b->stream_len));
 	return 0;
@@ -305,11 +310,12 @@ static int claim_args(struct request *r, bool *ret_ack, uint64_t *ret_lease)
 /*
  * With "ack": true the bundle is handed over for good, as s6-fdholderd's
  * retrieve-and-delete does: no lease, no token, and the daemon forgets the
- * bundle once every message of the reply is sent (handle_request()).
+ * bundle once every message of the reply is sent (handle_request()).  Up
+ * to 252 fds ride on the reply itself, after the stream.
  */
 static int claim_and_ack(struct request *r, struct bundle *b)
 {
-	int ret = claim_reply(r, b);
+	int ret = claim_reply(r, b, MIN(b->n_fds, CPRD_MSG_FDS_MAX - 1));
 
 	if (ret < 0)
 		return handle_fail(r, ret, "cannot claim");
@@ -343,7 +349,7 @@ int handle_claim(struct request *r)
 		return claim_and_ack(r, b);
 	ret = store_claim(b, r->peer, lease);
 	if (ret == 0)
-		ret = claim_reply(r, b);
+		ret = claim_reply(r, b, 0);
 	if (ret < 0) {
 		store_release(b);
 		return handle_fail(r, ret, "cannot claim");

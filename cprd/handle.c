@@ -161,7 +161,7 @@ static int handle_send_reply(struct request *r)
 
 		if (o) {
 			json_object_object_add(o, "chunk", json_object_new_int(chunk++));
-			json_object_object_add(o, "first", json_object_new_int64((int64_t)(off - first)));
+			json_object_object_add(o, "first", json_object_new_int64((int64_t)(off - r->out_lead)));
 			json_object_object_add(o, "count", json_object_new_int((int)n));
 		}
 		ret = control_send_json(r->conn, o, r->out_fds + off, n);

@@ -308,20 +308,28 @@ int store_validate(struct bundle *b, const void *buf, size_t len,
 	return 0;
 }
 
+#define STORE_SEALS_FROZEN (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+
 /*
- * Validate the stream in @stream_fd against the fds put so far and seal the
- * bundle.  The stream is copied into private memory before it is parsed and
- * kept in a sealed memfd of the daemon's own.  @stream_fd stays the caller's.
+ * Validate the stream in *@stream_fd against the fds put so far and seal
+ * the bundle.  The stream is copied into private memory before it is
+ * parsed.  A memfd its producer sealed against writing, shrinking and
+ * growing can never change again: it is kept as it is (taken: *@stream_fd
+ * becomes -EBADF).  Any other stream is copied into a sealed memfd of the
+ * daemon's own and *@stream_fd stays the caller's.
  */
-int store_seal(struct bundle *b, int stream_fd, struct cpr_error *err)
+int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 {
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_close_ int mfd = -EBADF;
 	struct cpr_state *st = NULL;
+	/* before the read: seals are never removed, so what is read stays */
+	int seals = fcntl(*stream_fd, F_GET_SEALS);
+	bool frozen = seals >= 0 && (seals & STORE_SEALS_FROZEN) == STORE_SEALS_FROZEN;
 	size_t len;
 	int r;
 
-	r = fd_read_all(stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
+	r = fd_read_all(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s",
 			      r == -EFBIG ? "the stream exceeds max-stream"
@@ -333,7 +341,7 @@ int store_seal(struct bundle *b, int stream_fd, struct cpr_error *err)
 	if (r < 0)
 		return r;
 	r = store_quota_check(b->owner_uid, 1, 0);
-	if (r == 0)
+	if (r == 0 && !frozen)
 		r = memfd_new_sealed("cprd-stream", buf, len, &mfd);
 	if (r == 0)
 		r = store_charge(b->owner_uid, 1, 0);
@@ -342,7 +350,7 @@ int store_seal(struct bundle *b, int stream_fd, struct cpr_error *err)
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "cannot keep the stream");
 		return r;
 	}
-	b->stream_fd = TAKE_FD(mfd);
+	b->stream_fd = frozen ? TAKE_FD(*stream_fd) : TAKE_FD(mfd);
 	b->stream_len = len;
 	b->stream = st;
 	b->state = BUNDLE_SEALED;
