@@ -232,7 +232,8 @@ static int client_store_one(int sock, const char *name, struct json_object *opts
 			json_object_object_add(req, k, json_object_get(v));
 	}
 	all[0] = stream_fd;
-	memcpy(all + 1, fds, n_fds * sizeof(int));
+	if (n_fds)
+		memcpy(all + 1, fds, n_fds * sizeof(int));
 	r = cprd_call(sock, req, all, n_fds + 1, ret_reply);
 	json_object_put(req);
 	return r;

@@ -263,7 +263,8 @@ static int claim_reply(struct request *r, struct bundle *b, size_t n_inline)
 	if (!out)
 		return -ENOMEM;
 	out[0] = b->stream_fd;
-	memcpy(out + 1, b->fds, b->n_fds * sizeof(int));
+	if (b->n_fds)
+		memcpy(out + 1, b->fds, b->n_fds * sizeof(int));
 	r->out_own = out;
 	r->out_fds = out;
 	r->n_out_fds = b->n_fds + 1;

@@ -69,7 +69,8 @@ static int store_req(int sock, const char *name, int stream, const int *fds, siz
 
 	ck_assert_uint_le(n, 252);
 	all[0] = stream;
-	memcpy(all + 1, fds, n * sizeof(int));
+	if (n)
+		memcpy(all + 1, fds, n * sizeof(int));
 	json_object_object_add(req, "op", json_object_new_string("store"));
 	json_object_object_add(req, "name", json_object_new_string(name));
 	r = cprd_call(sock, req, all, n + 1, ret_reply);
