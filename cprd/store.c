@@ -282,8 +282,8 @@ static int store_check_kinds(const struct bundle *b, const struct cpr_state *st,
 	return 0;
 }
 
-int store_validate(struct bundle *b, const void *buf, size_t len,
-			  struct cpr_state **ret_st, struct cpr_error *err)
+/* The stream parses and describes the bundle's fds (the parse is not kept). */
+int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_error *err)
 {
 	struct cpr_state *st = NULL;
 	int r = cpr_state_parse(buf, len, 0, &st, err);
@@ -300,12 +300,8 @@ int store_validate(struct bundle *b, const void *buf, size_t len,
 	r = store_check_slots(st, b->n_fds, err);
 	if (r == 0 && cprd.cfg.limits.check_kinds)
 		r = store_check_kinds(b, st, err);
-	if (r < 0) {
-		cpr_state_free(st);
-		return r;
-	}
-	*ret_st = st;
-	return 0;
+	cpr_state_free(st);
+	return r;
 }
 
 #define STORE_SEALS_FROZEN (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
@@ -322,7 +318,6 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 {
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_close_ int mfd = -EBADF;
-	struct cpr_state *st = NULL;
 	/* before the read: seals are never removed, so what is read stays */
 	int seals = fcntl(*stream_fd, F_GET_SEALS);
 	bool frozen = seals >= 0 && (seals & STORE_SEALS_FROZEN) == STORE_SEALS_FROZEN;
@@ -337,7 +332,7 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 					     : "cannot read the stream");
 		return r;
 	}
-	r = store_validate(b, buf, len, &st, err);
+	r = store_validate(b, buf, len, err);
 	if (r < 0)
 		return r;
 	r = store_quota_check(b->owner_uid, 1, 0);
@@ -346,13 +341,11 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 	if (r == 0)
 		r = store_charge(b->owner_uid, 1, 0);
 	if (r < 0) {
-		cpr_state_free(st);
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "cannot keep the stream");
 		return r;
 	}
 	b->stream_fd = frozen ? TAKE_FD(*stream_fd) : TAKE_FD(mfd);
 	b->stream_len = len;
-	b->stream = st;
 	b->state = BUNDLE_SEALED;
 	b->open_conn = NULL;
 	if (b->ttl_ms)
@@ -429,7 +422,6 @@ static void store_bundle_free(struct bundle *b)
 	if (b->tie.fd >= 0) /* the peer's pidfd shares the file: delete explicitly */
 		epoll_ctl(cprd.epoll_fd, EPOLL_CTL_DEL, b->tie.fd, NULL);
 	cpr_close(b->tie.fd);
-	cpr_state_free(b->stream);
 	free(b);
 }
 

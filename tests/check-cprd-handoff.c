@@ -384,6 +384,35 @@ START_TEST(test_sealed_stream_kept)
 }
 END_TEST
 
+/* show parses the kept stream again: what it describes, for any size. */
+START_TEST(test_show_describes_stream)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct json_object *reply = NULL, *b, *st, *v, *rec;
+
+	ck_assert_int_eq(cprd_test_store(sock, "shown", 600, "shown", NULL), 0);
+	ck_assert_int_eq(cprd_call_name(sock, "show", "shown", &reply), 0);
+	ck_assert(json_object_object_get_ex(reply, "bundle", &b));
+	ck_assert(json_object_object_get_ex(b, "stream", &st));
+	ck_assert(json_object_object_get_ex(st, "bytes", &v));
+	ck_assert_int_gt(json_object_get_int(v), 600 * 8);
+	ck_assert(json_object_object_get_ex(st, "producer", &v));
+	ck_assert_str_eq(json_object_get_string(v), "cprd-test");
+	ck_assert(json_object_object_get_ex(st, "fd_records", &v));
+	ck_assert_uint_eq(json_object_array_length(v), 512);
+	rec = json_object_array_get_idx(v, 511);
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(rec, "slot")), 511);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(rec, "kind")), "memfd");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(rec, "name")), "ram");
+	ck_assert(json_object_object_get_ex(st, "fd_records_truncated", &v) &&
+		  json_object_get_boolean(v));
+	json_object_put(reply);
+	ck_assert_int_eq(claim_ack_verify(sock, "shown", 600, "shown", NULL), 252);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* store + claim with ack, 10,000 times: no fd and no memory growth. */
 START_TEST(test_10000_takes_no_growth)
 {
@@ -450,6 +479,7 @@ static Suite *cprd_handoff_suite(void)
 	tcase_add_test(tc, test_claim_ack_sizes);
 	tcase_add_test(tc, test_claim_ack_consumer_gone);
 	tcase_add_test(tc, test_sealed_stream_kept);
+	tcase_add_test(tc, test_show_describes_stream);
 	tcase_add_test(tc, test_10000_takes_no_growth);
 	tcase_add_test(tc, test_store_limits_all_or_nothing);
 	suite_add_tcase(s, tc);
