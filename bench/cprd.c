@@ -1,11 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * bench/cprd: what a bundle hand-off through cprd costs per fd, against the
- * floor measured in the same run: raw SCM_RIGHTS of the same fds from one
- * process to another (chunks of 253, receiver closes them and acks).  A
- * cprd hand-off is two such hops (producer -> cprd -> consumer) plus the
- * protocol: store (create, put, seal) + claim + ack.  Also the daemon's idle
- * RSS and its memory per held fd.  s6-fdholderd is measured when installed.
+ * floor measured in the same run, and against s6-fdholderd when installed.
+ * Each side moves the same memfds, and every side's receiver closes what
+ * it received:
+ *
+ *   raw    one hop: sendmsg() of the fds (chunks of 253) to another
+ *          process, which receives and closes them and writes a one-byte
+ *          ack; the sender waits for it.
+ *   cprd   two hops (producer -> cprd -> consumer) plus the protocol, with
+ *          the stream parsed and the kind of every fd checked at seal:
+ *          "store" (create + put + seal in one request; up to 252 fds,
+ *          else create, put in chunks of 253 and seal, pipelined), then
+ *          "claim" with "ack": true (the daemon sends the stream and the
+ *          fds and forgets the bundle), each waiting for its reply
+ *          (cprd_us_per_fd).  The producer's stream memfd is sealed, so
+ *          the daemon keeps it rather than a copy (cprd-protocol(7)).
+ *   leased the same store, then "claim" (token, lease) and a separate
+ *          "ack": the consumer may still release for a rollback
+ *          (cprd_leased_us_per_fd).
+ *   s6     store of each fd, then retrieve-and-delete of each, one fd per
+ *          request as s6-fdholderd's protocol has it (bench/cprd-s6.c).
+ *
+ * Also the daemon's idle RSS and its memory per held fd.
  *
  *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N] [--fds N]
  *		   [--no-kind-check]
@@ -87,8 +104,10 @@ static int stream_for(size_t n)
 	if (cpr_state_encode(st, 0, NULL, NULL, &buf, &len, NULL) < 0)
 		exit(111);
 	cpr_state_free(st);
-	fd = memfd_create("stream", MFD_CLOEXEC);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+	/* sealed against any change, as a producer hands a stream over */
+	fd = memfd_create("stream", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		exit(111);
 	free(buf);
 	return fd;
@@ -213,19 +232,27 @@ static long daemon_rss_kb(void)
 	return kb;
 }
 
-static void one_handoff(int sock, const int *fds, size_t n, int stream)
+/* store, then claim with "ack" (@leased: claim, then ack). */
+static void one_handoff(int sock, const int *fds, size_t n, int stream, bool leased)
 {
 	struct json_object *reply = NULL;
-	int got_stream = -1, *got = NULL;
+	int got_stream = -1, *got = NULL, r;
 	size_t n_got = 0;
-	const char *token;
 
-	if (cprd_store(sock, "bench", NULL, stream, fds, n, NULL) < 0 ||
-	    cprd_claim(sock, "bench", 0, &reply, &got_stream, &got, &n_got) < 0)
+	if (cprd_store(sock, "bench", NULL, stream, fds, n, NULL) < 0)
 		exit(111);
-	token = json_object_get_string(json_object_object_get(reply, "token"));
-	if (cprd_token_op(sock, "ack", "bench", token, NULL) < 0)
+	if (leased)
+		r = cprd_claim(sock, "bench", 0, &reply, &got_stream, &got, &n_got);
+	else
+		r = cprd_claim_ack(sock, "bench", &reply, &got_stream, &got, &n_got);
+	if (r < 0)
 		exit(111);
+	if (leased) {
+		const char *token = json_object_get_string(json_object_object_get(reply, "token"));
+
+		if (cprd_token_op(sock, "ack", "bench", token, NULL) < 0)
+			exit(111);
+	}
 	json_object_put(reply);
 	close(got_stream);
 	for (size_t i = 0; i < n_got; i++)
@@ -233,17 +260,17 @@ static void one_handoff(int sock, const int *fds, size_t n, int stream)
 	free(got);
 }
 
-static double cprd_us_per_fd(size_t n, int iters)
+static double cprd_us_per_fd(size_t n, int iters, bool leased)
 {
 	int *fds = memfds(n), stream = stream_for(n), sock;
 	double t0, t1;
 
 	if (cprd_connect(sockpath, &sock) < 0)
 		exit(111);
-	one_handoff(sock, fds, n, stream); /* warm up */
+	one_handoff(sock, fds, n, stream, leased); /* warm up */
 	t0 = now_us();
 	for (int it = 0; it < iters; it++)
-		one_handoff(sock, fds, n, stream);
+		one_handoff(sock, fds, n, stream, leased);
 	t1 = now_us();
 	close(sock);
 	close(stream);
@@ -307,27 +334,36 @@ static int cmp_double(const void *a, const void *b)
 
 #define SAMPLES_MAX 64
 
-/*
- * The machine is shared and noisy: the floor, cprd and s6 are measured in
- * alternation, 5 * --rounds samples each, and the medians are reported.
- */
-static void measure(size_t n, const char *s6_sock, double *ret_raw, double *ret_cprd,
-		    double *ret_s6)
+struct figures {
+	double raw, cprd, leased, s6; /* us per fd; s6 < 0: not measured */
+};
+
+static double median(double *v, int k)
 {
-	double raw[SAMPLES_MAX], cp[SAMPLES_MAX], s6[SAMPLES_MAX];
+	qsort(v, (size_t)k, sizeof(double), cmp_double);
+	return v[k / 2];
+}
+
+/*
+ * The machine is shared and noisy: the floor, cprd (both ways) and s6 are
+ * measured in alternation, 5 * --rounds samples each, and the medians are
+ * reported.
+ */
+static void measure(size_t n, const char *s6_sock, struct figures *ret)
+{
+	double raw[SAMPLES_MAX], cp[SAMPLES_MAX], lease[SAMPLES_MAX], s6[SAMPLES_MAX];
 	int k = 5 * arg_rounds > SAMPLES_MAX ? SAMPLES_MAX : 5 * arg_rounds;
 
 	for (int i = 0; i < k; i++) {
 		raw[i] = raw_us_per_fd(n, iters_for(n));
-		cp[i] = cprd_us_per_fd(n, iters_for(n));
+		cp[i] = cprd_us_per_fd(n, iters_for(n), false);
+		lease[i] = cprd_us_per_fd(n, iters_for(n), true);
 		s6[i] = s6_sock ? s6_measure(s6_sock, n) : -1;
 	}
-	qsort(raw, (size_t)k, sizeof(double), cmp_double);
-	qsort(cp, (size_t)k, sizeof(double), cmp_double);
-	qsort(s6, (size_t)k, sizeof(double), cmp_double);
-	*ret_raw = raw[k / 2];
-	*ret_cprd = cp[k / 2];
-	*ret_s6 = s6[0] < 0 ? -1 : s6[k / 2];
+	ret->raw = median(raw, k);
+	ret->cprd = median(cp, k);
+	ret->leased = median(lease, k);
+	ret->s6 = s6[0] < 0 ? -1 : median(s6, k);
 }
 
 static void raise_nofile(void)
@@ -380,28 +416,32 @@ int main(int argc, char *argv[])
 	usleep(50000);
 	idle = daemon_rss_kb();
 	if (!arg_json)
-		printf("%6s %16s %16s %12s %14s\n", "fds", "cprd_us_per_fd", "raw_us_per_fd",
-		       "rate_ratio", "s6_us_per_fd");
+		printf("%6s %16s %16s %12s %16s %14s\n", "fds", "cprd_us_per_fd", "raw_us_per_fd",
+		       "rate_ratio", "leased_us_per_fd", "s6_us_per_fd");
 	for (size_t i = 0; i < n_sizes; i++) {
 		size_t n = sizes[i];
 		struct json_object *row = json_object_new_object();
 		char s6txt[32] = "-";
-		double raw, cp, s6us;
+		struct figures f;
 
-		measure(n, have_s6 ? s6_sock : NULL, &raw, &cp, &s6us);
+		measure(n, have_s6 ? s6_sock : NULL, &f);
 
 		json_object_object_add(row, "fds", json_object_new_int64((int64_t)n));
-		json_object_object_add(row, "cprd_us_per_fd", json_object_new_double(cp));
-		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(raw));
-		json_object_object_add(row, "rate_ratio", json_object_new_double(raw / cp));
+		json_object_object_add(row, "cprd_us_per_fd", json_object_new_double(f.cprd));
+		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(f.raw));
+		json_object_object_add(row, "rate_ratio", json_object_new_double(f.raw / f.cprd));
+		json_object_object_add(row, "cprd_leased_us_per_fd", json_object_new_double(f.leased));
+		json_object_object_add(row, "leased_rate_ratio",
+				       json_object_new_double(f.raw / f.leased));
 		/* null: s6-fdholderd not installed (or the comparison failed) */
 		json_object_object_add(row, "s6_us_per_fd",
-				       s6us >= 0 ? json_object_new_double(s6us) : NULL);
+				       f.s6 >= 0 ? json_object_new_double(f.s6) : NULL);
 		json_object_array_add(rows, row);
-		if (s6us >= 0)
-			snprintf(s6txt, sizeof(s6txt), "%.3f", s6us);
+		if (f.s6 >= 0)
+			snprintf(s6txt, sizeof(s6txt), "%.3f", f.s6);
 		if (!arg_json)
-			printf("%6zu %16.3f %16.3f %12.2f %14s\n", n, cp, raw, raw / cp, s6txt);
+			printf("%6zu %16.3f %16.3f %12.2f %16.3f %14s\n", n, f.cprd, f.raw,
+			       f.raw / f.cprd, f.leased, s6txt);
 	}
 	per_fd = bytes_per_held_fd();
 	daemon_stop();
@@ -416,7 +456,8 @@ int main(int argc, char *argv[])
 		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
 	else
 		printf("check-fd-kinds=%d; idle RSS %ld kB; %.0f bytes of daemon memory per held fd\n"
-		       "(medians; rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is parity)\n",
+		       "(medians; rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is parity;\n"
+		       " cprd: store + claim with ack; leased: store + claim + ack)\n",
 		       !arg_no_kind_check, idle, per_fd);
 	json_object_put(out);
 	return 0;

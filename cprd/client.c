@@ -217,13 +217,36 @@ static int client_replies(int sock, size_t n, struct json_object **ret_last)
 	return first;
 }
 
+/* "store": create + put + seal in one message, for up to 252 fds. */
+static int client_store_one(int sock, const char *name, struct json_object *opts, int stream_fd,
+			    const int *fds, size_t n_fds, struct json_object **ret_reply)
+{
+	struct json_object *req = client_req("store", name);
+	int all[CLIENT_MSG_FDS];
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	if (opts) {
+		json_object_object_foreach(opts, k, v)
+			json_object_object_add(req, k, json_object_get(v));
+	}
+	all[0] = stream_fd;
+	if (n_fds)
+		memcpy(all + 1, fds, n_fds * sizeof(int));
+	r = cprd_call(sock, req, all, n_fds + 1, ret_reply);
+	json_object_put(req);
+	return r;
+}
+
 /*
  * create, put in chunks of 253, and seal, pipelined: every request is sent
  * before the replies are read (cprd-protocol(7) allows it; replies come in
  * order, and a refused create makes the rest fail with ENOENT or EBUSY).
  */
-int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
-	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+static int client_store_chunked(int sock, const char *name, struct json_object *opts,
+				int stream_fd, const int *fds, size_t n_fds,
+				struct json_object **ret_reply)
 {
 	struct json_object *create = client_req("create", name), *put = client_req("put", name),
 			   *seal = client_req("seal", name), *reply = NULL;
@@ -261,6 +284,14 @@ int cprd_store(int sock, const char *name, struct json_object *opts, int stream_
 	return r;
 }
 
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
+	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+{
+	if (n_fds < CLIENT_MSG_FDS)
+		return client_store_one(sock, name, opts, stream_fd, fds, n_fds, ret_reply);
+	return client_store_chunked(sock, name, opts, stream_fd, fds, n_fds, ret_reply);
+}
+
 static int64_t client_int(struct json_object *o, const char *key)
 {
 	struct json_object *v;
@@ -270,76 +301,101 @@ static int64_t client_int(struct json_object *o, const char *key)
 	return json_object_get_int64(v);
 }
 
-/* The chunks after a claim reply: exactly @n fds in messages of <= 253. */
-static int client_chunks(int sock, int *fds, size_t n)
+/*
+ * The chunks after a claim reply: fds @off to @n - 1 in messages of <= 253.
+ * On error every fd of @fds received so far (0 to @off - 1 included) is closed.
+ */
+static int client_chunks(int sock, int *fds, size_t off, size_t n)
 {
-	size_t off = 0;
-
 	while (off < n) {
 		struct json_object *o = NULL;
 		size_t got = 0;
 		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &o, fds + off, CLIENT_MSG_FDS, &got);
 
-		if (r < 0)
-			return r;
-		if (client_int(o, "first") != (int64_t)off || client_int(o, "count") != (int64_t)got ||
-		    got == 0 || got > n - off) {
-			json_object_put(o);
+		if (r == 0 && (client_int(o, "first") != (int64_t)off ||
+			       client_int(o, "count") != (int64_t)got || got == 0 || got > n - off)) {
 			scm_close_all(fds + off, got);
-			return -EPROTO;
+			r = -EPROTO;
 		}
 		json_object_put(o);
+		if (r < 0) {
+			scm_close_all(fds, off);
+			return r;
+		}
 		off += got;
 	}
 	return 0;
 }
 
-int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
-	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+static int client_claim(int sock, struct json_object *req, struct json_object **ret_reply,
+			int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *reply = NULL;
 	int first[CLIENT_MSG_FDS], *fds = NULL;
 	size_t n_first = 0;
-	int64_t n;
-	int r;
+	int64_t n, n_inline;
+	int r = cprd_send(sock, req, NULL, 0);
 
-	if (!req)
-		return -ENOMEM;
-	json_object_object_add(req, "op", json_object_new_string("claim"));
-	json_object_object_add(req, "name", json_object_new_string(name));
-	if (lease_ms)
-		json_object_object_add(req, "lease_ms", json_object_new_int64((int64_t)lease_ms));
-	r = cprd_send(sock, req, NULL, 0);
-	json_object_put(req);
 	if (r == 0)
 		r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, first, CLIENT_MSG_FDS, &n_first);
 	if (r < 0)
 		return r;
 	r = client_status(reply);
 	n = client_int(reply, "fds");
-	if (r == 0 && (n_first != 1 || n < 0 || n > (1 << 24)))
+	n_inline = json_object_object_get_ex(reply, "inline", NULL) ? client_int(reply, "inline") : 0;
+	if (r == 0 && (n < 0 || n > (1 << 24) || n_inline < 0 || n_inline > n ||
+		       n_first != 1 + (size_t)n_inline))
 		r = -EPROTO;
 	if (r == 0 && !(fds = malloc(((size_t)n ? (size_t)n : 1) * sizeof(int))))
 		r = -ENOMEM;
-	if (r == 0)
-		r = client_chunks(sock, fds, (size_t)n);
+	if (r == 0) {
+		memcpy(fds, first + 1, (size_t)n_inline * sizeof(int));
+		r = client_chunks(sock, fds, (size_t)n_inline, (size_t)n);
+		if (r < 0)
+			n_first = 1; /* the inline fds were closed with the others */
+	}
 	if (r < 0) {
 		scm_close_all(first, n_first);
 		free(fds);
-		if (ret_reply)
-			*ret_reply = reply;
-		else
-			json_object_put(reply);
-		return r;
+	} else {
+		*ret_stream_fd = first[0];
+		*ret_fds = fds;
+		*ret_n_fds = (size_t)n;
 	}
-	*ret_stream_fd = first[0];
-	*ret_fds = fds;
-	*ret_n_fds = (size_t)n;
 	if (ret_reply)
 		*ret_reply = reply;
 	else
 		json_object_put(reply);
-	return 0;
+	return r;
+}
+
+int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
+	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *req = client_req("claim", name);
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	if (lease_ms)
+		json_object_object_add(req, "lease_ms", json_object_new_int64((int64_t)lease_ms));
+	r = client_claim(sock, req, ret_reply, ret_stream_fd, ret_fds, ret_n_fds);
+	json_object_put(req);
+	return r;
+}
+
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply,
+		   int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *req = client_req("claim", name);
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	json_object_object_add(req, "ack", json_object_new_boolean(1));
+	r = client_claim(sock, req, ret_reply, ret_stream_fd, ret_fds, ret_n_fds);
+	json_object_put(req);
+	return r;
 }
 
 int cprd_token_op(int sock, const char *op, const char *name, const char *token,

@@ -34,8 +34,9 @@ int cprd_call(int sock, struct json_object *req, const int *fds, size_t n_fds,
 int cprd_call_name(int sock, const char *op, const char *name, struct json_object **ret_reply);
 
 /*
- * create (with @opts: consumers, ttl_ms, tie; may be NULL), put in chunks of
- * 253, seal with @stream_fd.  The fds stay the caller's.
+ * Store a bundle: one "store" request for up to 252 fds, else create (with
+ * @opts: consumers, ttl_ms, tie; may be NULL), put in chunks of 253 and seal
+ * with @stream_fd, pipelined.  The fds stay the caller's.
  */
 int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
 	       const int *fds, size_t n_fds, struct json_object **ret_reply);
@@ -45,6 +46,12 @@ int cprd_store(int sock, const char *name, struct json_object *opts, int stream_
  */
 int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
 	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
+/*
+ * claim with "ack": true: the same, but the daemon forgets the bundle once it
+ * has sent it (no token, no lease, no ack to send).
+ */
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply,
+		   int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
 /* ack/release with the token of a claim. */
 int cprd_token_op(int sock, const char *op, const char *name, const char *token,
 		  struct json_object **ret_reply);

@@ -259,6 +259,7 @@ struct claim_args {
 	const char *save;
 	unsigned long long lease;
 	bool ack;
+	bool take;	/* claim with "ack": true */
 };
 
 static int claim_parse(int argc, char *argv[], struct claim_args *a)
@@ -268,18 +269,20 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 		{ "lease", required_argument, NULL, 'l' },
 		{ "save", required_argument, NULL, 'd' },
 		{ "ack", no_argument, NULL, 'a' },
+		{ "take", no_argument, NULL, 't' },
 		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+s:l:d:ah", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:l:d:ath", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': a->socket = optarg; break;
 		case 'l': a->lease = strtoull(optarg, NULL, 10); break;
 		case 'd': a->save = optarg; break;
 		case 'a': a->ack = true; break;
+		case 't': a->take = true; break;
 		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
 		case 'h': cprctl_print_usage(stdout, "claim"); exit(0);
 		default: return cprctl_usage_error("claim: invalid option");
@@ -287,6 +290,8 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 	}
 	if (argc - optind < 1)
 		return cprctl_usage_error("claim: NAME is required");
+	if (a->take && (a->ack || a->lease))
+		return cprctl_usage_error("claim: --take goes with neither --ack nor --lease");
 	return 0;
 }
 
@@ -304,12 +309,16 @@ int cprctl_claim_main(int argc, char *argv[])
 	name = argv[optind];
 	if (cprctl_connect(a.socket, &sock) < 0)
 		return CPRCTL_EXIT_TEMP;
-	r = cprd_claim(sock, name, a.lease, &reply, &stream, &fds, &n);
+	if (a.take)
+		r = cprd_claim_ack(sock, name, &reply, &stream, &fds, &n);
+	else
+		r = cprd_claim(sock, name, a.lease, &reply, &stream, &fds, &n);
 	if (r < 0) {
 		close(sock);
 		return cprctl_fail("claim", r, reply);
 	}
-	token = json_object_get_string(json_object_object_get(reply, "token"));
+	/* taken: no claim is left to acknowledge, hence no token */
+	token = a.take ? "" : json_object_get_string(json_object_object_get(reply, "token"));
 	if (a.save)
 		r = save_all(a.save, stream, fds, n);
 	if (r == 0 && a.ack)
@@ -324,6 +333,8 @@ int cprctl_claim_main(int argc, char *argv[])
 	}
 	if (cprctl_opts.json)
 		cprctl_print_json(reply);
+	else if (a.take)
+		printf("taken %s: %zu fds, acknowledged\n", name, n);
 	else
 		printf("claimed %s: %zu fds, token %s, lease %lld ms%s\n", name, n, token,
 		       (long long)json_object_get_int64(json_object_object_get(reply, "lease_ms")),

@@ -36,7 +36,7 @@ static const struct cprctl_command commands[] = {
 	  "      [--ttl MS] [--tie] [--fd N]... NAME [FILE]...\n",
 	  "create a bundle, put its fds and seal it with a state stream" },
 	{ "claim", cprctl_claim_main,
-	  "claim [--socket PATH] [--lease MS] [--save DIR] [--ack] NAME [PROG [ARG]...]\n",
+	  "claim [--socket PATH] [--lease MS] [--save DIR] [--ack | --take] NAME [PROG [ARG]...]\n",
 	  "take a sealed bundle: save its contents, or run PROG with its fds" },
 	{ "ack", cprctl_ack_main, "ack [--socket PATH] NAME TOKEN\n",
 	  "confirm a claim: the daemon closes its copies" },

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,10 +404,19 @@ static void shutdown_daemon(void)
 	free(cprd.self_exe);
 }
 
+/*
+ * A hand-off allocates and frees the same few hundred kB each time (the
+ * stream copy, its parse, the fd tables); keep up to this much free heap
+ * instead of returning it to the kernel and faulting it in again.
+ */
+#define CPRD_HEAP_KEEP (1 << 20)
+
 int main(int argc, char *argv[])
 {
 	int r;
 
+	mallopt(M_TRIM_THRESHOLD, CPRD_HEAP_KEEP);
+	mallopt(M_MMAP_THRESHOLD, CPRD_HEAP_KEEP);
 	log_init("cprd", 0);
 	if (parse_options(argc, argv) < 0) {
 		usage(stderr);

@@ -106,8 +106,7 @@ struct bundle {
 	size_t n_fds;
 	size_t cap_fds;
 	int stream_fd;		/* sealed memfd holding the stream, or -EBADF */
-	size_t stream_len;
-	struct cpr_state *stream; /* parsed, for show */
+	size_t stream_len;	/* parsed again for show, not kept: 276 bytes an fd */
 	uint64_t created_ns;	/* CLOCK_BOOTTIME */
 	uint64_t ttl_ms;
 	uint64_t expire_ns;	/* CLOCK_BOOTTIME, 0 = never */
@@ -206,7 +205,7 @@ struct bundle *store_find(const char *name);
 struct bundle *store_find_id(uint64_t id);
 int store_create(const char *name, const struct cprd_peer *owner, struct bundle **ret);
 int store_put(struct bundle *b, int *fds, size_t n_fds);
-int store_seal(struct bundle *b, int stream_fd, struct cpr_error *ret_err);
+int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *ret_err);
 int store_claim(struct bundle *b, const struct cprd_peer *peer, uint64_t lease_ms);
 void store_release(struct bundle *b);
 void store_remove(struct bundle *b, const char *why);
@@ -219,8 +218,7 @@ void store_free_all(void);
 void store_conn_closed(void *conn);
 const char *store_state_name(enum bundle_state s);
 int store_adopt(struct bundle *b);
-int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_state **ret_st,
-		   struct cpr_error *err);
+int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_error *err);
 
 /* access.c */
 bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);

@@ -110,7 +110,8 @@ static int create_options(struct request *r, uint64_t *ttl, bool *tie)
 	return 0;
 }
 
-int handle_create(struct request *r)
+/* Create the bundle a create or store request describes; open on this connection. */
+static int create_bundle(struct request *r, struct bundle **ret_b)
 {
 	struct bundle tmp = { 0 }, *b;
 	const char *name;
@@ -145,6 +146,17 @@ int handle_create(struct request *r)
 			return ret;
 		}
 	}
+	*ret_b = b;
+	return 0;
+}
+
+int handle_create(struct request *r)
+{
+	struct bundle *b;
+	int ret = create_bundle(r, &b);
+
+	if (ret < 0)
+		return ret;
 	json_object_object_add(r->reply, "name", json_object_new_string(b->name));
 	return 0;
 }
@@ -167,31 +179,35 @@ static int open_bundle(struct request *r, struct bundle **ret_b)
 	return 0;
 }
 
+static int put_fds(struct request *r, struct bundle *b, int *fds, size_t n_fds)
+{
+	int ret = store_put(b, fds, n_fds);
+
+	if (ret < 0)
+		return handle_fail(r, ret, "%s", ret == -EDQUOT ? "max-fds-per-uid reached"
+						 : ret == -ENOSPC ? "max-fds reached"
+								  : "cannot keep the fds");
+	return 0;
+}
+
 int handle_put(struct request *r)
 {
 	struct bundle *b;
 	int ret = open_bundle(r, &b);
 
+	if (ret == 0)
+		ret = put_fds(r, b, r->fds, r->n_fds);
 	if (ret < 0)
 		return ret;
-	ret = store_put(b, r->fds, r->n_fds);
-	if (ret < 0)
-		return handle_fail(r, ret, "%s", ret == -EDQUOT ? "max-fds-per-uid reached"
-						 : ret == -ENOSPC ? "max-fds reached"
-								  : "cannot keep the fds");
 	json_object_object_add(r->reply, "fds", json_object_new_int64((int64_t)b->n_fds));
 	return 0;
 }
 
-int handle_seal(struct request *r)
+static int seal_bundle(struct request *r, struct bundle *b, int *stream_fd)
 {
 	struct cpr_error err = { 0 };
-	struct bundle *b;
-	int ret = open_bundle(r, &b);
+	int ret = store_seal(b, stream_fd, &err);
 
-	if (ret < 0)
-		return ret;
-	ret = store_seal(b, r->fds[0], &err);
 	if (ret < 0)
 		return handle_fail(r, ret, "state stream refused: %s", err.message);
 	json_object_object_add(r->reply, "fds", json_object_new_int64((int64_t)b->n_fds));
@@ -201,7 +217,45 @@ int handle_seal(struct request *r)
 	return 0;
 }
 
-static int claim_reply(struct request *r, struct bundle *b, uint64_t lease_ms)
+int handle_seal(struct request *r)
+{
+	struct bundle *b;
+	int ret = open_bundle(r, &b);
+
+	if (ret < 0)
+		return ret;
+	return seal_bundle(r, b, &r->fds[0]);
+}
+
+/*
+ * create + put + seal in one request: fd 0 is the stream, the others are
+ * the bundle's fds in slot order.  All or nothing: after an error no
+ * bundle is left behind.
+ */
+int handle_store(struct request *r)
+{
+	struct bundle *b;
+	int ret = create_bundle(r, &b);
+
+	if (ret < 0)
+		return ret;
+	if (r->n_fds > 1)
+		ret = put_fds(r, b, r->fds + 1, r->n_fds - 1);
+	if (ret == 0)
+		ret = seal_bundle(r, b, &r->fds[0]);
+	if (ret < 0) {
+		store_remove(b, "not stored");
+		return ret;
+	}
+	json_object_object_add(r->reply, "name", json_object_new_string(b->name));
+	return 0;
+}
+
+/*
+ * The stream memfd rides on the reply with the fds of the first @n_inline
+ * slots; the other fds follow in chunks.
+ */
+static int claim_reply(struct request *r, struct bundle *b, size_t n_inline)
 {
 	struct json_object *o = r->reply;
 	int *out = malloc((b->n_fds + 1) * sizeof(int));
@@ -209,17 +263,18 @@ static int claim_reply(struct request *r, struct bundle *b, uint64_t lease_ms)
 	if (!out)
 		return -ENOMEM;
 	out[0] = b->stream_fd;
-	memcpy(out + 1, b->fds, b->n_fds * sizeof(int));
+	if (b->n_fds)
+		memcpy(out + 1, b->fds, b->n_fds * sizeof(int));
 	r->out_own = out;
 	r->out_fds = out;
 	r->n_out_fds = b->n_fds + 1;
-	r->out_first = 1;
+	r->out_first = 1 + n_inline;
+	r->out_lead = 1;
 	json_object_object_add(o, "name", json_object_new_string(b->name));
-	json_object_object_add(o, "token", json_object_new_string(b->token));
-	json_object_object_add(o, "lease_ms", json_object_new_int64((int64_t)lease_ms));
 	json_object_object_add(o, "fds", json_object_new_int64((int64_t)b->n_fds));
+	json_object_object_add(o, "inline", json_object_new_int64((int64_t)n_inline));
 	json_object_object_add(o, "chunks", json_object_new_int64(
-						    (int64_t)((b->n_fds + CPRD_MSG_FDS_MAX - 1) /
+						    (int64_t)((b->n_fds - n_inline + CPRD_MSG_FDS_MAX - 1) /
 							      CPRD_MSG_FDS_MAX)));
 	json_object_object_add(o, "stream_bytes", json_object_new_int64((int64_t)b->stream_len));
 	return 0;
@@ -238,11 +293,48 @@ static int lease_arg(struct request *r, uint64_t *ret)
 	return 0;
 }
 
+/* "lease_ms", or with "ack": true (the claim acknowledges itself) none. */
+static int claim_args(struct request *r, bool *ret_ack, uint64_t *ret_lease)
+{
+	bool ack = false;
+
+	if (proto_get_bool(r->req, "ack", false, &ack) < 0)
+		return handle_bad_field(r, "ack", -EINVAL);
+	if (ack && proto_get_obj(r->req, "lease_ms")) {
+		r->fatal = true;
+		return handle_fail(r, -EINVAL, "field \"lease_ms\" has no meaning with \"ack\"");
+	}
+	*ret_ack = ack;
+	return ack ? 0 : lease_arg(r, ret_lease);
+}
+
+/*
+ * With "ack": true the bundle is handed over for good, as s6-fdholderd's
+ * retrieve-and-delete does: no lease, no token, and the daemon forgets the
+ * bundle once every message of the reply is sent (handle_request()).  Up
+ * to 252 fds ride on the reply itself, after the stream.
+ */
+static int claim_and_ack(struct request *r, struct bundle *b)
+{
+	int ret = claim_reply(r, b, MIN(b->n_fds, CPRD_MSG_FDS_MAX - 1));
+
+	if (ret < 0)
+		return handle_fail(r, ret, "cannot claim");
+	b->claims++;
+	r->done = b;
+	r->done_if_sent = true;
+	json_object_object_add(r->reply, "acked", json_object_new_boolean(1));
+	log_info("bundle %s claimed and acknowledged by pid %d uid %u", b->name,
+		 (int)r->peer->pid, (unsigned)r->peer->uid);
+	return 0;
+}
+
 int handle_claim(struct request *r)
 {
 	struct bundle *b;
-	uint64_t lease;
-	int ret = lease_arg(r, &lease);
+	uint64_t lease = 0;
+	bool ack = false;
+	int ret = claim_args(r, &ack, &lease);
 
 	if (ret == 0)
 		ret = handle_bundle(r, &b);
@@ -254,13 +346,17 @@ int handle_claim(struct request *r)
 	if (b->state != BUNDLE_SEALED)
 		return handle_fail(r, -EBUSY, "bundle %s is %s", b->name,
 				   store_state_name(b->state));
+	if (ack)
+		return claim_and_ack(r, b);
 	ret = store_claim(b, r->peer, lease);
 	if (ret == 0)
-		ret = claim_reply(r, b, lease);
+		ret = claim_reply(r, b, 0);
 	if (ret < 0) {
 		store_release(b);
 		return handle_fail(r, ret, "cannot claim");
 	}
+	json_object_object_add(r->reply, "token", json_object_new_string(b->token));
+	json_object_object_add(r->reply, "lease_ms", json_object_new_int64((int64_t)lease));
 	log_info("bundle %s claimed by pid %d uid %u", b->name, (int)r->peer->pid,
 		 (unsigned)r->peer->uid);
 	return 0;
@@ -300,7 +396,7 @@ int handle_ack(struct request *r)
 	if (ret < 0)
 		return ret;
 	log_info("bundle %s acknowledged by pid %d", b->name, (int)r->peer->pid);
-	store_remove(b, "acknowledged");
+	r->done = b; /* removed after the reply */
 	return 0;
 }
 

@@ -148,21 +148,30 @@ static struct json_object *handle_ids_json(const unsigned *ids, size_t n, size_t
 	return a;
 }
 
+/* What the stream describes: parsed again from the bundle's sealed memfd. */
 static struct json_object *handle_stream_json(const struct bundle *b)
 {
 	struct json_object *o = json_object_new_object(), *fds, *rbs;
+	_cleanup_free_ void *buf = NULL;
 	struct cpr_state_info info;
-	size_t n = cpr_state_fd_count(b->stream);
+	struct cpr_state *st = NULL;
+	size_t n, len;
 
-	if (!o || cpr_state_get_info(b->stream, &info) < 0)
-		return o;
+	if (!o)
+		return NULL;
 	add_int(o, "bytes", (int64_t)b->stream_len);
+	if (fd_read_all(b->stream_fd, CPR_STREAM_MAX, &buf, &len) < 0 ||
+	    cpr_state_parse(buf, len, 0, &st, NULL) < 0 || cpr_state_get_info(st, &info) < 0) {
+		cpr_state_free(st);
+		return o;
+	}
+	n = cpr_state_fd_count(st);
 	add_int(o, "level", info.emit_level);
 	add_int(o, "generation", info.generation);
 	json_object_object_add(o, "producer", json_object_new_string(info.producer));
 	fds = json_object_new_array();
 	for (size_t i = 0; fds && i < n && i < SHOW_FDS_MAX; i++) {
-		const struct cpr_state_fd *f = cpr_state_fd_get(b->stream, i);
+		const struct cpr_state_fd *f = cpr_state_fd_get(st, i);
 		struct json_object *x = json_object_new_object();
 		const char *kind = cpr_fd_kind_to_string(f->kind);
 
@@ -176,8 +185,8 @@ static struct json_object *handle_stream_json(const struct bundle *b)
 	if (n > SHOW_FDS_MAX)
 		json_object_object_add(o, "fd_records_truncated", json_object_new_boolean(1));
 	rbs = json_object_new_array();
-	for (size_t i = 0; rbs && i < cpr_state_ramblock_count(b->stream); i++) {
-		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(b->stream, i);
+	for (size_t i = 0; rbs && i < cpr_state_ramblock_count(st); i++) {
+		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(st, i);
 		struct json_object *x = json_object_new_object();
 
 		json_object_object_add(x, "idstr", json_object_new_string(rb->idstr));
@@ -187,6 +196,7 @@ static struct json_object *handle_stream_json(const struct bundle *b)
 		json_object_array_add(rbs, x);
 	}
 	json_object_object_add(o, "ramblocks", rbs);
+	cpr_state_free(st);
 	return o;
 }
 
@@ -222,7 +232,7 @@ struct json_object *handle_bundle_json(const struct bundle *b, bool detail)
 		add_int(c, "expires_in_ms", ms_left(b->lease_ns));
 		json_object_object_add(o, "lease", c);
 	}
-	if (b->stream)
+	if (b->state != BUNDLE_OPEN && b->stream_fd >= 0)
 		json_object_object_add(o, "stream", handle_stream_json(b));
 	return o;
 }

@@ -25,7 +25,8 @@ static const char *const k_hello[] = { "version", "client", NULL };
 static const char *const k_list[] = { "prefix", NULL };
 static const char *const k_name[] = { "name", NULL };
 static const char *const k_create[] = { "name", "consumers", "ttl_ms", "tie", NULL };
-static const char *const k_claim[] = { "name", "lease_ms", NULL };
+static const char *const k_store[] = { "name", "consumers", "ttl_ms", "tie", NULL };
+static const char *const k_claim[] = { "name", "lease_ms", "ack", NULL };
 static const char *const k_token[] = { "name", "token", NULL };
 static const char *const k_renew[] = { "name", "token", "lease_ms", NULL };
 
@@ -48,6 +49,7 @@ static const struct handler handlers[] = {
 	{ "create", handle_create, H_FDS_NONE, k_create },
 	{ "put", handle_put, H_FDS_SOME, k_name },
 	{ "seal", handle_seal, H_FDS_ONE, k_name },
+	{ "store", handle_store, H_FDS_SOME, k_store },
 	{ "claim", handle_claim, H_FDS_NONE, k_claim },
 	{ "ack", handle_ack, H_FDS_NONE, k_token },
 	{ "release", handle_release, H_FDS_NONE, k_token },
@@ -144,30 +146,31 @@ static int handle_dispatch(struct request *r, const char *buf, size_t len)
 	return h->fn(r);
 }
 
-/* The reply, then any fds beyond out_first in chunks of 253. */
-static void handle_send_reply(struct request *r)
+/* The reply, then any fds beyond out_first in chunks of 253; 0 when all went out. */
+static int handle_send_reply(struct request *r)
 {
 	size_t first = MIN(r->out_first, r->n_out_fds), off = first;
 	unsigned chunk = 0;
+	int ret = control_send_json(r->conn, r->reply, r->out_fds, first);
 
-	if (control_send_json(r->conn, r->reply, r->out_fds, first) < 0)
-		return;
+	if (ret < 0)
+		return ret;
 	while (off < r->n_out_fds) {
 		size_t n = MIN(r->n_out_fds - off, CPRD_MSG_FDS_MAX);
 		struct json_object *o = json_object_new_object();
 
 		if (o) {
 			json_object_object_add(o, "chunk", json_object_new_int(chunk++));
-			json_object_object_add(o, "first", json_object_new_int64((int64_t)(off - first)));
+			json_object_object_add(o, "first", json_object_new_int64((int64_t)(off - r->out_lead)));
 			json_object_object_add(o, "count", json_object_new_int((int)n));
 		}
-		if (control_send_json(r->conn, o, r->out_fds + off, n) < 0) {
-			json_object_put(o);
-			return;
-		}
+		ret = control_send_json(r->conn, o, r->out_fds + off, n);
 		json_object_put(o);
+		if (ret < 0)
+			return ret;
 		off += n;
 	}
+	return 0;
 }
 
 void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_t n_fds)
@@ -189,8 +192,11 @@ void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_
 		if (r.fatal)
 			c->closing = true;
 	} else if (!r.no_reply) {
-		handle_send_reply(&r);
+		ret = handle_send_reply(&r);
 	}
+	/* after the reply: the peer is not kept waiting while the fds are closed */
+	if (r.done && (ret >= 0 || !r.done_if_sent))
+		store_remove(r.done, r.done_if_sent ? "claimed and acknowledged" : "acknowledged");
 	free(r.out_own);
 	json_object_put(r.reply);
 	json_object_put(r.req);

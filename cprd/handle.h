@@ -23,7 +23,11 @@ struct request {
 	const int *out_fds;	/* borrowed; sent after the reply, see out_first */
 	size_t n_out_fds;
 	size_t out_first;	/* fds riding on the reply itself; the rest in chunks */
+	size_t out_lead;	/* leading fds that are no slot (the stream): chunks
+				 * count "first" from after them */
 	int *out_own;		/* freed after the reply (the array, not the fds) */
+	struct bundle *done;	/* removed once the reply is out (ack, claim with ack) */
+	bool done_if_sent;	/* ...only if every message of the reply was sent */
 	bool fatal;		/* malformed: close the connection after the reply */
 	bool no_reply;		/* answered later (upgrade) */
 	char why[256];
@@ -56,6 +60,7 @@ int handle_status(struct request *r);
 int handle_list(struct request *r);
 int handle_show(struct request *r);
 int handle_create(struct request *r);
+int handle_store(struct request *r);
 int handle_put(struct request *r);
 int handle_seal(struct request *r);
 int handle_claim(struct request *r);

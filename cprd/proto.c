@@ -15,6 +15,24 @@
 #include "cprd.h"
 #include "proto.h"
 
+/* One tokener for every request, reset after each: no allocation per request. */
+static struct json_tokener *proto_tokener(unsigned max_depth)
+{
+	static struct json_tokener *tok;
+	static unsigned depth;
+
+	if (tok && depth == max_depth)
+		return tok;
+	if (tok) /* json-c's free does not take NULL */
+		json_tokener_free(tok);
+	/* json-c counts the level being opened too: @max_depth levels need one more */
+	tok = json_tokener_new_ex((int)max_depth + 1);
+	depth = tok ? max_depth : 0;
+	if (tok)
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	return tok;
+}
+
 int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_object **ret,
 		char *why, size_t why_len)
 {
@@ -31,15 +49,13 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 		snprintf(why, why_len, "NUL byte in request");
 		return -EPROTO;
 	}
-	/* json-c counts the level being opened too: @max_depth levels need one more */
-	tok = json_tokener_new_ex((int)max_depth + 1);
+	tok = proto_tokener(max_depth);
 	if (!tok)
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
+	json_tokener_reset(tok);
 	if (!o || jerr != json_tokener_success) {
 		json_object_put(o);
 		snprintf(why, why_len, "bad JSON: %s",

@@ -121,7 +121,7 @@ static int rebuild_stream(struct bundle *b, int stream_fd, char *why, size_t why
 	}
 	r = fd_read_all(stream_fd, CPR_STREAM_MAX, &buf, &len);
 	if (r == 0)
-		r = store_validate(b, buf, len, &b->stream, &err);
+		r = store_validate(b, buf, len, &err);
 	if (r < 0) {
 		snprintf(why, why_len, "stream: %s", err.message[0] ? err.message : strerror(-r));
 		return r;
@@ -162,7 +162,6 @@ int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
 		r = rebuild_stream(b, *stream_fd, why, why_len);
 	}
 	if (r < 0) {
-		cpr_state_free(b->stream);
 		free(b->fds);
 		free(b);
 		return r;

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cpr/cpr.h>
 
@@ -281,8 +282,8 @@ static int store_check_kinds(const struct bundle *b, const struct cpr_state *st,
 	return 0;
 }
 
-int store_validate(struct bundle *b, const void *buf, size_t len,
-			  struct cpr_state **ret_st, struct cpr_error *err)
+/* The stream parses and describes the bundle's fds (the parse is not kept). */
+int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_error *err)
 {
 	struct cpr_state *st = NULL;
 	int r = cpr_state_parse(buf, len, 0, &st, err);
@@ -299,28 +300,31 @@ int store_validate(struct bundle *b, const void *buf, size_t len,
 	r = store_check_slots(st, b->n_fds, err);
 	if (r == 0 && cprd.cfg.limits.check_kinds)
 		r = store_check_kinds(b, st, err);
-	if (r < 0) {
-		cpr_state_free(st);
-		return r;
-	}
-	*ret_st = st;
-	return 0;
+	cpr_state_free(st);
+	return r;
 }
 
+#define STORE_SEALS_FROZEN (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+
 /*
- * Validate the stream in @stream_fd against the fds put so far and seal the
- * bundle.  The stream is copied into private memory before it is parsed and
- * kept in a sealed memfd of the daemon's own.  @stream_fd stays the caller's.
+ * Validate the stream in *@stream_fd against the fds put so far and seal
+ * the bundle.  The stream is copied into private memory before it is
+ * parsed.  A memfd its producer sealed against writing, shrinking and
+ * growing can never change again: it is kept as it is (taken: *@stream_fd
+ * becomes -EBADF).  Any other stream is copied into a sealed memfd of the
+ * daemon's own and *@stream_fd stays the caller's.
  */
-int store_seal(struct bundle *b, int stream_fd, struct cpr_error *err)
+int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 {
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_close_ int mfd = -EBADF;
-	struct cpr_state *st = NULL;
+	/* before the read: seals are never removed, so what is read stays */
+	int seals = fcntl(*stream_fd, F_GET_SEALS);
+	bool frozen = seals >= 0 && (seals & STORE_SEALS_FROZEN) == STORE_SEALS_FROZEN;
 	size_t len;
 	int r;
 
-	r = fd_read_all(stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
+	r = fd_read_all(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s",
 			      r == -EFBIG ? "the stream exceeds max-stream"
@@ -328,22 +332,20 @@ int store_seal(struct bundle *b, int stream_fd, struct cpr_error *err)
 					     : "cannot read the stream");
 		return r;
 	}
-	r = store_validate(b, buf, len, &st, err);
+	r = store_validate(b, buf, len, err);
 	if (r < 0)
 		return r;
 	r = store_quota_check(b->owner_uid, 1, 0);
-	if (r == 0)
+	if (r == 0 && !frozen)
 		r = memfd_new_sealed("cprd-stream", buf, len, &mfd);
 	if (r == 0)
 		r = store_charge(b->owner_uid, 1, 0);
 	if (r < 0) {
-		cpr_state_free(st);
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "cannot keep the stream");
 		return r;
 	}
-	b->stream_fd = TAKE_FD(mfd);
+	b->stream_fd = frozen ? TAKE_FD(*stream_fd) : TAKE_FD(mfd);
 	b->stream_len = len;
-	b->stream = st;
 	b->state = BUNDLE_SEALED;
 	b->open_conn = NULL;
 	if (b->ttl_ms)
@@ -388,16 +390,38 @@ static void store_unlink(struct bundle *b)
 		}
 }
 
+/*
+ * Close a bundle's fds.  Received together, they mostly hold consecutive
+ * numbers in slot order: each such run is closed by one close_range(2)
+ * (every number in it is the bundle's), the rest one by one.
+ */
+static void store_close_fds(const int *fds, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i + 1;
+
+		while (j < n && fds[j] >= 0 && fds[j] == fds[j - 1] + 1)
+			j++;
+		if (j - i > 1 && fds[i] >= 0 &&
+		    close_range((unsigned)fds[i], (unsigned)fds[j - 1], 0) == 0) {
+			i = j;
+			continue;
+		}
+		for (; i < j; i++)
+			cpr_close(fds[i]);
+	}
+}
+
 static void store_bundle_free(struct bundle *b)
 {
-	for (size_t i = 0; i < b->n_fds; i++)
-		cpr_close(b->fds[i]);
+	store_close_fds(b->fds, b->n_fds);
 	free(b->fds);
 	cpr_close(b->stream_fd);
 	if (b->tie.fd >= 0) /* the peer's pidfd shares the file: delete explicitly */
 		epoll_ctl(cprd.epoll_fd, EPOLL_CTL_DEL, b->tie.fd, NULL);
 	cpr_close(b->tie.fd);
-	cpr_state_free(b->stream);
 	free(b);
 }
 
@@ -437,6 +461,9 @@ static uint64_t store_deadline(const struct bundle *b)
 	return b->expire_ns;
 }
 
+/* The earliest deadline the timer is armed for (0: disarmed). */
+static uint64_t armed_ns;
+
 void store_arm_timer(void)
 {
 	struct itimerspec its = { 0 };
@@ -448,12 +475,17 @@ void store_arm_timer(void)
 		if (d && (!next || d < next))
 			next = d;
 	}
+	if (next == armed_ns)
+		return; /* nothing to change: no system call */
+	armed_ns = next;
 	if (next) {
 		its.it_value.tv_sec = (time_t)(next / 1000000000u);
 		its.it_value.tv_nsec = (long)(next % 1000000000u);
 	}
-	if (timerfd_settime(cprd.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+	if (timerfd_settime(cprd.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
 		log_warn("timerfd_settime");
+		armed_ns = 0;
+	}
 }
 
 void store_timer_event(void)
@@ -463,6 +495,7 @@ void store_timer_event(void)
 
 	if (read(cprd.timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_warn("timerfd read");
+	armed_ns = 0; /* it fired: arm it again below */
 	for (; b; b = next) {
 		next = b->next;
 		if (b->state == BUNDLE_CLAIMED && b->lease_ns <= now) {

@@ -94,6 +94,29 @@ static const struct bad bads[] = {
 	{ "ttl a string", "{\"op\":\"create\",\"name\":\"a\",\"ttl_ms\":\"5\"}", 0, "EINVAL" },
 	{ "tie a number", "{\"op\":\"create\",\"name\":\"a\",\"tie\":1}", 0, "EINVAL" },
 	{ "claim lease a bool", "{\"op\":\"claim\",\"name\":\"a\",\"lease_ms\":true}", 0, "EINVAL" },
+	{ "claim ack a number", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":1}", 0, "EINVAL" },
+	{ "claim ack a string", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":\"true\"}", 0, "EINVAL" },
+	{ "claim ack with a lease", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"lease_ms\":5}",
+	  0, "EINVAL" },
+	{ "claim ack with a token", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"token\":\"" TOKEN
+	  "\"}", 0, "EINVAL" },
+	{ "claim ack with an fd", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true}", 1, "EBADF" },
+	{ "store without fds", "{\"op\":\"store\",\"name\":\"a\"}", 0, "EBADF" },
+	{ "store without name", "{\"op\":\"store\"}", 2, "EINVAL" },
+	{ "store name a number", "{\"op\":\"store\",\"name\":7}", 1, "EINVAL" },
+	{ "store name with blank", "{\"op\":\"store\",\"name\":\"a b\"}", 3, "EINVAL" },
+	{ "store unknown field", "{\"op\":\"store\",\"name\":\"a\",\"fds\":2}", 2, "EINVAL" },
+	{ "store token field", "{\"op\":\"store\",\"name\":\"a\",\"token\":\"" TOKEN "\"}", 1,
+	  "EINVAL" },
+	{ "store consumers an array", "{\"op\":\"store\",\"name\":\"a\",\"consumers\":[]}", 1,
+	  "EINVAL" },
+	{ "store consumer uid negative",
+	  "{\"op\":\"store\",\"name\":\"a\",\"consumers\":{\"gids\":[-5]}}", 1, "EINVAL" },
+	{ "store ttl negative", "{\"op\":\"store\",\"name\":\"a\",\"ttl_ms\":-1}", 1, "EINVAL" },
+	{ "store ttl overflow", "{\"op\":\"store\",\"name\":\"a\",\"ttl_ms\":4294967296}", 1,
+	  "EINVAL" },
+	{ "store tie a string", "{\"op\":\"store\",\"name\":\"a\",\"tie\":\"yes\"}", 1, "EINVAL" },
+	{ "store with 253 fds, no name", "{\"op\":\"store\"}", 253, "EINVAL" },
 	{ "ack without token", "{\"op\":\"ack\",\"name\":\"a\"}", 0, "EINVAL" },
 	{ "ack short token", "{\"op\":\"ack\",\"name\":\"a\",\"token\":\"abc\"}", 0, "EINVAL" },
 	{ "renew lease a string",
@@ -217,8 +240,8 @@ static bool array_has(struct json_object *a, const char *s)
 START_TEST(test_proto_hello_reports)
 {
 	static const char *const ops[] = { "hello", "status", "list", "show", "create", "put",
-					   "seal", "claim", "ack", "release", "renew", "drop",
-					   "upgrade" };
+					   "seal", "store", "claim", "ack", "release", "renew",
+					   "drop", "upgrade" };
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
 	struct json_object *reply = NULL, *v, *lim;
 

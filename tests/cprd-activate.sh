@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cprd started by socket activation (systemd-socket-activate, which plays the
-# socket unit): the passed SOCK_SEQPACKET socket is checked and used, a
-# bundle goes through store/claim/ack with cprctl, and a socket of the wrong
-# type is refused as a configuration error (exit status 100).
+# socket unit): the passed SOCK_SEQPACKET socket is checked and used,
+# bundles go through store/claim/ack and store/claim --take with cprctl, and
+# a socket of the wrong type is refused as a configuration error (exit
+# status 100).
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 command -v systemd-socket-activate >/dev/null || { echo "SKIP: no systemd-socket-activate"; exit 77; }
 
@@ -34,6 +35,16 @@ cmp -s "$T/stream" "$T/got/stream" || fail "stream content"
 "$CPRCTL" show vm-a 2>/dev/null && fail "bundle still visible"
 rc=0; "$CPRCTL" show vm-a 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "show of a missing bundle: exit $rc, want 1"
+# claim --take: the daemon forgets the bundle once it has sent it
+"$CPRCTL" store --stream "$T/stream" vm-b "$T/f0" "$T/f1" "$T/f2" > /dev/null || fail "store vm-b"
+rc=0; "$CPRCTL" claim --take --ack vm-b 2>/dev/null || rc=$?
+[ "$rc" = 100 ] || fail "claim --take --ack: exit $rc, want 100"
+mkdir "$T/took"
+"$CPRCTL" claim --save "$T/took" --take vm-b > "$T/out" || fail "claim --take"
+grep -q "taken vm-b: 3 fds, acknowledged" "$T/out" || fail "take output: $(cat "$T/out")"
+for i in 0 1 2; do cmp -s "$T/f$i" "$T/took/fd-$i" || fail "taken fd $i content"; done
+cmp -s "$T/stream" "$T/took/stream" || fail "taken stream content"
+"$CPRCTL" show vm-b 2>/dev/null && fail "a taken bundle is still visible"
 # a stream that needs a newer reader: refused (EPROTONOSUPPORT), nothing kept
 cat > "$T/new.json" <<'JSON'
 { "header": { "emit_level": 1, "incompat_features": 128 }, "records": [ { "type": "END" } ] }
