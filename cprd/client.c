@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <json-c/json.h>
@@ -38,6 +39,11 @@ int cprd_connect(const char *path, int *ret_fd)
 	strcpy(sa.sun_path, path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
+	/* cprd_recv() waits in recvmsg() itself, bounded by this timeout. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO,
+		       &(struct timeval){ .tv_sec = CLIENT_TIMEOUT_MS / 1000 },
+		       sizeof(struct timeval)) < 0)
+		return -errno;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
@@ -53,13 +59,14 @@ int cprd_send(int sock, struct json_object *req, const int *fds, size_t n_fds)
 
 static int client_parse(const char *buf, size_t len, struct json_object **ret)
 {
-	struct json_tokener *tok = json_tokener_new();
+	/* one tokener per thread, kept and reset: a reply costs no allocation */
+	static __thread struct json_tokener *tok;
 	struct json_object *o;
 
-	if (!tok)
+	if (!tok && !(tok = json_tokener_new()))
 		return -ENOMEM;
+	json_tokener_reset(tok);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
-	json_tokener_free(tok);
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		return -EPROTO;
@@ -79,10 +86,23 @@ int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size
 
 	if (!buf && !(buf = malloc(CPRD_CLIENT_REPLY_MAX)))
 		return -ENOMEM;
+	if (timeout_ms == CLIENT_TIMEOUT_MS) {
+		/* A socket of cprd_connect() waits in recvmsg(), up to its
+		 * SO_RCVTIMEO of the same length; any other says EAGAIN at once
+		 * and is polled. */
+		int64_t t0 = scm_now_ms();
+
+		n = scm_recv(sock, buf, CPRD_CLIENT_REPLY_MAX, fds, max_fds, &n_fds, 0);
+		if (n == -EAGAIN && scm_now_ms() - t0 >= CLIENT_TIMEOUT_MS - 1000)
+			return -ETIMEDOUT;
+		if (n != -EAGAIN)
+			goto got;
+	}
 	r = scm_wait(sock, timeout_ms);
 	if (r < 0)
 		return r;
 	n = scm_recv(sock, buf, CPRD_CLIENT_REPLY_MAX, fds, max_fds, &n_fds, MSG_DONTWAIT);
+got:
 	if (n < 0)
 		return (int)n;
 	if (n == 0)

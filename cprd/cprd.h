@@ -173,6 +173,9 @@ uint64_t now_boottime_ns(void);
 int fd_set_nonblock(int fd);
 int memfd_new_sealed(const char *name, const void *buf, size_t len, int *ret_fd);
 int fd_read_all(int fd, size_t max, void **ret_buf, size_t *ret_len);
+/* The same for a memfd sealed against write, shrink and grow: no fstat(). */
+int fd_read_frozen(int fd, size_t max, void **ret_buf, size_t *ret_len);
+#define FD_READ_SMALL 4096u
 int random_hex(char *buf, size_t n_hex);
 
 /* conf.c */

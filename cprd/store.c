@@ -324,7 +324,8 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 	size_t len;
 	int r;
 
-	r = fd_read_all(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
+	r = frozen ? fd_read_frozen(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len)
+		   : fd_read_all(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s",
 			      r == -EFBIG ? "the stream exceeds max-stream"
@@ -416,6 +417,18 @@ static void store_close_fds(const int *fds, size_t n)
 
 static void store_bundle_free(struct bundle *b)
 {
+	/* The stream mostly arrived just before the fds: one run with them. */
+	if (b->stream_fd >= 0 && b->n_fds && b->fds[0] == b->stream_fd + 1) {
+		size_t j = 1;
+
+		while (j < b->n_fds && b->fds[j] == b->fds[j - 1] + 1)
+			j++;
+		if (close_range((unsigned)b->stream_fd, (unsigned)b->fds[j - 1], 0) == 0) {
+			for (size_t i = 0; i < j; i++)
+				b->fds[i] = -EBADF;
+			b->stream_fd = -EBADF;
+		}
+	}
 	store_close_fds(b->fds, b->n_fds);
 	free(b->fds);
 	cpr_close(b->stream_fd);

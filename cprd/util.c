@@ -89,6 +89,32 @@ int fd_read_all(int fd, size_t max, void **ret_buf, size_t *ret_len)
 	return 0;
 }
 
+/*
+ * fd_read_all() of a memfd sealed against writing, shrinking and growing:
+ * its size cannot change, so a read shorter than a small buffer has it all,
+ * without an fstat() first.
+ */
+int fd_read_frozen(int fd, size_t max, void **ret_buf, size_t *ret_len)
+{
+	_cleanup_free_ uint8_t *buf = malloc(FD_READ_SMALL);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	do
+		n = pread(fd, buf, FD_READ_SMALL, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n == FD_READ_SMALL)
+		return fd_read_all(fd, max, ret_buf, ret_len);
+	if ((size_t)n > max)
+		return -EFBIG;
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = (size_t)n;
+	return 0;
+}
+
 int random_hex(char *buf, size_t n_hex)
 {
 	static const char hex[] = "0123456789abcdef";
