@@ -502,10 +502,15 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 			fprintf(stderr, "\n");
 		}
 	}
+	/* The image running now, which quits: every earlier one was reaped by
+	 * settle(), as our child or, after a transfer, an orphan reparented to
+	 * us (we are a subreaper).  Not waitpid(-1): run as the init of a PID
+	 * namespace, we are the parent of the cprd mode's daemon too. */
+	if (ctl(sock, "status", reply, sizeof(reply)) == 0 && strstr(reply, " pid="))
+		pid = (pid_t)atoi(strstr(reply, " pid=") + 5);
 	ctl(sock, "quit", reply, sizeof(reply));
-	/* Every image is our child or, after a transfer, an orphan reparented
-	 * to us (we are a subreaper): wait for all of them. */
-	while (waitpid(-1, NULL, 0) > 0)
+	waitpid(pid, NULL, 0);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	unlink(sock);
 }
