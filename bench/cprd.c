@@ -19,6 +19,12 @@
  *   leased the same store, then "claim" (token, lease) and a separate
  *          "ack": the consumer may still release for a rollback
  *          (cprd_leased_us_per_fd).
+ *   relay  the floor of any broker that checks kinds: the same two hops
+ *          and two round trips through a minimal process that receives
+ *          the fds, checks each one's kind (F_GET_SEALS, as cprd does),
+ *          says "stored", and on a one-byte claim sends them back and
+ *          closes its copies; no protocol, no bookkeeping
+ *          (relay_us_per_fd; rate_ratio cannot exceed relay_rate_ratio).
  *   s6     store of each fd, then retrieve-and-delete of each, one fd per
  *          request as s6-fdholderd's protocol has it (bench/cprd-s6.c).
  *
@@ -177,6 +183,84 @@ static double raw_us_per_fd(size_t n, int iters)
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
+	return (t1 - t0) / ((double)iters * (double)n);
+}
+
+/* ---- the floor of a checking broker: a minimal relay ---- */
+
+static void relay_recv(int sock, int *fds, size_t n)
+{
+	char b[16];
+
+	for (size_t got = 0; got < n;) {
+		size_t want = n - got < CPR_SCM_MAX_FDS ? n - got : CPR_SCM_MAX_FDS, k = 0;
+
+		if (scm_recv(sock, b, sizeof(b), fds + got, want, &k, 0) <= 0 || !k)
+			_exit(1);
+		got += k;
+	}
+}
+
+static void relay_send(int sock, const int *fds, size_t n)
+{
+	for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
+		size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
+
+		if (scm_send(sock, "f", 1, fds + off, k) < 0)
+			_exit(1);
+	}
+}
+
+static void relay_process(int sock, size_t n, int iters)
+{
+	int *held = malloc(n * sizeof(int));
+	char b;
+
+	for (int it = 0; held && it < iters; it++) {
+		relay_recv(sock, held, n);
+		for (size_t i = 0; i < n; i++)
+			if (fcntl(held[i], F_GET_SEALS) < 0)
+				_exit(1);
+		if (write(sock, "s", 1) != 1 || read(sock, &b, 1) != 1)
+			_exit(1);
+		relay_send(sock, held, n);
+		for (size_t i = 0; i < n; i++)
+			close(held[i]);
+	}
+	_exit(held ? 0 : 1);
+}
+
+static double relay_us_per_fd(size_t n, int iters)
+{
+	int sv[2], *fds = memfds(n), *got = malloc(n * sizeof(int)), status;
+	double t0, t1;
+	char b;
+	pid_t pid;
+
+	if (!got || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		exit(111);
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		relay_process(sv[1], n, iters);
+	}
+	close(sv[1]);
+	t0 = now_us();
+	for (int it = 0; it < iters; it++) {
+		relay_send(sv[0], fds, n);
+		if (read(sv[0], &b, 1) != 1 || write(sv[0], "c", 1) != 1)
+			exit(111);
+		relay_recv(sv[0], got, n);
+		for (size_t i = 0; i < n; i++)
+			close(got[i]);
+	}
+	t1 = now_us();
+	close(sv[0]);
+	waitpid(pid, &status, 0);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	free(got);
 	return (t1 - t0) / ((double)iters * (double)n);
 }
 
@@ -344,7 +428,7 @@ static int cmp_double(const void *a, const void *b)
 #define SAMPLES_MAX 64
 
 struct figures {
-	double raw, cprd, leased, s6; /* us per fd; s6 < 0: not measured */
+	double raw, relay, cprd, leased, s6; /* us per fd; s6 < 0: not measured */
 };
 
 static double median(double *v, int k)
@@ -360,16 +444,19 @@ static double median(double *v, int k)
  */
 static void measure(size_t n, const char *s6_sock, struct figures *ret)
 {
-	double raw[SAMPLES_MAX], cp[SAMPLES_MAX], lease[SAMPLES_MAX], s6[SAMPLES_MAX];
+	double raw[SAMPLES_MAX], relay[SAMPLES_MAX], cp[SAMPLES_MAX], lease[SAMPLES_MAX];
+	double s6[SAMPLES_MAX];
 	int k = 5 * arg_rounds > SAMPLES_MAX ? SAMPLES_MAX : 5 * arg_rounds;
 
 	for (int i = 0; i < k; i++) {
 		raw[i] = raw_us_per_fd(n, iters_for(n));
+		relay[i] = relay_us_per_fd(n, iters_for(n));
 		cp[i] = cprd_us_per_fd(n, iters_for(n), false);
 		lease[i] = cprd_us_per_fd(n, iters_for(n), true);
 		s6[i] = s6_sock ? s6_measure(s6_sock, n) : -1;
 	}
 	ret->raw = median(raw, k);
+	ret->relay = median(relay, k);
 	ret->cprd = median(cp, k);
 	ret->leased = median(lease, k);
 	ret->s6 = s6[0] < 0 ? -1 : median(s6, k);
@@ -441,8 +528,9 @@ int main(int argc, char *argv[])
 	 * what holding the fds needs, and hide it. */
 	per_fd = bytes_per_held_fd();
 	if (!arg_json)
-		printf("%6s %16s %16s %12s %16s %14s\n", "fds", "cprd_us_per_fd", "raw_us_per_fd",
-		       "rate_ratio", "leased_us_per_fd", "s6_us_per_fd");
+		printf("%6s %16s %16s %12s %12s %16s %14s\n", "fds", "cprd_us_per_fd",
+		       "raw_us_per_fd", "rate_ratio", "relay_ratio", "leased_us_per_fd",
+		       "s6_us_per_fd");
 	for (size_t i = 0; i < n_sizes; i++) {
 		size_t n = sizes[i];
 		struct json_object *row = json_object_new_object();
@@ -455,6 +543,8 @@ int main(int argc, char *argv[])
 		json_object_object_add(row, "cprd_us_per_fd", json_object_new_double(f.cprd));
 		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(f.raw));
 		json_object_object_add(row, "rate_ratio", json_object_new_double(f.raw / f.cprd));
+		json_object_object_add(row, "relay_us_per_fd", json_object_new_double(f.relay));
+		json_object_object_add(row, "relay_rate_ratio", json_object_new_double(f.raw / f.relay));
 		json_object_object_add(row, "cprd_leased_us_per_fd", json_object_new_double(f.leased));
 		json_object_object_add(row, "leased_rate_ratio",
 				       json_object_new_double(f.raw / f.leased));
@@ -465,8 +555,8 @@ int main(int argc, char *argv[])
 		if (f.s6 >= 0)
 			snprintf(s6txt, sizeof(s6txt), "%.3f", f.s6);
 		if (!arg_json)
-			printf("%6zu %16.3f %16.3f %12.2f %16.3f %14s\n", n, f.cprd, f.raw,
-			       f.raw / f.cprd, f.leased, s6txt);
+			printf("%6zu %16.3f %16.3f %12.2f %12.2f %16.3f %14s\n", n, f.cprd, f.raw,
+			       f.raw / f.cprd, f.raw / f.relay, f.leased, s6txt);
 	}
 	daemon_stop();
 	if (have_s6)
