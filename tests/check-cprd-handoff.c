@@ -41,25 +41,6 @@ static void teardown(void)
 	cprd_daemon_stop(&d);
 }
 
-static const char *bundle_state(const char *name)
-{
-	static char state[16];
-	struct json_object *reply = NULL, *b, *s;
-	int sock = cprd_test_connect(&d);
-
-	if (cprd_call_name(sock, "show", name, &reply) < 0) {
-		json_object_put(reply);
-		close(sock);
-		return "absent";
-	}
-	ck_assert(json_object_object_get_ex(reply, "bundle", &b));
-	ck_assert(json_object_object_get_ex(b, "state", &s));
-	snprintf(state, sizeof(state), "%s", json_object_get_string(s));
-	json_object_put(reply);
-	close(sock);
-	return state;
-}
-
 /* A "store" request as the protocol has it: fd 0 the stream, then @fds. */
 static int store_req(int sock, const char *name, int stream, const int *fds, size_t n,
 		     struct json_object **ret_reply)
@@ -125,7 +106,7 @@ START_TEST(test_store_one_request)
 	ck_assert(json_object_object_get_ex(reply, "name", &v));
 	ck_assert_str_eq(json_object_get_string(v), "one");
 	json_object_put(reply);
-	ck_assert_str_eq(bundle_state("one"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "one"), "sealed");
 	/* + this connection, its peer pidfd, the fds and the stream */
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2 + 6), base + 2 + 6);
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "one", 5, "one", 0, token, sizeof(token)), 0);
@@ -155,13 +136,13 @@ START_TEST(test_store_all_or_nothing)
 	ck_assert_int_eq(store_req(sock, "aon", wrong, fds, 3, &reply), -EBADMSG);
 	ck_assert(!json_object_object_get_ex(reply, "closing", NULL)); /* not malformed */
 	json_object_put(reply);
-	ck_assert_str_eq(bundle_state("aon"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "aon"), "absent");
 	kinds[0] = fds[0];
 	kinds[1] = p[0]; /* the stream says memfd */
 	kinds[2] = fds[2];
 	ck_assert_int_eq(store_req(sock, "aon", good, kinds, 3, NULL), -EBADMSG);
 	ck_assert_int_eq(store_req(sock, "aon", sock, fds, 3, NULL), -EBADFD); /* a socket */
-	ck_assert_str_eq(bundle_state("aon"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "aon"), "absent");
 	/* + this connection and its peer pidfd: every fd of the refused stores closed */
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
 	ck_assert_int_eq(store_req(sock, "aon", good, fds, 3, NULL), 0);
@@ -209,9 +190,9 @@ START_TEST(test_store_options)
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(status, 0);
-	ck_assert_str_eq(bundle_state("opt"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "opt"), "sealed");
 	usleep(500000); /* the ttl */
-	ck_assert_str_eq(bundle_state("opt"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "opt"), "absent");
 	json_object_put(o);
 	close(sock);
 	test_assert_no_fd_leak(nfds);
@@ -266,12 +247,12 @@ START_TEST(test_claim_ack_rules)
 
 	ck_assert_int_eq(cprd_test_store(sock, "take", 4, "take", NULL), 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, OTHER_UID, OTHER_GID), 2); /* not visible */
-	ck_assert_str_eq(bundle_state("take"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "take"), "sealed");
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "take", 4, "take", 0, token, sizeof(token)), 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, (uid_t)-1, 0), 4); /* claimed: EBUSY */
 	ck_assert_int_eq(cprd_token_op(sock, "release", "take", token, NULL), 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, (uid_t)-1, 0), 0);
-	ck_assert_str_eq(bundle_state("take"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "take"), "absent");
 	ck_assert_int_eq(job_claim_ack("take", 4, (uid_t)-1, 0), 2);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "take", token, NULL), -ENOENT);
 	/* root sees another user's bundle but may not take it; the owner may */
@@ -300,7 +281,7 @@ START_TEST(test_claim_ack_sizes)
 		ck_assert_int_eq(cprd_test_store(sock, name, sizes[i], tag, NULL), 0);
 		ck_assert_int_eq(claim_ack_verify(sock, name, sizes[i], tag, NULL),
 				 (int)(sizes[i] < 252 ? sizes[i] : 252));
-		ck_assert_str_eq(bundle_state(name), "absent");
+		ck_assert_str_eq(cprd_test_bundle_state(&d, name), "absent");
 	}
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
@@ -327,7 +308,7 @@ START_TEST(test_claim_ack_consumer_gone)
 	ck_assert_int_eq(scm_wait(c, 5000), 0);
 	close(c); /* the reply and the chunks unread */
 	usleep(100000);
-	ck_assert_str_eq(bundle_state("lost"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "lost"), "absent");
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
 	json_object_put(req);

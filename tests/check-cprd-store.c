@@ -121,25 +121,6 @@ static int bundle_count(void)
 	return n;
 }
 
-static const char *bundle_state(const char *name)
-{
-	static char state[16];
-	struct json_object *reply = NULL, *b, *s;
-	int sock = cprd_test_connect(&d);
-
-	if (cprd_call_name(sock, "show", name, &reply) < 0) {
-		json_object_put(reply);
-		close(sock);
-		return "absent";
-	}
-	ck_assert(json_object_object_get_ex(reply, "bundle", &b));
-	ck_assert(json_object_object_get_ex(b, "state", &s));
-	snprintf(state, sizeof(state), "%s", json_object_get_string(s));
-	json_object_put(reply);
-	close(sock);
-	return state;
-}
-
 START_TEST(test_store_producer_consumer_processes)
 {
 	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d);
@@ -147,10 +128,10 @@ START_TEST(test_store_producer_consumer_processes)
 	struct job c = { .name = "vm1", .n = 8, .ack = true, .want = 0 };
 
 	ck_assert_int_eq(in_child(job_store, &p, (uid_t)-1, 0), 0);
-	ck_assert_str_eq(bundle_state("vm1"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "sealed");
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 8 + 1), base + 8 + 1); /* fds and the stream */
 	ck_assert_int_eq(in_child(job_claim, &c, (uid_t)-1, 0), 0);
-	ck_assert_str_eq(bundle_state("vm1"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "absent");
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
 	test_assert_no_fd_leak(nfds);
 }
@@ -164,7 +145,7 @@ START_TEST(test_claim_other_uid_refused)
 
 	ck_assert_int_eq(in_child(job_store, &p, (uid_t)-1, 0), 0);
 	ck_assert_int_eq(in_child(job_claim, &c, OTHER_UID, OTHER_GID), 0);
-	ck_assert_str_eq(bundle_state("mine"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "mine"), "sealed");
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -221,12 +202,12 @@ START_TEST(test_lease_lapses_after_consumer_death)
 
 	ck_assert_int_eq(in_child(job_store, &p, (uid_t)-1, 0), 0);
 	ck_assert_int_eq(in_child(job_claim, &c1, (uid_t)-1, 0), 0); /* dies without ack */
-	ck_assert_str_eq(bundle_state("lease"), "claimed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "claimed");
 	ck_assert_int_eq(in_child(job_claim, &busy, (uid_t)-1, 0), 0);
 	usleep(400000);
-	ck_assert_str_eq(bundle_state("lease"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "sealed");
 	ck_assert_int_eq(in_child(job_claim, &c2, (uid_t)-1, 0), 0);
-	ck_assert_str_eq(bundle_state("lease"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "absent");
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -241,7 +222,7 @@ START_TEST(test_release_and_tokens)
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "rb", bad, NULL), -ESTALE);
 	ck_assert_int_eq(cprd_call_name(sock, "drop", "rb", NULL), -EBUSY);
 	ck_assert_int_eq(cprd_token_op(sock, "release", "rb", token, NULL), 0);
-	ck_assert_str_eq(bundle_state("rb"), "sealed");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "rb"), "sealed");
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "rb", token, NULL), -ESTALE);
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "rb", 2, "x", 0, token, sizeof(token)), 0);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "rb", token, NULL), 0);
@@ -321,7 +302,7 @@ START_TEST(test_tie_dies_with_owner)
 
 	ck_assert_int_eq(in_child(job_store_tied, (void *)"tied", (uid_t)-1, 0), 0);
 	usleep(100000);
-	ck_assert_str_eq(bundle_state("tied"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "tied"), "absent");
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
 	test_assert_no_fd_leak(nfds);
 }
@@ -337,11 +318,11 @@ START_TEST(test_open_bundle_private_and_abandoned)
 	json_object_object_add(req, "op", json_object_new_string("put"));
 	json_object_object_add(req, "name", json_object_new_string("wip"));
 	ck_assert_int_eq(cprd_call(sock, req, fds, 3, NULL), 0);
-	ck_assert_str_eq(bundle_state("wip"), "open"); /* the owner (root) sees it */
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "wip"), "open"); /* the owner (root) sees it */
 	ck_assert_int_eq(cprd_call_name(cprd_test_connect(&d), "claim", "wip", NULL), -EBUSY);
 	close(sock); /* abandoned before seal: gone */
 	usleep(100000);
-	ck_assert_str_eq(bundle_state("wip"), "absent");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "wip"), "absent");
 	/* what is left: the connection leaked above and its peer pidfd */
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
 	json_object_put(req);
@@ -408,7 +389,7 @@ START_TEST(test_seal_refuses_bad_streams)
 	ck_assert_int_eq(cprd_call(sock, seal, &junk, 1, NULL), -EBADMSG);
 	ck_assert_int_eq(cprd_call(sock, seal, &wrong, 1, NULL), -EBADMSG);
 	ck_assert_int_eq(cprd_call(sock, seal, &sock, 1, NULL), -EBADFD); /* a socket */
-	ck_assert_str_eq(bundle_state("strm"), "open");
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "strm"), "open");
 	ck_assert_int_eq(cprd_call(sock, seal, &good, 1, NULL), 0);
 	ck_assert_int_eq(cprd_call(sock, seal, &good, 1, NULL), -EBUSY);
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "strm", 2, "s", 0, (char[64]){ 0 }, 64), 0);

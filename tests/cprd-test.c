@@ -348,3 +348,22 @@ const char *cprd_test_error(struct json_object *reply)
 		return json_object_get_string(e);
 	return "";
 }
+
+const char *cprd_test_bundle_state(const struct cprd_daemon *d, const char *name)
+{
+	static char state[16];
+	struct json_object *reply = NULL, *b, *s;
+	int sock = cprd_test_connect(d);
+
+	if (cprd_call_name(sock, "show", name, &reply) < 0) {
+		json_object_put(reply);
+		close(sock);
+		return "absent";
+	}
+	ck_assert(json_object_object_get_ex(reply, "bundle", &b));
+	ck_assert(json_object_object_get_ex(b, "state", &s));
+	snprintf(state, sizeof(state), "%s", json_object_get_string(s));
+	json_object_put(reply);
+	close(sock);
+	return state;
+}

@@ -54,5 +54,7 @@ int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag
 void cprd_test_become(uid_t uid, gid_t gid);
 /* The "error" of a reply, or "". */
 const char *cprd_test_error(struct json_object *reply);
+/* A bundle's state as "show" reports it, or "absent". */
+const char *cprd_test_bundle_state(const struct cprd_daemon *d, const char *name);
 
 #endif
