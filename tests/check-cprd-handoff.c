@@ -24,22 +24,7 @@
 #include "cprd-test.h"
 #include "test-util.h"
 
-#define OTHER_UID 65534
-#define OTHER_GID 65534
-#define THIRD_UID 4242
-#define THIRD_GID 4242
-
 static struct cprd_daemon d;
-
-static void setup(void)
-{
-	cprd_daemon_start(&d, NULL, NULL, NULL);
-}
-
-static void teardown(void)
-{
-	cprd_daemon_stop(&d);
-}
 
 /* A "store" request as the protocol has it: fd 0 the stream, then @fds. */
 static int store_req(int sock, const char *name, int stream, const int *fds, size_t n,
@@ -451,7 +436,7 @@ static Suite *cprd_handoff_suite(void)
 	Suite *s = suite_create("cprd-handoff");
 	TCase *tc = tcase_create("handoff");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	cprd_test_fixture(tc, &d);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_one_request);
 	tcase_add_test(tc, test_store_all_or_nothing);

@@ -23,16 +23,6 @@
 
 static struct cprd_daemon d;
 
-static void setup(void)
-{
-	cprd_daemon_start(&d, NULL, NULL, NULL);
-}
-
-static void teardown(void)
-{
-	cprd_daemon_stop(&d);
-}
-
 static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
 {
 	size_t len = strlen(head) + strlen(unit) * n + strlen(tail) + 1;
@@ -291,7 +281,7 @@ static Suite *cprd_proto_suite(void)
 	Suite *s = suite_create("cprd-proto");
 	TCase *tc = tcase_create("proto");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	cprd_test_fixture(tc, &d);
 	tcase_add_test(tc, test_proto_malformed_each_refused);
 	tcase_add_test(tc, test_proto_empty_message_closes);
 	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);

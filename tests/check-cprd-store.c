@@ -22,22 +22,7 @@
 #include "cprd-test.h"
 #include "test-util.h"
 
-#define OTHER_UID 65534
-#define OTHER_GID 65534
-#define THIRD_UID 4242
-#define THIRD_GID 4242
-
 static struct cprd_daemon d;
-
-static void setup(void)
-{
-	cprd_daemon_start(&d, NULL, NULL, NULL);
-}
-
-static void teardown(void)
-{
-	cprd_daemon_stop(&d);
-}
 
 /* Run @fn in a child (optionally as @uid/@gid); its exit status. */
 static int in_child(int (*fn)(void *), void *arg, uid_t uid, gid_t gid)
@@ -612,7 +597,7 @@ static Suite *cprd_store_suite(void)
 	Suite *s = suite_create("cprd-store");
 	TCase *tc = tcase_create("store");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	cprd_test_fixture(tc, &d);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_producer_consumer_processes);
 	tcase_add_test(tc, test_claim_other_uid_refused);

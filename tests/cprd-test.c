@@ -367,3 +367,21 @@ const char *cprd_test_bundle_state(const struct cprd_daemon *d, const char *name
 	close(sock);
 	return state;
 }
+
+static struct cprd_daemon *fixture_daemon;
+
+static void fixture_setup(void)
+{
+	cprd_daemon_start(fixture_daemon, NULL, NULL, NULL);
+}
+
+static void fixture_teardown(void)
+{
+	cprd_daemon_stop(fixture_daemon);
+}
+
+void cprd_test_fixture(TCase *tc, struct cprd_daemon *d)
+{
+	fixture_daemon = d;
+	tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
+}

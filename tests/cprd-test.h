@@ -3,6 +3,7 @@
 #ifndef CPRD_TEST_H
 #define CPRD_TEST_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,14 @@ void cprd_daemon_start(struct cprd_daemon *d, const char *exe, const char *conf,
 		       const char *const *args);
 /* SIGTERM, wait, assert a clean exit (status 0); remove the directory. */
 void cprd_daemon_stop(struct cprd_daemon *d);
+/* Every test of @tc runs against a fresh default daemon in @d. */
+void cprd_test_fixture(TCase *tc, struct cprd_daemon *d);
+
+/* Users the tests switch to (setresuid) as consumers and strangers. */
+#define OTHER_UID 65534
+#define OTHER_GID 65534
+#define THIRD_UID 4242
+#define THIRD_GID 4242
 /* Wait for the daemon to exit: its wait status. */
 int cprd_daemon_wait(struct cprd_daemon *d);
 int cprd_daemon_fds(const struct cprd_daemon *d);
