@@ -130,25 +130,42 @@ static int stream_for(size_t n)
 
 /* ---- the floor: raw SCM_RIGHTS to another process ---- */
 
-static void raw_receiver(int sock, size_t n, int iters)
+/* Receive @n fds sent in chunks of at most 253 (one byte each). */
+static void hop_recv(int sock, int *fds, size_t n)
 {
-	int fds[CPR_SCM_MAX_FDS];
 	char b[16];
 
-	for (int it = 0; it < iters; it++) {
-		for (size_t got = 0; got < n;) {
-			size_t k = 0;
+	for (size_t got = 0; got < n;) {
+		size_t want = n - got < CPR_SCM_MAX_FDS ? n - got : CPR_SCM_MAX_FDS, k = 0;
 
-			if (scm_recv(sock, b, sizeof(b), fds, CPR_SCM_MAX_FDS, &k, 0) <= 0)
-				_exit(1);
-			for (size_t i = 0; i < k; i++)
-				close(fds[i]);
-			got += k;
-		}
+		if (scm_recv(sock, b, sizeof(b), fds + got, want, &k, 0) <= 0 || !k)
+			_exit(111); /* both sides: the bench fails */
+		got += k;
+	}
+}
+
+static void hop_send(int sock, const int *fds, size_t n)
+{
+	for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
+		size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
+
+		if (scm_send(sock, "f", 1, fds + off, k) < 0)
+			_exit(111); /* both sides: the bench fails */
+	}
+}
+
+static void raw_receiver(int sock, size_t n, int iters)
+{
+	int *fds = malloc(n * sizeof(int));
+
+	for (int it = 0; fds && it < iters; it++) {
+		hop_recv(sock, fds, n);
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
 		if (write(sock, "a", 1) != 1)
 			_exit(1);
 	}
-	_exit(0);
+	_exit(fds ? 0 : 1);
 }
 
 static double raw_us_per_fd(size_t n, int iters)
@@ -168,12 +185,7 @@ static double raw_us_per_fd(size_t n, int iters)
 	close(sv[1]);
 	t0 = now_us();
 	for (int it = 0; it < iters; it++) {
-		for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
-			size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
-
-			if (scm_send(sv[0], "f", 1, fds + off, k) < 0)
-				exit(111);
-		}
+		hop_send(sv[0], fds, n);
 		if (read(sv[0], &ack, 1) != 1)
 			exit(111);
 	}
@@ -188,42 +200,19 @@ static double raw_us_per_fd(size_t n, int iters)
 
 /* ---- the floor of a checking broker: a minimal relay ---- */
 
-static void relay_recv(int sock, int *fds, size_t n)
-{
-	char b[16];
-
-	for (size_t got = 0; got < n;) {
-		size_t want = n - got < CPR_SCM_MAX_FDS ? n - got : CPR_SCM_MAX_FDS, k = 0;
-
-		if (scm_recv(sock, b, sizeof(b), fds + got, want, &k, 0) <= 0 || !k)
-			_exit(1);
-		got += k;
-	}
-}
-
-static void relay_send(int sock, const int *fds, size_t n)
-{
-	for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
-		size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
-
-		if (scm_send(sock, "f", 1, fds + off, k) < 0)
-			_exit(1);
-	}
-}
-
 static void relay_process(int sock, size_t n, int iters)
 {
 	int *held = malloc(n * sizeof(int));
 	char b;
 
 	for (int it = 0; held && it < iters; it++) {
-		relay_recv(sock, held, n);
+		hop_recv(sock, held, n);
 		for (size_t i = 0; i < n; i++)
 			if (fcntl(held[i], F_GET_SEALS) < 0)
 				_exit(1);
 		if (write(sock, "s", 1) != 1 || read(sock, &b, 1) != 1)
 			_exit(1);
-		relay_send(sock, held, n);
+		hop_send(sock, held, n);
 		for (size_t i = 0; i < n; i++)
 			close(held[i]);
 	}
@@ -247,10 +236,10 @@ static double relay_us_per_fd(size_t n, int iters)
 	close(sv[1]);
 	t0 = now_us();
 	for (int it = 0; it < iters; it++) {
-		relay_send(sv[0], fds, n);
+		hop_send(sv[0], fds, n);
 		if (read(sv[0], &b, 1) != 1 || write(sv[0], "c", 1) != 1)
 			exit(111);
-		relay_recv(sv[0], got, n);
+		hop_recv(sv[0], got, n);
 		for (size_t i = 0; i < n; i++)
 			close(got[i]);
 	}
