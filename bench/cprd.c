@@ -168,29 +168,41 @@ static void raw_receiver(int sock, size_t n, int iters)
 	_exit(fds ? 0 : 1);
 }
 
-static double raw_us_per_fd(size_t n, int iters)
+/* A child that runs @peer(sock, n, iters) on one end of a SEQPACKET pair
+ * and exits; returns the other end. */
+static int peer_start(void (*peer)(int, size_t, int), size_t n, int iters, pid_t *ret_pid)
 {
-	int sv[2], *fds = memfds(n), status;
-	double t0, t1;
-	char ack;
-	pid_t pid;
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		exit(111);
-	pid = fork();
-	if (pid == 0) {
+	*ret_pid = fork();
+	if (*ret_pid < 0)
+		exit(111);
+	if (*ret_pid == 0) {
 		close(sv[0]);
-		raw_receiver(sv[1], n, iters);
+		peer(sv[1], n, iters); /* does not return */
 	}
 	close(sv[1]);
+	return sv[0];
+}
+
+static double raw_us_per_fd(size_t n, int iters)
+{
+	int *fds = memfds(n), status;
+	double t0, t1;
+	char ack;
+	pid_t pid;
+	int sock = peer_start(raw_receiver, n, iters, &pid);
+
 	t0 = now_us();
 	for (int it = 0; it < iters; it++) {
-		hop_send(sv[0], fds, n);
-		if (read(sv[0], &ack, 1) != 1)
+		hop_send(sock, fds, n);
+		if (read(sock, &ack, 1) != 1)
 			exit(111);
 	}
 	t1 = now_us();
-	close(sv[0]);
+	close(sock);
 	waitpid(pid, &status, 0);
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
@@ -221,30 +233,26 @@ static void relay_process(int sock, size_t n, int iters)
 
 static double relay_us_per_fd(size_t n, int iters)
 {
-	int sv[2], *fds = memfds(n), *got = malloc(n * sizeof(int)), status;
+	int *fds = memfds(n), *got = malloc(n * sizeof(int)), status;
 	double t0, t1;
 	char b;
 	pid_t pid;
+	int sock;
 
-	if (!got || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+	if (!got)
 		exit(111);
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		relay_process(sv[1], n, iters);
-	}
-	close(sv[1]);
+	sock = peer_start(relay_process, n, iters, &pid);
 	t0 = now_us();
 	for (int it = 0; it < iters; it++) {
-		hop_send(sv[0], fds, n);
-		if (read(sv[0], &b, 1) != 1 || write(sv[0], "c", 1) != 1)
+		hop_send(sock, fds, n);
+		if (read(sock, &b, 1) != 1 || write(sock, "c", 1) != 1)
 			exit(111);
-		hop_recv(sv[0], got, n);
+		hop_recv(sock, got, n);
 		for (size_t i = 0; i < n; i++)
 			close(got[i]);
 	}
 	t1 = now_us();
-	close(sv[0]);
+	close(sock);
 	waitpid(pid, &status, 0);
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
