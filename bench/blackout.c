@@ -139,20 +139,36 @@ static int hugepages_set(long n)
 
 /* ---------------------------------------------------------------- memfd */
 
+/* A memfd of @size bytes on @page_kib pages, mapped shared; its fd. */
+static int memfd_map(const char *name, uint64_t size, unsigned page_kib, uint8_t **ret_map)
+{
+	unsigned flags = MFD_CLOEXEC | (page_kib == 2048 ? MFD_HUGETLB | (21u << 26) : 0);
+	int fd = memfd_create(name, flags), r;
+	uint8_t *p;
+
+	if (fd < 0)
+		return -errno;
+	p = ftruncate(fd, (off_t)size) < 0
+		    ? MAP_FAILED
+		    : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_map = p;
+	return fd;
+}
+
+/* @gib GiB, every page populated. */
 static int memfd_of(unsigned gib, unsigned page_kib, uint8_t **ret_map)
 {
 	uint64_t size = (uint64_t)gib << 30;
-	unsigned flags = MFD_CLOEXEC | (page_kib == 2048 ? MFD_HUGETLB | (21u << 26) : 0);
-	int fd = memfd_create("blackout", flags);
 	uint8_t *p;
+	int fd = memfd_map("blackout", size, page_kib, &p);
 
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-		return -errno;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		close(fd);
-		return -errno;
-	}
+	if (fd < 0)
+		return fd;
 	for (uint64_t off = 0; off < size; off += 4096)
 		p[off] = (uint8_t)(off >> 12) | 1;
 	*ret_map = p;
@@ -317,17 +333,14 @@ static int copy_out(int fd, const uint8_t *map, uint64_t size)
 	return 0;
 }
 
+/* In the restoring process, which exits afterwards: the memfd goes with it. */
 static int copy_in(int fd, unsigned page_kib, uint64_t size)
 {
-	unsigned flags = MFD_CLOEXEC | (page_kib == 2048 ? MFD_HUGETLB | (21u << 26) : 0);
-	int mfd = memfd_create("restored", flags);
 	uint8_t *p;
+	int mfd = memfd_map("restored", size, page_kib, &p);
 
-	if (mfd < 0 || ftruncate(mfd, (off_t)size) < 0)
-		return -errno;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+	if (mfd < 0)
+		return mfd;
 	for (uint64_t off = 0; off < size;) {
 		ssize_t n = pread(fd, p + off, size - off < CHUNK ? size - off : CHUNK, (off_t)off);
 
