@@ -340,6 +340,19 @@ START_TEST(test_sealed_stream_kept)
 	ck_assert_int_eq(claim_ack_verify(sock, "partly", 2, "st", &ino), 2);
 	ck_assert_int_eq(fstat(partly, &st), 0);
 	ck_assert_int_ne((int)st.st_ino, ino);
+	{
+		/* Larger than the daemon's first read of a frozen stream. */
+		int *many = cprd_test_memfds(100, "big");
+		int big = sealed_stream(100, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
+
+		ck_assert_int_eq(fstat(big, &st), 0);
+		ck_assert_int_gt(st.st_size, 4096);
+		ck_assert_int_eq(cprd_store(sock, "big", NULL, big, many, 100, NULL), 0);
+		ck_assert_int_eq(claim_ack_verify(sock, "big", 100, "big", &ino), 100);
+		ck_assert_int_eq((int)st.st_ino, ino);
+		close(big);
+		cprd_test_close_fds(many, 100);
+	}
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
 	close(frozen);
