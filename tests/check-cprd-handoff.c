@@ -444,6 +444,26 @@ START_TEST(test_store_limits_all_or_nothing)
 }
 END_TEST
 
+/* The client waits for a reply in recvmsg() on its own blocking socket; a
+ * socket the caller made non-blocking is polled instead, and still gets
+ * every reply and every fd. */
+START_TEST(test_client_nonblocking_socket)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	int *fds = cprd_test_memfds(3, "nb");
+	int stream = cprd_test_stream(3);
+
+	ck_assert_int_eq(fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK), 0);
+	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, NULL), 0);
+	ck_assert_int_eq(cprd_store(sock, "nb", NULL, stream, fds, 3, NULL), 0);
+	ck_assert_int_eq(claim_ack_verify(sock, "nb", 3, "nb", NULL), 3);
+	close(stream);
+	cprd_test_close_fds(fds, 3);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *cprd_handoff_suite(void)
 {
 	Suite *s = suite_create("cprd-handoff");
@@ -461,6 +481,7 @@ static Suite *cprd_handoff_suite(void)
 	tcase_add_test(tc, test_show_describes_stream);
 	tcase_add_test(tc, test_10000_takes_no_growth);
 	tcase_add_test(tc, test_store_limits_all_or_nothing);
+	tcase_add_test(tc, test_client_nonblocking_socket);
 	suite_add_tcase(s, tc);
 	return s;
 }
