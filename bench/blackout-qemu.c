@@ -45,13 +45,13 @@
 
 #define QEMU_MIN_MAJOR 10
 #define QMP_LINE_MAX 65536
-#define QEMU_START_TIMEOUT_MS 180000	/* prealloc of 8 GiB of fresh memory */
+#define QEMU_START_TIMEOUT_MS 180000 /* prealloc of 8 GiB of fresh memory */
 #define QMP_TIMEOUT_MS 30000
 
 extern char **environ;
 
 struct qemu {
-	pid_t pid;		/* 0: none, or reaped */
+	pid_t pid; /* 0: none, or reaped */
 	char qmp[300];
 	char trace[300];
 	char log[300];
@@ -181,7 +181,8 @@ static int qmp_cmd(int fd, const char *cmd, json_object **ret)
 			return 0;
 		}
 		if (json_object_object_get_ex(o, "error", &v)) {
-			fprintf(stderr, "blackout: QMP %s: %s\n", cmd, json_object_to_json_string(v));
+			fprintf(stderr, "blackout: QMP %s: %s\n", cmd,
+				json_object_to_json_string(v));
 			json_object_put(o);
 			return -EPROTO;
 		}
@@ -334,9 +335,9 @@ static int migrate_done(int fd)
 		    json_object_object_get_ex(ret, "status", &st)) {
 			const char *s = json_object_get_string(st);
 
-			done = !strcmp(s, "completed")			     ? 1
+			done = !strcmp(s, "completed")				 ? 1
 			       : !strcmp(s, "failed") || !strcmp(s, "cancelled") ? -1
-										  : 0;
+										 : 0;
 		}
 		json_object_put(o);
 		if (done)
@@ -361,7 +362,8 @@ static double handover(const struct qemu_run *c, struct qemu *old, struct qemu *
 		return NAN;
 	for (unsigned t = 0; access(cpr_sock, F_OK) < 0; t += 20) {
 		if (t > QEMU_START_TIMEOUT_MS || !qemu_alive(new)) {
-			fprintf(stderr, "blackout: the new QEMU did not listen (see %s/qemu%u.log)\n",
+			fprintf(stderr,
+				"blackout: the new QEMU did not listen (see %s/qemu%u.log)\n",
 				c->dir, idx);
 			return NAN;
 		}
@@ -418,7 +420,8 @@ double qemu_cpr_pause(const char *qemu, const char *dir, unsigned gib, unsigned 
 		double ms = handover(&c, &q[cur], &q[!cur], i);
 
 		if (isnan(ms) || ms < 0) {
-			fprintf(stderr, "blackout: QEMU hand-over %u failed (logs in %s)\n", i, dir);
+			fprintf(stderr, "blackout: QEMU hand-over %u failed (logs in %s)\n", i,
+				dir);
 			ok = false;
 			break;
 		}

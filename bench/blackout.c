@@ -62,9 +62,9 @@ struct point {
 	double floor_ms;
 	double copy_ms;
 	double pause_min_ms, pause_max_ms;
-	double floor_exec_ms, floor_kvm_ms;	/* exec: the two parts of floor_ms */
-	double qemu_ms;				/* QEMU's cpr-transfer, same RAM and pages */
-	double late_ms[MAX_REPS];		/* exec: other memory slots joined after resume */
+	double floor_exec_ms, floor_kvm_ms; /* exec: the two parts of floor_ms */
+	double qemu_ms;			    /* QEMU's cpr-transfer, same RAM and pages */
+	double late_ms[MAX_REPS];	    /* exec: other memory slots joined after resume */
 	bool ok;
 };
 
@@ -83,9 +83,9 @@ struct config {
 	unsigned reps;
 	bool json;
 	bool copy;
-	unsigned modes;		/* bit 0 exec, 1 transfer, 2 cprd */
-	const char *cprd;	/* daemon binary for the cprd mode */
-	const char *qemu;	/* NULL: QEMU not measured */
+	unsigned modes;	  /* bit 0 exec, 1 transfer, 2 cprd */
+	const char *cprd; /* daemon binary for the cprd mode */
+	const char *qemu; /* NULL: QEMU not measured */
 };
 
 static uint64_t now_ns(void)
@@ -200,8 +200,8 @@ static double floor_exec_once(const struct config *c, int memfd, uint64_t size)
 	if (pid == 0) {
 		char fdarg[16];
 		char *argv[] = { (char *)"blackout", (char *)"--exec-target", fdarg, NULL };
-		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-			       memfd, 0);
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, memfd,
+			       0);
 
 		if (p == MAP_FAILED)
 			_exit(1);
@@ -242,9 +242,11 @@ static void kvm_close(struct kvm_vm *k)
 static int kvm_build(struct kvm_vm *k, uint8_t *map, uint64_t size)
 {
 	uint64_t low = size < (3ull << 30) ? size : 3ull << 30;
-	struct kvm_userspace_memory_region r0 = { .slot = 0, .memory_size = low,
+	struct kvm_userspace_memory_region r0 = { .slot = 0,
+						  .memory_size = low,
 						  .userspace_addr = (uintptr_t)map };
-	struct kvm_userspace_memory_region r1 = { .slot = 1, .guest_phys_addr = 4ull << 30,
+	struct kvm_userspace_memory_region r1 = { .slot = 1,
+						  .guest_phys_addr = 4ull << 30,
 						  .memory_size = size - low,
 						  .userspace_addr = (uintptr_t)(map + low) };
 
@@ -379,8 +381,7 @@ static double copy_baseline(const struct config *c, int memfd, uint8_t *map, uin
 	if (pid > 0)
 		waitpid(pid, &status, 0);
 	close(fd);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? (double)(now_ns() - t0) / 1e6
-							      : NAN;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? (double)(now_ns() - t0) / 1e6 : NAN;
 }
 
 /* ---------------------------------------------------------------- minivmm */
@@ -503,9 +504,11 @@ static void run_vmm(const struct config *c, unsigned gib, unsigned page_kib, str
 			pts[k]->pause_ms[pts[k]->n++] = field_ms(reply, "pause_ns");
 			pts[k]->ok = true;
 			settle(reply, gib);
-			fprintf(stderr, "  %-8s pause %8.3f ms = stop %.3f + hand-off %.3f + restore %.3f",
-				pts[k]->mode, field_ms(reply, "pause_ns"), field_ms(reply, "stop_ns"),
-				field_ms(reply, "handoff_ns"), field_ms(reply, "restore_ns"));
+			fprintf(stderr,
+				"  %-8s pause %8.3f ms = stop %.3f + hand-off %.3f + restore %.3f",
+				pts[k]->mode, field_ms(reply, "pause_ns"),
+				field_ms(reply, "stop_ns"), field_ms(reply, "handoff_ns"),
+				field_ms(reply, "restore_ns"));
 			if (field_ms(reply, "late_slots_ns") > 0)
 				fprintf(stderr, "; rest of RAM in the VM %.3f ms after the resume",
 					field_ms(reply, "late_slots_ns"));
@@ -595,7 +598,8 @@ static const char *num(char *buf, size_t len, double v, int prec)
 static void print_table(const struct point *pts, unsigned n)
 {
 	printf("\n%-9s %4s %5s %10s %10s %9s %11s %11s %9s %10s\n", "mode", "GiB", "page",
-	       "pause_ms", "floor_ms", "vs floor", "copy_ms", "copy/pause", "qemu_ms", "qemu/pause");
+	       "pause_ms", "floor_ms", "vs floor", "copy_ms", "copy/pause", "qemu_ms",
+	       "qemu/pause");
 	for (unsigned i = 0; i < n; i++) {
 		const struct point *p = &pts[i];
 		double pause = p->pause_ms[0];
@@ -623,16 +627,18 @@ static void print_json(const struct point *pts, unsigned n, FILE *f)
 			"\"floor_kvm_ms\": %s, \"slots_after_ms\": %s}%s\n",
 			p->mode, p->ram_gib, p->page_kib, num(a, sizeof(a), p->pause_ms[0], 4),
 			num(b, sizeof(b), p->floor_ms, 4), num(d, sizeof(d), p->copy_ms, 1),
-			num(q, sizeof(q), p->qemu_ms, 4), p->n, num(e, sizeof(e), p->pause_min_ms, 4),
-			num(g, sizeof(g), p->pause_max_ms, 4), num(h, sizeof(h), p->floor_exec_ms, 4),
+			num(q, sizeof(q), p->qemu_ms, 4), p->n,
+			num(e, sizeof(e), p->pause_min_ms, 4),
+			num(g, sizeof(g), p->pause_max_ms, 4),
+			num(h, sizeof(h), p->floor_exec_ms, 4),
 			num(k, sizeof(k), p->floor_kvm_ms, 4), num(l, sizeof(l), p->late_ms[0], 4),
 			i + 1 < n ? "," : "");
 	}
 	fprintf(f, "]\n");
 }
 
-static const struct point *find(const struct point *pts, unsigned n, const char *mode,
-				unsigned gib, unsigned page_kib)
+static const struct point *find(const struct point *pts, unsigned n, const char *mode, unsigned gib,
+				unsigned page_kib)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(pts[i].mode, mode) && pts[i].ram_gib == gib &&
@@ -644,7 +650,8 @@ static const struct point *find(const struct point *pts, unsigned n, const char 
 /* The project's pause targets, as ratios of what this run measured. */
 static void print_targets(const struct point *pts, unsigned n)
 {
-	printf("\ntargets (QEMU 10.0 cpr-transfer: measured in this run where qemu_ms is set, else\n"
+	printf("\ntargets (QEMU 10.0 cpr-transfer: measured in this run where qemu_ms is set, "
+	       "else\n"
 	       "the reference %.1f ms at 1 GiB, %.1f ms at 8 GiB)\n",
 	       QEMU_REF_1G_MS, QEMU_REF_8G_MS);
 	for (unsigned pk = 4; pk <= 2048; pk *= 512) {
@@ -722,9 +729,13 @@ static pid_t cprd_start(const struct config *c)
 		pid_t g = fork();
 
 		if (g == 0) {
-			char *argv[] = { (char *)c->cprd, (char *)"--socket", sock,
-					 (char *)"--config", (char *)"/dev/null",
-					 (char *)"--no-sandbox", NULL };
+			char *argv[] = { (char *)c->cprd,
+					 (char *)"--socket",
+					 sock,
+					 (char *)"--config",
+					 (char *)"/dev/null",
+					 (char *)"--no-sandbox",
+					 NULL };
 			int null = open("/dev/null", O_WRONLY);
 
 			dup2(null, 1);
@@ -917,8 +928,10 @@ static unsigned run_page_size(const struct config *c, unsigned page_kib, struct 
 			if (!(c->modes & (1u << i)) || n == MAX_POINTS)
 				continue;
 			mp[n_modes] = &pts[n++];
-			*mp[n_modes++] = (struct point){ .mode = names[i], .ram_gib = gib,
-							 .page_kib = page_kib, .qemu_ms = NAN };
+			*mp[n_modes++] = (struct point){ .mode = names[i],
+							 .ram_gib = gib,
+							 .page_kib = page_kib,
+							 .qemu_ms = NAN };
 		}
 		if (page_kib == 2048 && (added = hugepages_reserve(gib)) < 0) {
 			fprintf(stderr, "blackout: cannot reserve %u GiB of 2 MiB pages\n", gib);
@@ -938,13 +951,15 @@ static unsigned run_page_size(const struct config *c, unsigned page_kib, struct 
 			mp[i]->floor_exec_ms = ex ? f.exec_ms : NAN;
 			mp[i]->floor_kvm_ms = ex ? f.kvm_ms : NAN;
 		}
-		fprintf(stderr, "  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f ms\n",
+		fprintf(stderr,
+			"  floors: exec %.3f ms + KVM build %.3f ms; transfer %.3f ms; copy %.1f "
+			"ms\n",
 			f.exec_ms, f.kvm_ms, f.transfer_ms, f.copy_ms);
 		if (c->qemu) {
 			double q;
 
-			fprintf(stderr, "blackout: %u GiB on %u KiB pages: QEMU cpr-transfer...\n", gib,
-				page_kib);
+			fprintf(stderr, "blackout: %u GiB on %u KiB pages: QEMU cpr-transfer...\n",
+				gib, page_kib);
 			q = qemu_cpr_pause(c->qemu, c->out_dir, gib, page_kib, c->reps);
 			for (unsigned i = 0; i < n_modes; i++)
 				mp[i]->qemu_ms = q;

@@ -33,8 +33,8 @@ typedef int (*s6_start_fn)(void *a, const char *path, const struct s6_tain *dead
 typedef void (*s6_end_fn)(void *a);
 typedef int (*s6_store_fn)(void *a, int fd, const char *id, const struct s6_tain *limit,
 			   const struct s6_tain *deadline, struct s6_tain *stamp);
-typedef int (*s6_retrieve_fn)(void *a, const char *id, int dodelete,
-			      const struct s6_tain *deadline, struct s6_tain *stamp);
+typedef int (*s6_retrieve_fn)(void *a, const char *id, int dodelete, const struct s6_tain *deadline,
+			      struct s6_tain *stamp);
 
 static struct {
 	void *lib;

@@ -111,8 +111,9 @@ static int stream_for(size_t n)
 	if (cpr_state_new(&st) < 0)
 		exit(111);
 	for (size_t i = 0; i < n; i++) {
-		struct cpr_state_fd f = { .slot = (uint32_t)i, .kind = CPR_FD_MEMFD,
-					  .id = (int32_t)i, .name = "ram" };
+		struct cpr_state_fd f = {
+			.slot = (uint32_t)i, .kind = CPR_FD_MEMFD, .id = (int32_t)i, .name = "ram"
+		};
 
 		cpr_state_add_fd(st, &f);
 	}
@@ -490,19 +491,32 @@ int main(int argc, char *argv[])
 
 	while ((c = getopt_long(argc, argv, "jc:p:r:n:ku:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': arg_json = true; break;
-		case 'c': arg_cprd = optarg; break;
-		case 'p': arg_policy = optarg; break;
-		case 'r': arg_rounds = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-		case 'k': arg_no_kind_check = true; break;
-		case 'u': arg_cpu = atoi(optarg); break;
+		case 'j':
+			arg_json = true;
+			break;
+		case 'c':
+			arg_cprd = optarg;
+			break;
+		case 'p':
+			arg_policy = optarg;
+			break;
+		case 'r':
+			arg_rounds = atoi(optarg) > 0 ? atoi(optarg) : 1;
+			break;
+		case 'k':
+			arg_no_kind_check = true;
+			break;
+		case 'u':
+			arg_cpu = atoi(optarg);
+			break;
 		case 'n': /* one size only, e.g. for a profiler */
 			sizes[0] = strtoul(optarg, NULL, 10);
 			if (sizes[0] < 1 || sizes[0] > 4096)
 				return 100;
 			n_sizes = 1;
 			break;
-		default: return 100;
+		default:
+			return 100;
 		}
 	}
 	if (arg_cpu >= 0) {
@@ -541,8 +555,10 @@ int main(int argc, char *argv[])
 		json_object_object_add(row, "raw_us_per_fd", json_object_new_double(f.raw));
 		json_object_object_add(row, "rate_ratio", json_object_new_double(f.raw / f.cprd));
 		json_object_object_add(row, "relay_us_per_fd", json_object_new_double(f.relay));
-		json_object_object_add(row, "relay_rate_ratio", json_object_new_double(f.raw / f.relay));
-		json_object_object_add(row, "cprd_leased_us_per_fd", json_object_new_double(f.leased));
+		json_object_object_add(row, "relay_rate_ratio",
+				       json_object_new_double(f.raw / f.relay));
+		json_object_object_add(row, "cprd_leased_us_per_fd",
+				       json_object_new_double(f.leased));
 		json_object_object_add(row, "leased_rate_ratio",
 				       json_object_new_double(f.raw / f.leased));
 		/* null: s6-fdholderd not installed (or the comparison failed) */
@@ -567,8 +583,10 @@ int main(int argc, char *argv[])
 	if (arg_json)
 		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
 	else
-		printf("check-fd-kinds=%d; idle RSS %ld kB; %.0f bytes of daemon memory per held fd\n"
-		       "(medians; rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is parity;\n"
+		printf("check-fd-kinds=%d; idle RSS %ld kB; %.0f bytes of daemon memory per held "
+		       "fd\n"
+		       "(medians; rate_ratio = raw / cprd: a cprd hand-off is two hops, so 0.5 is "
+		       "parity;\n"
 		       " cprd: store + claim with ack; leased: store + claim + ack)\n",
 		       !arg_no_kind_check, idle, per_fd);
 	json_object_put(out);

@@ -30,15 +30,15 @@
 
 #include "internal.h"
 
-#define ROUNDS 7		/* children per configuration, interleaved */
+#define ROUNDS 7 /* children per configuration, interleaved */
 #define COMPILE_RUNS 50
-#define CONFIGS 4		/* no filter + three policies */
+#define CONFIGS 4 /* no filter + three policies */
 
 struct result {
 	const char *name;
-	double load_us;	  /* median cpr_policy_load() */
-	double bpf_us;	  /* median cpr_policy_export_bpf() */
-	size_t bpf_insns; /* instructions in the program */
+	double load_us;	    /* median cpr_policy_load() */
+	double bpf_us;	    /* median cpr_policy_export_bpf() */
+	size_t bpf_insns;   /* instructions in the program */
 	double ns_per_call; /* best getppid() under the filter */
 	double ns_fcntl;    /* best fcntl(F_GETFD) under the filter */
 };
@@ -235,24 +235,22 @@ static int measure_all(struct result *res, long iterations, double ret_floor[2])
 	return 0;
 }
 
-static void print_human(const struct result *res, size_t n, const double floor[2],
-			long iterations)
+static void print_human(const struct result *res, size_t n, const double floor[2], long iterations)
 {
 	printf("policy compile (median of %d); system call cost (best of %d children x %ld "
 	       "calls, interleaved)\n",
 	       COMPILE_RUNS, ROUNDS, iterations);
 	printf("%-20s %8s %8s %6s %12s %6s %12s %6s\n", "policy", "load us", "bpf us", "insns",
 	       "getppid ns", "ratio", "F_GETFD ns", "ratio");
-	printf("%-20s %8s %8s %6s %12.1f %6.2f %12.1f %6.2f\n", "(no filter: floor)", "-", "-",
-	       "-", floor[0], 1.0, floor[1], 1.0);
+	printf("%-20s %8s %8s %6s %12.1f %6.2f %12.1f %6.2f\n", "(no filter: floor)", "-", "-", "-",
+	       floor[0], 1.0, floor[1], 1.0);
 	for (size_t i = 0; i < n; i++)
 		printf("%-20s %8.1f %8.1f %6zu %12.1f %6.2f %12.1f %6.2f\n", res[i].name,
 		       res[i].load_us, res[i].bpf_us, res[i].bpf_insns, res[i].ns_per_call,
 		       res[i].ns_per_call / floor[0], res[i].ns_fcntl, res[i].ns_fcntl / floor[1]);
 }
 
-static void print_json(const struct result *res, size_t n, const double floor[2],
-		       long iterations)
+static void print_json(const struct result *res, size_t n, const double floor[2], long iterations)
 {
 	printf("{\"bench\":\"policy\",\"iterations\":%ld,\"rounds\":%d,"
 	       "\"floor_getppid_ns\":%.2f,\"floor_fcntl_ns\":%.2f,\"policies\":[",
@@ -270,12 +268,10 @@ static void print_json(const struct result *res, size_t n, const double floor[2]
 
 int main(int argc, char *argv[])
 {
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "iterations", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
+	static const struct option options[] = { { "json", no_argument, NULL, 'j' },
+						 { "iterations", required_argument, NULL, 'n' },
+						 { "help", no_argument, NULL, 'h' },
+						 {} };
 	struct result res[] = {
 		{ .name = "cprd.policy" },
 		{ .name = "vmm-exec.policy" },

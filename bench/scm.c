@@ -64,7 +64,9 @@ static void raw_send(int sock, const int *fds, size_t n)
 	for (size_t off = 0; off < n; off += CPR_SCM_MAX_FDS) {
 		size_t k = n - off < CPR_SCM_MAX_FDS ? n - off : CPR_SCM_MAX_FDS;
 		struct iovec iov = { .iov_base = (void *)"x", .iov_len = 1 };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+		struct msghdr msg = { .msg_iov = &iov,
+				      .msg_iovlen = 1,
+				      .msg_control = control.buf,
 				      .msg_controllen = CMSG_SPACE(sizeof(int) * k) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
@@ -88,7 +90,9 @@ static void raw_recv(int sock, int *fds, size_t n)
 	while (got < n) {
 		char b;
 		struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+		struct msghdr msg = { .msg_iov = &iov,
+				      .msg_iovlen = 1,
+				      .msg_control = control.buf,
 				      .msg_controllen = sizeof(control.buf) };
 		struct cmsghdr *c;
 
@@ -280,7 +284,8 @@ int main(int argc, char **argv)
 		rate[m] = (double)n / (med[m] / 1e9);
 	}
 	if (json) {
-		printf("{\"bench\": \"scm\", \"fds\": %zu, \"rounds\": %d, \"raw_fds_per_s\": %.0f, "
+		printf("{\"bench\": \"scm\", \"fds\": %zu, \"rounds\": %d, \"raw_fds_per_s\": "
+		       "%.0f, "
 		       "\"raw_fstat_fds_per_s\": %.0f, \"fds_per_s\": %.0f, "
 		       "\"transfer_fds_per_s\": %.0f, \"ratio\": %.3f, \"transfer_ratio\": %.3f, "
 		       "\"raw_fstat_ratio\": %.3f, \"target_ratio\": 0.7}\n",

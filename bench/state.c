@@ -43,15 +43,19 @@ static struct cpr_state *build(void)
 	cpr_state_new(&st);
 	cpr_state_set_producer(st, "bench-state", 0);
 	for (uint32_t i = 0; i < N_FD; i++) {
-		struct cpr_state_fd fd = { .slot = i, .kind = i < N_RB ? CPR_FD_MEMFD : CPR_FD_EVENTFD,
+		struct cpr_state_fd fd = { .slot = i,
+					   .kind = i < N_RB ? CPR_FD_MEMFD : CPR_FD_EVENTFD,
 					   .id = (int32_t)i };
 		snprintf(fd.name, sizeof(fd.name), "/machine/peripheral/dev%u/irq", i);
 		cpr_state_add_fd(st, &fd);
 	}
 	for (uint32_t i = 0; i < N_RB; i++) {
-		struct cpr_state_ramblock rb = { .align = 2u << 20, .used_length = 64u << 20,
-						 .max_length = 64u << 20, .fd_index = i,
-						 .host_addr = 0x7f0000000000ull + ((uint64_t)i << 27) };
+		struct cpr_state_ramblock rb = { .align = 2u << 20,
+						 .used_length = 64u << 20,
+						 .max_length = 64u << 20,
+						 .fd_index = i,
+						 .host_addr =
+							 0x7f0000000000ull + ((uint64_t)i << 27) };
 		snprintf(rb.idstr, sizeof(rb.idstr), "/machine/memory-backend-%u/ram", i);
 		cpr_state_add_ramblock(st, &rb);
 	}

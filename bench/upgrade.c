@@ -137,7 +137,9 @@ static int exec_target(char **argv)
 static void floor_hop(int out, int memfd, uint64_t len, int reps)
 {
 	char t0s[32], fds[16], mfds[16], lens[32], repss[16];
-	char *av[] = { (char *)"upgrade", (char *)"--floor-target", t0s, fds, mfds, lens, repss, NULL };
+	char *av[] = {
+		(char *)"upgrade", (char *)"--floor-target", t0s, fds, mfds, lens, repss, NULL
+	};
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 
 	if (p == MAP_FAILED || refault(p, len) < 0)
@@ -497,15 +499,15 @@ static long huge_reserve(long pages)
 static void print_result(const struct result *r, bool json, bool first)
 {
 	if (json) {
-		printf("%s\n  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, ", first ? "" : ",",
-		       r->mode, r->ram_gib, r->page_kib);
+		printf("%s\n  {\"mode\": \"%s\", \"ram_gib\": %u, \"page_kib\": %u, ",
+		       first ? "" : ",", r->mode, r->ram_gib, r->page_kib);
 		if (r->skipped)
 			printf("\"skipped\": \"%s\"}", r->why);
 		else
 			printf("\"handover_ms\": %.3f, \"floor_ms\": %.3f, \"copy_ms\": %.1f, "
 			       "\"handover_vs_floor\": %.3f, \"copy_vs_handover\": %.0f}",
-			       r->handover_ms, r->floor_ms, r->copy_ms, r->handover_ms / r->floor_ms,
-			       r->copy_ms / r->handover_ms);
+			       r->handover_ms, r->floor_ms, r->copy_ms,
+			       r->handover_ms / r->floor_ms, r->copy_ms / r->handover_ms);
 		return;
 	}
 	if (r->skipped) {
@@ -528,8 +530,10 @@ static void run_case(const struct bench_case *c, bool json, bool *first)
 		old_huge = huge_reserve((long)(c->ram_gib * GiB / HUGE_2M));
 		if (old_huge < 0) {
 			for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-				struct result r = { .mode = modes[m].name, .ram_gib = c->ram_gib,
-						    .page_kib = c->page_kib, .skipped = true };
+				struct result r = { .mode = modes[m].name,
+						    .ram_gib = c->ram_gib,
+						    .page_kib = c->page_kib,
+						    .skipped = true };
 
 				snprintf(r.why, sizeof(r.why), "cannot reserve 2 MiB pages: %s",
 					 strerror((int)-old_huge));
@@ -540,7 +544,8 @@ static void run_case(const struct bench_case *c, bool json, bool *first)
 		}
 	}
 	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-		struct result r = { .mode = modes[m].name, .ram_gib = c->ram_gib,
+		struct result r = { .mode = modes[m].name,
+				    .ram_gib = c->ram_gib,
 				    .page_kib = c->page_kib };
 
 		modes[m].run(c, &r);
@@ -553,7 +558,8 @@ static void run_case(const struct bench_case *c, bool json, bool *first)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: upgrade [--quick] [--json] [--samples] [--no-huge|--huge-only] [--sizes 1,4,8]\n");
+	fprintf(stderr, "usage: upgrade [--quick] [--json] [--samples] [--no-huge|--huge-only] "
+			"[--sizes 1,4,8]\n");
 	return 100;
 }
 

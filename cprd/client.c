@@ -120,15 +120,19 @@ static const struct {
 	const char *name;
 	int err;
 } client_errnos[] = {
-	{ "EPROTO", EPROTO },	  { "EINVAL", EINVAL },	  { "EMSGSIZE", EMSGSIZE },
-	{ "EOPNOTSUPP", EOPNOTSUPP }, { "EBADF", EBADF },   { "ENOENT", ENOENT },
-	{ "EEXIST", EEXIST },	  { "EACCES", EACCES },	  { "EPERM", EPERM },
-	{ "EBUSY", EBUSY },	  { "ESTALE", ESTALE },	  { "EDQUOT", EDQUOT },
-	{ "ENOSPC", ENOSPC },	  { "EBADMSG", EBADMSG }, { "EFBIG", EFBIG },
-	{ "EAGAIN", EAGAIN },	  { "ENOMEM", ENOMEM },	  { "EIO", EIO },
-	{ "EBADFD", EBADFD },	  { "EMFILE", EMFILE },	  { "ENFILE", ENFILE },
-	{ "EPROTONOSUPPORT", EPROTONOSUPPORT }, { "ETIMEDOUT", ETIMEDOUT },
-	{ "ERANGE", ERANGE },	  { "ESRCH", ESRCH },
+	{ "EPROTO", EPROTO },	    { "EINVAL", EINVAL },
+	{ "EMSGSIZE", EMSGSIZE },   { "EOPNOTSUPP", EOPNOTSUPP },
+	{ "EBADF", EBADF },	    { "ENOENT", ENOENT },
+	{ "EEXIST", EEXIST },	    { "EACCES", EACCES },
+	{ "EPERM", EPERM },	    { "EBUSY", EBUSY },
+	{ "ESTALE", ESTALE },	    { "EDQUOT", EDQUOT },
+	{ "ENOSPC", ENOSPC },	    { "EBADMSG", EBADMSG },
+	{ "EFBIG", EFBIG },	    { "EAGAIN", EAGAIN },
+	{ "ENOMEM", ENOMEM },	    { "EIO", EIO },
+	{ "EBADFD", EBADFD },	    { "EMFILE", EMFILE },
+	{ "ENFILE", ENFILE },	    { "EPROTONOSUPPORT", EPROTONOSUPPORT },
+	{ "ETIMEDOUT", ETIMEDOUT }, { "ERANGE", ERANGE },
+	{ "ESRCH", ESRCH },
 };
 
 int cprd_errno_from_name(const char *name)
@@ -264,9 +268,8 @@ static int client_store_one(int sock, const char *name, struct json_object *opts
  * before the replies are read (cprd-protocol(7) allows it; replies come in
  * order, and a refused create makes the rest fail with ENOENT or EBUSY).
  */
-static int client_store_chunked(int sock, const char *name, struct json_object *opts,
-				int stream_fd, const int *fds, size_t n_fds,
-				struct json_object **ret_reply)
+static int client_store_chunked(int sock, const char *name, struct json_object *opts, int stream_fd,
+				const int *fds, size_t n_fds, struct json_object **ret_reply)
 {
 	struct json_object *create = client_req("create", name), *put = client_req("put", name),
 			   *seal = client_req("seal", name), *reply = NULL;
@@ -304,8 +307,8 @@ static int client_store_chunked(int sock, const char *name, struct json_object *
 	return r;
 }
 
-int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
-	       const int *fds, size_t n_fds, struct json_object **ret_reply)
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd, const int *fds,
+	       size_t n_fds, struct json_object **ret_reply)
 {
 	if (n_fds < CLIENT_MSG_FDS)
 		return client_store_one(sock, name, opts, stream_fd, fds, n_fds, ret_reply);
@@ -332,8 +335,9 @@ static int client_chunks(int sock, int *fds, size_t off, size_t n)
 		size_t got = 0;
 		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &o, fds + off, CLIENT_MSG_FDS, &got);
 
-		if (r == 0 && (client_int(o, "first") != (int64_t)off ||
-			       client_int(o, "count") != (int64_t)got || got == 0 || got > n - off)) {
+		if (r == 0 &&
+		    (client_int(o, "first") != (int64_t)off ||
+		     client_int(o, "count") != (int64_t)got || got == 0 || got > n - off)) {
 			scm_close_all(fds + off, got);
 			r = -EPROTO;
 		}
@@ -362,7 +366,8 @@ static int client_claim(int sock, struct json_object *req, struct json_object **
 		return r;
 	r = client_status(reply);
 	n = client_int(reply, "fds");
-	n_inline = json_object_object_get_ex(reply, "inline", NULL) ? client_int(reply, "inline") : 0;
+	n_inline =
+		json_object_object_get_ex(reply, "inline", NULL) ? client_int(reply, "inline") : 0;
 	if (r == 0 && (n < 0 || n > (1 << 24) || n_inline < 0 || n_inline > n ||
 		       n_first != 1 + (size_t)n_inline))
 		r = -EPROTO;
@@ -404,8 +409,8 @@ int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object
 	return r;
 }
 
-int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply,
-		   int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds)
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
+		   int **ret_fds, size_t *ret_n_fds)
 {
 	struct json_object *req = client_req("claim", name);
 	int r;

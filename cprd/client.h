@@ -38,8 +38,8 @@ int cprd_call_name(int sock, const char *op, const char *name, struct json_objec
  * @opts: consumers, ttl_ms, tie; may be NULL), put in chunks of 253 and seal
  * with @stream_fd, pipelined.  The fds stay the caller's.
  */
-int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd,
-	       const int *fds, size_t n_fds, struct json_object **ret_reply);
+int cprd_store(int sock, const char *name, struct json_object *opts, int stream_fd, const int *fds,
+	       size_t n_fds, struct json_object **ret_reply);
 /*
  * claim: the stream memfd, then the fds in slot order (malloc()ed array).
  * @lease_ms 0: the daemon's default.
@@ -50,8 +50,8 @@ int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object
  * claim with "ack": true: the same, but the daemon forgets the bundle once it
  * has sent it (no token, no lease, no ack to send).
  */
-int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply,
-		   int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
+		   int **ret_fds, size_t *ret_n_fds);
 /* ack/release with the token of a claim. */
 int cprd_token_op(int sock, const char *op, const char *name, const char *token,
 		  struct json_object **ret_reply);

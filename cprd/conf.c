@@ -57,7 +57,7 @@ int conf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 
 struct conf_key {
 	const char *key;
-	size_t off;	/* in struct cprd_limits */
+	size_t off; /* in struct cprd_limits */
 	bool is64;
 	uint64_t min, max;
 };
@@ -119,8 +119,8 @@ static int conf_add_quota(struct cprd_config *cfg, char *value)
 		return -EINVAL;
 	if (cfg->n_quotas == CPRD_QUOTAS_MAX)
 		return -E2BIG;
-	cfg->quotas[cfg->n_quotas++] = (struct cprd_quota){ (uid_t)uid, (unsigned)fds,
-							    (unsigned)bundles };
+	cfg->quotas[cfg->n_quotas++] =
+		(struct cprd_quota){ (uid_t)uid, (unsigned)fds, (unsigned)bundles };
 	return 0;
 }
 
@@ -200,8 +200,7 @@ int conf_load(struct cprd_config *cfg, const char *path, bool must_exist)
 }
 
 /* The quota of @uid: its own line, else the per-uid defaults. */
-int conf_quota(const struct cprd_config *cfg, uid_t uid, unsigned *ret_fds,
-	       unsigned *ret_bundles)
+int conf_quota(const struct cprd_config *cfg, uid_t uid, unsigned *ret_fds, unsigned *ret_bundles)
 {
 	for (size_t i = 0; i < cfg->n_quotas; i++)
 		if (cfg->quotas[i].uid == uid) {

@@ -32,7 +32,7 @@ struct outmsg {
 	struct outmsg *next;
 	char *buf;
 	size_t len;
-	int *fds;	/* owned copies */
+	int *fds; /* owned copies */
 	size_t n_fds;
 };
 
@@ -338,8 +338,8 @@ void control_accept(int listen_fd)
 	conns = c;
 	cprd.n_conns++;
 	cprd.status_dirty = true;
-	log_debug("connection from pid %d uid %u gid %u", (int)c->peer.pid,
-		  (unsigned)c->peer.uid, (unsigned)c->peer.gid);
+	log_debug("connection from pid %d uid %u gid %u", (int)c->peer.pid, (unsigned)c->peer.uid,
+		  (unsigned)c->peer.gid);
 }
 
 static int control_recv_buf(void)
@@ -364,8 +364,7 @@ static int control_read(struct conn *c)
 		c->closing = true;
 		return -ENOMEM;
 	}
-	n = scm_recv(c->src.fd, recv_buf, recv_len, fds, CPRD_MSG_FDS_MAX, &n_fds,
-		     MSG_DONTWAIT);
+	n = scm_recv(c->src.fd, recv_buf, recv_len, fds, CPRD_MSG_FDS_MAX, &n_fds, MSG_DONTWAIT);
 	if (n == -EAGAIN)
 		return -EAGAIN;
 	if (n == 0) {
@@ -403,8 +402,7 @@ void control_event(struct conn *c, uint32_t events)
 		     i++)
 			if (control_read(c) == -EAGAIN)
 				break;
-	}
-	else if (events & (EPOLLERR | EPOLLHUP))
+	} else if (events & (EPOLLERR | EPOLLHUP))
 		c->closing = true;
 	control_settle(c);
 }

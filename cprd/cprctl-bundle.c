@@ -93,8 +93,12 @@ static int store_parse(int argc, char *argv[], struct store_args *a)
 
 	while ((c = getopt_long(argc, argv, "s:S:u:g:t:f:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': a->socket = optarg; break;
-		case 'S': a->stream = optarg; break;
+		case 's':
+			a->socket = optarg;
+			break;
+		case 'S':
+			a->stream = optarg;
+			break;
 		case 'u':
 			if (add_id(a->opts, "uids", optarg) < 0)
 				return cprctl_usage_error("store: bad uid '%s'", optarg);
@@ -107,14 +111,21 @@ static int store_parse(int argc, char *argv[], struct store_args *a)
 			json_object_object_add(a->opts, "ttl_ms",
 					       json_object_new_int64(strtoll(optarg, NULL, 10)));
 			break;
-		case 'T': json_object_object_add(a->opts, "tie", json_object_new_boolean(1)); break;
+		case 'T':
+			json_object_object_add(a->opts, "tie", json_object_new_boolean(1));
+			break;
 		case 'f':
 			if (store_fd_arg(a, optarg) < 0)
 				return cprctl_usage_error("store: --fd %s: not an open fd", optarg);
 			break;
-		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
-		case 'h': cprctl_print_usage(stdout, "store"); exit(0);
-		default: return cprctl_usage_error("store: invalid option");
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, "store");
+			exit(0);
+		default:
+			return cprctl_usage_error("store: invalid option");
 		}
 	}
 	if (argc - optind < 1 || !a->stream)
@@ -227,8 +238,8 @@ static int save_all(const char *dir, int stream, const int *fds, size_t n)
  * Run PROG with the stream at fd 3 and the bundle's fds from fd 4 on, in
  * slot order; CPRD_BUNDLE, CPRD_TOKEN and CPRD_FDS describe them.
  */
-static int exec_with_fds(char **prog, const char *name, const char *token, int stream,
-			 int *fds, size_t n)
+static int exec_with_fds(char **prog, const char *name, const char *token, int stream, int *fds,
+			 size_t n)
 {
 	int *high = calloc(n + 1, sizeof(int));
 	char num[32];
@@ -259,7 +270,7 @@ struct claim_args {
 	const char *save;
 	unsigned long long lease;
 	bool ack;
-	bool take;	/* claim with "ack": true */
+	bool take; /* claim with "ack": true */
 };
 
 static int claim_parse(int argc, char *argv[], struct claim_args *a)
@@ -278,14 +289,29 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 
 	while ((c = getopt_long(argc, argv, "+s:l:d:ath", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': a->socket = optarg; break;
-		case 'l': a->lease = strtoull(optarg, NULL, 10); break;
-		case 'd': a->save = optarg; break;
-		case 'a': a->ack = true; break;
-		case 't': a->take = true; break;
-		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
-		case 'h': cprctl_print_usage(stdout, "claim"); exit(0);
-		default: return cprctl_usage_error("claim: invalid option");
+		case 's':
+			a->socket = optarg;
+			break;
+		case 'l':
+			a->lease = strtoull(optarg, NULL, 10);
+			break;
+		case 'd':
+			a->save = optarg;
+			break;
+		case 'a':
+			a->ack = true;
+			break;
+		case 't':
+			a->take = true;
+			break;
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, "claim");
+			exit(0);
+		default:
+			return cprctl_usage_error("claim: invalid option");
 		}
 	}
 	if (argc - optind < 1)
@@ -363,11 +389,20 @@ static int token_cmd(int argc, char *argv[], const char *op)
 
 	while ((c = getopt_long(argc, argv, "s:l:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': sockpath = optarg; break;
-		case 'l': lease = strtoll(optarg, NULL, 10); break;
-		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
-		case 'h': cprctl_print_usage(stdout, op); exit(0);
-		default: return cprctl_usage_error("%s: invalid option", op);
+		case 's':
+			sockpath = optarg;
+			break;
+		case 'l':
+			lease = strtoll(optarg, NULL, 10);
+			break;
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, op);
+			exit(0);
+		default:
+			return cprctl_usage_error("%s: invalid option", op);
 		}
 	}
 	if (argc - optind != 2)
@@ -422,10 +457,17 @@ int cprctl_drop_main(int argc, char *argv[])
 
 	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': sockpath = optarg; break;
-		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
-		case 'h': cprctl_print_usage(stdout, "drop"); exit(0);
-		default: return cprctl_usage_error("drop: invalid option");
+		case 's':
+			sockpath = optarg;
+			break;
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, "drop");
+			exit(0);
+		default:
+			return cprctl_usage_error("drop: invalid option");
 		}
 	}
 	if (argc - optind != 1)

@@ -86,10 +86,17 @@ static int parse_socket_opt(int argc, char *argv[], int min_args, int max_args)
 
 	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': arg_socket = optarg; break;
-		case CPRCTL_OPT_JSON: cprctl_opts.json = true; break;
-		case 'h': cprctl_print_usage(stdout, argv[0]); exit(0);
-		default: return cprctl_usage_error("%s: invalid option", argv[0]);
+		case 's':
+			arg_socket = optarg;
+			break;
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, argv[0]);
+			exit(0);
+		default:
+			return cprctl_usage_error("%s: invalid option", argv[0]);
 		}
 	}
 	if (argc - optind < min_args || argc - optind > max_args)
@@ -123,7 +130,8 @@ int cprctl_hello_main(int argc, char *argv[])
 	if (cprctl_opts.json) {
 		cprctl_print_json(reply);
 	} else {
-		printf("server:   %s\nprotocol: %lld\nlevels:   %s\npeer:     uid %lld pid %lld%s\n",
+		printf("server:   %s\nprotocol: %lld\nlevels:   %s\npeer:     uid %lld pid "
+		       "%lld%s\n",
 		       get_str(reply, "server"), (long long)get_int(reply, "protocol"),
 		       json_object_to_json_string(json_object_object_get(reply, "levels")),
 		       (long long)get_int(reply, "peer.uid"), (long long)get_int(reply, "peer.pid"),
@@ -152,13 +160,15 @@ int cprctl_status_main(int argc, char *argv[])
 		       "bundles: %lld open, %lld sealed, %lld claimed; %lld fds held\n"
 		       "connections: %lld; requests: %lld\n"
 		       "you (uid %lld): %lld of %lld fds, %lld of %lld bundles\n",
-		       (long long)get_int(reply, "pid"), (long long)get_int(reply, "uptime_ms") / 1000,
+		       (long long)get_int(reply, "pid"),
+		       (long long)get_int(reply, "uptime_ms") / 1000,
 		       get_int(reply, "fdstore") == 1 ? "on" : "off",
 		       (long long)get_int(reply, "bundles.open"),
 		       (long long)get_int(reply, "bundles.sealed"),
-		       (long long)get_int(reply, "bundles.claimed"), (long long)get_int(reply, "fds"),
-		       (long long)get_int(reply, "connections"), (long long)get_int(reply, "requests"),
-		       (long long)get_int(reply, "you.uid"), (long long)get_int(reply, "you.fds"),
+		       (long long)get_int(reply, "bundles.claimed"),
+		       (long long)get_int(reply, "fds"), (long long)get_int(reply, "connections"),
+		       (long long)get_int(reply, "requests"), (long long)get_int(reply, "you.uid"),
+		       (long long)get_int(reply, "you.fds"),
 		       (long long)get_int(reply, "you.quota_fds"),
 		       (long long)get_int(reply, "you.bundles"),
 		       (long long)get_int(reply, "you.quota_bundles"));

@@ -27,13 +27,11 @@ static int parse_verb_options(int argc, char *argv[], bool dump, enum dump_forma
 			      const char **ret_file)
 {
 	enum { OPT_PFC = 0x200, OPT_BPF };
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
-		{ "help", no_argument, NULL, CPRCTL_OPT_HELP },
-		{ "pfc", no_argument, NULL, OPT_PFC },
-		{ "bpf", no_argument, NULL, OPT_BPF },
-		{}
-	};
+	static const struct option options[] = { { "json", no_argument, NULL, CPRCTL_OPT_JSON },
+						 { "help", no_argument, NULL, CPRCTL_OPT_HELP },
+						 { "pfc", no_argument, NULL, OPT_PFC },
+						 { "bpf", no_argument, NULL, OPT_BPF },
+						 {} };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -72,12 +70,11 @@ static void json_put_error(json_object *o, const struct cpr_error *err, int r)
 	json_object *e = json_object_new_object();
 
 	json_object_object_add(e, "errno", json_object_new_string(errno_name(r)));
-	json_object_object_add(e, "line", json_object_new_int64(err->instance == UINT32_MAX
-									? 0
-									: err->instance));
-	json_object_object_add(e, "column", json_object_new_int64(err->offset == UINT64_MAX
-									  ? 0
-									  : (int64_t)err->offset));
+	json_object_object_add(
+		e, "line", json_object_new_int64(err->instance == UINT32_MAX ? 0 : err->instance));
+	json_object_object_add(
+		e, "column",
+		json_object_new_int64(err->offset == UINT64_MAX ? 0 : (int64_t)err->offset));
 	json_object_object_add(e, "message", json_object_new_string(err->message));
 	json_object_object_add(o, "error", e);
 }

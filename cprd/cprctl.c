@@ -139,12 +139,10 @@ static const struct cprctl_command *find_command(const char *name)
 int main(int argc, char *argv[])
 {
 	enum { OPT_VERSION = 0x101 };
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
-		{ "help", no_argument, NULL, CPRCTL_OPT_HELP },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{}
-	};
+	static const struct option options[] = { { "json", no_argument, NULL, CPRCTL_OPT_JSON },
+						 { "help", no_argument, NULL, CPRCTL_OPT_HELP },
+						 { "version", no_argument, NULL, OPT_VERSION },
+						 {} };
 	const struct cprctl_command *cmd;
 	int c;
 
@@ -170,9 +168,9 @@ int main(int argc, char *argv[])
 	if (!cmd) {
 		char buf[40];
 
-		return cprctl_usage_error("unknown command '%s'",
-					  cpr_quote(buf, sizeof(buf), argv[optind],
-						    strlen(argv[optind])));
+		return cprctl_usage_error(
+			"unknown command '%s'",
+			cpr_quote(buf, sizeof(buf), argv[optind], strlen(argv[optind])));
 	}
 	argc -= optind;
 	argv += optind;

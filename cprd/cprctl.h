@@ -10,13 +10,13 @@
 
 /* Exit status, cprctl(1) EXIT STATUS. */
 #define CPRCTL_EXIT_OK 0
-#define CPRCTL_EXIT_FAILED 1	/* refused, invalid, or the operation failed */
-#define CPRCTL_EXIT_USAGE 100	/* usage or configuration error: permanent */
-#define CPRCTL_EXIT_TEMP 111	/* temporary failure: retrying may help */
+#define CPRCTL_EXIT_FAILED 1  /* refused, invalid, or the operation failed */
+#define CPRCTL_EXIT_USAGE 100 /* usage or configuration error: permanent */
+#define CPRCTL_EXIT_TEMP 111  /* temporary failure: retrying may help */
 
 /* Options shared by every command; set by the front end and by commands. */
 struct cprctl_options {
-	bool json;	/* --json: machine-readable output on stdout */
+	bool json; /* --json: machine-readable output on stdout */
 };
 extern struct cprctl_options cprctl_opts;
 

@@ -110,26 +110,48 @@ static int parse_options(int argc, char *argv[])
 
 	while ((c = getopt_long(argc, argv, "s:g:m:c:p:l:vh", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': arg_socket = optarg; break;
-		case 'g': arg_group = optarg; break;
+		case 's':
+			arg_socket = optarg;
+			break;
+		case 'g':
+			arg_group = optarg;
+			break;
 		case 'm':
 			if (parse_mode(optarg, &arg_mode) < 0)
 				return -EINVAL;
 			break;
-		case 'c': arg_config = optarg; arg_config_set = true; break;
-		case 'p': arg_policy = optarg; break;
-		case 'v': arg_verbose++; break;
-		case OPT_NO_SANDBOX: arg_no_sandbox = true; break;
-		case OPT_DUMP_FILTER: arg_dump_filter = true; break;
-		case OPT_FDSTORE: cprd.fdstore = true; break;
+		case 'c':
+			arg_config = optarg;
+			arg_config_set = true;
+			break;
+		case 'p':
+			arg_policy = optarg;
+			break;
+		case 'v':
+			arg_verbose++;
+			break;
+		case OPT_NO_SANDBOX:
+			arg_no_sandbox = true;
+			break;
+		case OPT_DUMP_FILTER:
+			arg_dump_filter = true;
+			break;
+		case OPT_FDSTORE:
+			cprd.fdstore = true;
+			break;
 		case 'l':
 			if (n_arg_limits == ARRAY_SIZE(arg_limits))
 				return -E2BIG;
 			arg_limits[n_arg_limits++] = optarg;
 			break;
-		case 'h': usage(stdout); exit(0);
-		case OPT_VERSION: printf("cprd %s\n", PACKAGE_VERSION); exit(0);
-		default: return -EINVAL;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("cprd %s\n", PACKAGE_VERSION);
+			exit(0);
+		default:
+			return -EINVAL;
 		}
 	}
 	return optind == argc ? 0 : -EINVAL;
@@ -185,8 +207,8 @@ static int setup_loop(void)
 	/* CLOCK_BOOTTIME like every timer here: one clock for the policy to allow */
 	cprd.watchdog_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	src_sweep.fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (cprd.epoll_fd < 0 || cprd.signal_fd < 0 || cprd.timer_fd < 0 ||
-	    cprd.watchdog_fd < 0 || src_sweep.fd < 0)
+	if (cprd.epoll_fd < 0 || cprd.signal_fd < 0 || cprd.timer_fd < 0 || cprd.watchdog_fd < 0 ||
+	    src_sweep.fd < 0)
 		return -errno;
 	if (timerfd_settime(src_sweep.fd, 0, &sweep, NULL) < 0)
 		return -errno;
@@ -229,7 +251,8 @@ static int setup_activation(void)
 			char msg[300];
 
 			log_warnx("passed fd %d (%s) is not a listening SOCK_SEQPACKET UNIX "
-				  "socket, closed", fd, log_quote(names[i]));
+				  "socket, closed",
+				  fd, log_quote(names[i]));
 			close(fd);
 			/* if it came from the fd store, it would come back every start */
 			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
@@ -294,13 +317,26 @@ static void sweep_event(void)
 static void dispatch(struct cprd_src *src, uint32_t events)
 {
 	switch (src->tag) {
-	case TAG_LISTEN: control_accept(src->fd); break;
-	case TAG_CONN: control_event(src->obj, events); break;
-	case TAG_TIMER: store_timer_event(); break;
-	case TAG_SIGNAL: handle_signal(); break;
-	case TAG_WATCHDOG: notify_watchdog_event(); break;
-	case TAG_PIDFD: break; /* see dispatch_batch() */
-	case TAG_SWEEP: sweep_event(); break;
+	case TAG_LISTEN:
+		control_accept(src->fd);
+		break;
+	case TAG_CONN:
+		control_event(src->obj, events);
+		break;
+	case TAG_TIMER:
+		store_timer_event();
+		break;
+	case TAG_SIGNAL:
+		handle_signal();
+		break;
+	case TAG_WATCHDOG:
+		notify_watchdog_event();
+		break;
+	case TAG_PIDFD:
+		break; /* see dispatch_batch() */
+	case TAG_SWEEP:
+		sweep_event();
+		break;
 	}
 }
 

@@ -35,13 +35,13 @@ struct cprd_src {
 #endif
 
 #define CPRD_PROTOCOL_VERSION 1
-#define CPRD_BUNDLE_NAME_MAX 128u	/* bytes in a bundle name */
-#define CPRD_CONSUMERS_MAX 64u		/* uids, and gids, per bundle */
-#define CPRD_TOKEN_LEN 32u		/* hex characters in a claim token */
-#define CPRD_MSG_FDS_MAX 253u		/* fds in one message (SCM_MAX_FD) */
-#define CPRD_REPLY_MAX (1u << 20)	/* bytes in one reply */
-#define CPRD_QUOTAS_MAX 256u		/* quota lines in the config file */
-#define CPRD_LISTEN_MAX 8u		/* listening sockets */
+#define CPRD_BUNDLE_NAME_MAX 128u /* bytes in a bundle name */
+#define CPRD_CONSUMERS_MAX 64u	  /* uids, and gids, per bundle */
+#define CPRD_TOKEN_LEN 32u	  /* hex characters in a claim token */
+#define CPRD_MSG_FDS_MAX 253u	  /* fds in one message (SCM_MAX_FD) */
+#define CPRD_REPLY_MAX (1u << 20) /* bytes in one reply */
+#define CPRD_QUOTAS_MAX 256u	  /* quota lines in the config file */
+#define CPRD_LISTEN_MAX 8u	  /* listening sockets */
 
 /* Limits: defaults, then the config file, then the command line. */
 struct cprd_limits {
@@ -50,14 +50,14 @@ struct cprd_limits {
 	unsigned max_fds_per_uid;
 	unsigned max_bundles;
 	unsigned max_bundles_per_uid;
-	unsigned max_request;	/* bytes */
-	unsigned max_depth;	/* JSON nesting */
-	unsigned max_stream;	/* bytes of a state stream */
+	unsigned max_request; /* bytes */
+	unsigned max_depth;   /* JSON nesting */
+	unsigned max_stream;  /* bytes of a state stream */
 	uint64_t lease_default_ms;
 	uint64_t lease_max_ms;
-	uint64_t ttl_max_ms;	/* 0: bundles may live forever */
+	uint64_t ttl_max_ms;	  /* 0: bundles may live forever */
 	uint64_t idle_timeout_ms; /* connection without a request */
-	unsigned check_kinds;	/* seal checks each fd's kind (1) or not (0) */
+	unsigned check_kinds;	  /* seal checks each fd's kind (1) or not (0) */
 };
 
 struct cprd_quota {
@@ -70,7 +70,7 @@ struct cprd_config {
 	struct cprd_limits limits;
 	struct cprd_quota quotas[CPRD_QUOTAS_MAX];
 	size_t n_quotas;
-	uid_t admins[16];	/* may run daemon ops; uid 0 is always an admin */
+	uid_t admins[16]; /* may run daemon ops; uid 0 is always an admin */
 	size_t n_admins;
 };
 
@@ -79,9 +79,9 @@ struct cprd_peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	gid_t *groups;		/* supplementary groups (SO_PEERGROUPS) */
+	gid_t *groups; /* supplementary groups (SO_PEERGROUPS) */
 	size_t n_groups;
-	int pidfd;		/* SO_PEERPIDFD, or -EBADF */
+	int pidfd; /* SO_PEERPIDFD, or -EBADF */
 };
 
 enum bundle_state {
@@ -92,7 +92,7 @@ enum bundle_state {
 
 struct bundle {
 	struct bundle *next;
-	uint64_t id;		/* unique in this daemon's life, persisted */
+	uint64_t id; /* unique in this daemon's life, persisted */
 	char name[CPRD_BUNDLE_NAME_MAX + 1];
 	enum bundle_state state;
 	uid_t owner_uid;
@@ -102,37 +102,37 @@ struct bundle {
 	size_t n_uids;
 	gid_t gids[CPRD_CONSUMERS_MAX];
 	size_t n_gids;
-	int *fds;		/* in slot order */
+	int *fds; /* in slot order */
 	size_t n_fds;
 	size_t cap_fds;
-	int stream_fd;		/* sealed memfd holding the stream, or -EBADF */
-	size_t stream_len;	/* parsed again for show, not kept: 276 bytes an fd */
-	uint64_t created_ns;	/* CLOCK_BOOTTIME */
+	int stream_fd;	     /* sealed memfd holding the stream, or -EBADF */
+	size_t stream_len;   /* parsed again for show, not kept: 276 bytes an fd */
+	uint64_t created_ns; /* CLOCK_BOOTTIME */
 	uint64_t ttl_ms;
-	uint64_t expire_ns;	/* CLOCK_BOOTTIME, 0 = never */
-	uint64_t lease_ns;	/* claim deadline, CLOCK_BOOTTIME */
+	uint64_t expire_ns; /* CLOCK_BOOTTIME, 0 = never */
+	uint64_t lease_ns;  /* claim deadline, CLOCK_BOOTTIME */
 	char token[CPRD_TOKEN_LEN + 1];
 	uid_t claimer_uid;
 	pid_t claimer_pid;
-	unsigned claims;	/* how many times handed out */
-	struct cprd_src tie;	/* fd: owner's pidfd; the bundle dies with it */
-	bool persisted;		/* parked in the service manager's fd store */
-	bool tied;		/* created with "tie": dies with its owner */
-	void *open_conn;	/* the connection filling an open bundle */
+	unsigned claims;     /* how many times handed out */
+	struct cprd_src tie; /* fd: owner's pidfd; the bundle dies with it */
+	bool persisted;	     /* parked in the service manager's fd store */
+	bool tied;	     /* created with "tie": dies with its owner */
+	void *open_conn;     /* the connection filling an open bundle */
 };
 
 struct outmsg;
 
 /* A client connection. */
 struct conn {
-	struct cprd_src src;	/* first: epoll data.ptr */
+	struct cprd_src src; /* first: epoll data.ptr */
 	struct conn *next;
 	struct cprd_peer peer;
 	struct outmsg *out_head, *out_tail;
 	size_t n_out;
-	bool closing;		/* close once the output queue is flushed */
-	bool want_out;		/* EPOLLOUT armed */
-	uint64_t last_ns;	/* last request, CLOCK_BOOTTIME */
+	bool closing;	  /* close once the output queue is flushed */
+	bool want_out;	  /* EPOLLOUT armed */
+	uint64_t last_ns; /* last request, CLOCK_BOOTTIME */
 };
 
 /* Global daemon state (one per process). */
@@ -141,28 +141,28 @@ struct cprd {
 	int epoll_fd;
 	int listen_fds[CPRD_LISTEN_MAX];
 	size_t n_listen;
-	int *listen_store_fds;	/* fd store pieces passed at start */
+	int *listen_store_fds; /* fd store pieces passed at start */
 	char **listen_store_names;
 	size_t n_listen_store;
-	char **listen_names;	/* from sd_listen_fds_with_names() */
+	char **listen_names; /* from sd_listen_fds_with_names() */
 	char *socket_path;
-	int timer_fd;		/* leases and expiries */
+	int timer_fd; /* leases and expiries */
 	int signal_fd;
 	int watchdog_fd;
 	uint64_t watchdog_usec;
-	bool fdstore;		/* park bundles in the service manager's fd store */
+	bool fdstore; /* park bundles in the service manager's fd store */
 	unsigned fdstore_max;
 	unsigned n_conns;
 	struct bundle *bundles;
 	unsigned n_bundles;
-	unsigned n_fds;		/* fds held in bundles, streams included */
+	unsigned n_fds; /* fds held in bundles, streams included */
 	uint64_t next_id;
 	uint64_t started_ns;
 	uint64_t n_requests;
 	bool status_dirty;
 	bool quit;
-	bool upgrade;		/* re-exec requested */
-	char *self_exe;		/* for upgrade */
+	bool upgrade;	/* re-exec requested */
+	char *self_exe; /* for upgrade */
 	char **argv;
 };
 
@@ -181,8 +181,7 @@ int random_hex(char *buf, size_t n_hex);
 /* conf.c */
 void conf_defaults(struct cprd_config *cfg);
 int conf_load(struct cprd_config *cfg, const char *path, bool must_exist);
-int conf_quota(const struct cprd_config *cfg, uid_t uid, unsigned *ret_fds,
-	       unsigned *ret_bundles);
+int conf_quota(const struct cprd_config *cfg, uid_t uid, unsigned *ret_fds, unsigned *ret_bundles);
 bool conf_is_admin(const struct cprd_config *cfg, uid_t uid);
 int conf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 int conf_set_limit(struct cprd_limits *l, const char *key, const char *value);
@@ -243,8 +242,8 @@ int fdstore_adopt(int *fds, char **names, size_t n);
 struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_object *same);
 
 /* rebuild.c */
-int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
-		   struct bundle **ret, char *why, size_t why_len);
+int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n, struct bundle **ret,
+		   char *why, size_t why_len);
 struct json_object *rebuild_manifest(const struct bundle *b);
 
 /* sandbox.c */
@@ -256,6 +255,5 @@ int sandbox_dump(const char *policy_path);
 int upgrade_incoming(void);
 int upgrade_exec(void);
 void upgrade_reply(void);
-
 
 #endif

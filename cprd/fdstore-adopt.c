@@ -22,7 +22,7 @@
 
 struct piece {
 	uint64_t id;
-	long slot;	/* >= 0, or PIECE_MANIFEST / PIECE_STREAM */
+	long slot; /* >= 0, or PIECE_MANIFEST / PIECE_STREAM */
 	int fd;
 	const char *name;
 };

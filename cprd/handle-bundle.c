@@ -60,7 +60,8 @@ static int parse_consumers(struct request *r, struct bundle *b)
 		return 0;
 	if (!json_object_is_type(c, json_type_object))
 		return handle_bad_field(r, "consumers", -EINVAL);
-	json_object_object_foreach(c, key, val) {
+	json_object_object_foreach(c, key, val)
+	{
 		bool ok = false;
 
 		(void)val;
@@ -129,10 +130,11 @@ static int create_bundle(struct request *r, struct bundle **ret_b)
 		return ret;
 	ret = store_create(name, r->peer, &b);
 	if (ret < 0)
-		return handle_fail(r, ret, "%s", ret == -EEXIST ? "a bundle of that name exists"
-						 : ret == -EDQUOT ? "max-bundles-per-uid reached"
-						 : ret == -ENOSPC ? "max-bundles reached"
-								  : "cannot create the bundle");
+		return handle_fail(r, ret, "%s",
+				   ret == -EEXIST   ? "a bundle of that name exists"
+				   : ret == -EDQUOT ? "max-bundles-per-uid reached"
+				   : ret == -ENOSPC ? "max-bundles reached"
+						    : "cannot create the bundle");
 	memcpy(b->uids, tmp.uids, sizeof(b->uids));
 	memcpy(b->gids, tmp.gids, sizeof(b->gids));
 	b->n_uids = tmp.n_uids;
@@ -184,9 +186,10 @@ static int put_fds(struct request *r, struct bundle *b, int *fds, size_t n_fds)
 	int ret = store_put(b, fds, n_fds);
 
 	if (ret < 0)
-		return handle_fail(r, ret, "%s", ret == -EDQUOT ? "max-fds-per-uid reached"
-						 : ret == -ENOSPC ? "max-fds reached"
-								  : "cannot keep the fds");
+		return handle_fail(r, ret, "%s",
+				   ret == -EDQUOT   ? "max-fds-per-uid reached"
+				   : ret == -ENOSPC ? "max-fds reached"
+						    : "cannot keep the fds");
 	return 0;
 }
 
@@ -273,9 +276,10 @@ static int claim_reply(struct request *r, struct bundle *b, size_t n_inline)
 	json_object_object_add(o, "name", json_object_new_string(b->name));
 	json_object_object_add(o, "fds", json_object_new_int64((int64_t)b->n_fds));
 	json_object_object_add(o, "inline", json_object_new_int64((int64_t)n_inline));
-	json_object_object_add(o, "chunks", json_object_new_int64(
-						    (int64_t)((b->n_fds - n_inline + CPRD_MSG_FDS_MAX - 1) /
-							      CPRD_MSG_FDS_MAX)));
+	json_object_object_add(
+		o, "chunks",
+		json_object_new_int64((int64_t)((b->n_fds - n_inline + CPRD_MSG_FDS_MAX - 1) /
+						CPRD_MSG_FDS_MAX)));
 	json_object_object_add(o, "stream_bytes", json_object_new_int64((int64_t)b->stream_len));
 	return 0;
 }
@@ -324,8 +328,8 @@ static int claim_and_ack(struct request *r, struct bundle *b)
 	r->done = b;
 	r->done_if_sent = true;
 	json_object_object_add(r->reply, "acked", json_object_new_boolean(1));
-	log_info("bundle %s claimed and acknowledged by pid %d uid %u", b->name,
-		 (int)r->peer->pid, (unsigned)r->peer->uid);
+	log_info("bundle %s claimed and acknowledged by pid %d uid %u", b->name, (int)r->peer->pid,
+		 (unsigned)r->peer->uid);
 	return 0;
 }
 

@@ -14,8 +14,8 @@
 #include "handle.h"
 #include "proto.h"
 
-#define LIST_MAX 2048u		/* bundles in one list reply */
-#define SHOW_FDS_MAX 512u	/* FD records in one show reply */
+#define LIST_MAX 2048u	  /* bundles in one list reply */
+#define SHOW_FDS_MAX 512u /* FD records in one show reply */
 
 static void add_int(struct json_object *o, const char *k, int64_t v)
 {
@@ -78,8 +78,9 @@ int handle_hello(struct request *r)
 		add_int(peer, "uid", r->peer->uid);
 		add_int(peer, "gid", r->peer->gid);
 		json_object_object_add(peer, "pidfd", json_object_new_boolean(r->peer->pidfd >= 0));
-		json_object_object_add(peer, "admin",
-				       json_object_new_boolean(conf_is_admin(&cprd.cfg, r->peer->uid)));
+		json_object_object_add(
+			peer, "admin",
+			json_object_new_boolean(conf_is_admin(&cprd.cfg, r->peer->uid)));
 	}
 	json_object_object_add(o, "peer", peer);
 	return 0;
@@ -143,8 +144,9 @@ static struct json_object *handle_ids_json(const unsigned *ids, size_t n, size_t
 	struct json_object *a = json_object_new_array();
 
 	for (size_t i = 0; a && i < n; i++)
-		json_object_array_add(a, json_object_new_int64(
-						 *(const unsigned *)((const char *)ids + i * stride)));
+		json_object_array_add(
+			a,
+			json_object_new_int64(*(const unsigned *)((const char *)ids + i * stride)));
 	return a;
 }
 

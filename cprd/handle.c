@@ -104,7 +104,10 @@ static int handle_check_fds(const struct handler *h, struct request *r)
 	if (ok)
 		return 0;
 	snprintf(r->why, sizeof(r->why), "op \"%s\" takes %s fds, %zu attached", h->op,
-		 f == H_FDS_NONE ? "no" : f == H_FDS_ONE ? "exactly 1" : "1 to 253", r->n_fds);
+		 f == H_FDS_NONE  ? "no"
+		 : f == H_FDS_ONE ? "exactly 1"
+				  : "1 to 253",
+		 r->n_fds);
 	r->fatal = true;
 	return -EBADF;
 }
@@ -161,7 +164,8 @@ static int handle_send_reply(struct request *r)
 
 		if (o) {
 			json_object_object_add(o, "chunk", json_object_new_int(chunk++));
-			json_object_object_add(o, "first", json_object_new_int64((int64_t)(off - r->out_lead)));
+			json_object_object_add(o, "first",
+					       json_object_new_int64((int64_t)(off - r->out_lead)));
 			json_object_object_add(o, "count", json_object_new_int((int)n));
 		}
 		ret = control_send_json(r->conn, o, r->out_fds + off, n);

@@ -17,26 +17,26 @@ struct request {
 	const struct cprd_peer *peer;
 	const char *op;
 	struct json_object *req;
-	int *fds;		/* owned; a handler keeps one by TAKE_FD */
+	int *fds; /* owned; a handler keeps one by TAKE_FD */
 	size_t n_fds;
 	struct json_object *reply; /* handlers add their fields */
-	const int *out_fds;	/* borrowed; sent after the reply, see out_first */
+	const int *out_fds;	   /* borrowed; sent after the reply, see out_first */
 	size_t n_out_fds;
-	size_t out_first;	/* fds riding on the reply itself; the rest in chunks */
-	size_t out_lead;	/* leading fds that are no slot (the stream): chunks
-				 * count "first" from after them */
-	int *out_own;		/* freed after the reply (the array, not the fds) */
-	struct bundle *done;	/* removed once the reply is out (ack, claim with ack) */
-	bool done_if_sent;	/* ...only if every message of the reply was sent */
-	bool fatal;		/* malformed: close the connection after the reply */
-	bool no_reply;		/* answered later (upgrade) */
+	size_t out_first;    /* fds riding on the reply itself; the rest in chunks */
+	size_t out_lead;     /* leading fds that are no slot (the stream): chunks
+			      * count "first" from after them */
+	int *out_own;	     /* freed after the reply (the array, not the fds) */
+	struct bundle *done; /* removed once the reply is out (ack, claim with ack) */
+	bool done_if_sent;   /* ...only if every message of the reply was sent */
+	bool fatal;	     /* malformed: close the connection after the reply */
+	bool no_reply;	     /* answered later (upgrade) */
 	char why[256];
 };
 
 /* Flags of a dispatch entry. */
-#define H_FDS_NONE 0x0u	/* no fds */
+#define H_FDS_NONE 0x0u /* no fds */
 #define H_FDS_ONE 0x1u	/* exactly one */
-#define H_FDS_SOME 0x2u	/* 1..253 */
+#define H_FDS_SOME 0x2u /* 1..253 */
 #define H_ADMIN 0x10u	/* uid 0 or an admin of cprd.conf */
 
 struct handler {

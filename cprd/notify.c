@@ -28,8 +28,8 @@ void notify_status(void)
 		return;
 	last = now;
 	cprd.status_dirty = false;
-	snprintf(msg, sizeof(msg), "STATUS=%u bundles, %u fds held, %u connections",
-		 cprd.n_bundles, cprd.n_fds, cprd.n_conns);
+	snprintf(msg, sizeof(msg), "STATUS=%u bundles, %u fds held, %u connections", cprd.n_bundles,
+		 cprd.n_fds, cprd.n_conns);
 	sd_notify(0, msg);
 }
 

@@ -77,10 +77,10 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 	return 0;
 }
 
-int proto_check_keys(struct json_object *req, const char *const *allowed, char *why,
-		     size_t why_len)
+int proto_check_keys(struct json_object *req, const char *const *allowed, char *why, size_t why_len)
 {
-	json_object_object_foreach(req, key, val) {
+	json_object_object_foreach(req, key, val)
+	{
 		bool ok = strcmp(key, "op") == 0;
 
 		(void)val;
@@ -89,16 +89,16 @@ int proto_check_keys(struct json_object *req, const char *const *allowed, char *
 		if (!ok) {
 			char q[64];
 
-			snprintf(why, why_len, "unknown field %s", cpr_quote(q, sizeof(q), key,
-									      strlen(key)));
+			snprintf(why, why_len, "unknown field %s",
+				 cpr_quote(q, sizeof(q), key, strlen(key)));
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-static int proto_field(struct json_object *req, const char *key, bool required,
-		       enum json_type type, struct json_object **ret)
+static int proto_field(struct json_object *req, const char *key, bool required, enum json_type type,
+		       struct json_object **ret)
 {
 	struct json_object *v;
 
@@ -169,8 +169,8 @@ bool proto_name_valid(const char *s)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || strchr("._:@+=/-", c)))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("._:@+=/-", c)))
 			return false;
 	}
 	return true;
@@ -180,15 +180,19 @@ static const struct {
 	int err;
 	const char *name;
 } proto_errnos[] = {
-	{ EPROTO, "EPROTO" },	    { EINVAL, "EINVAL" },	{ EMSGSIZE, "EMSGSIZE" },
-	{ EOPNOTSUPP, "EOPNOTSUPP" }, { EBADF, "EBADF" },	{ ENOENT, "ENOENT" },
-	{ EEXIST, "EEXIST" },	    { EACCES, "EACCES" },	{ EPERM, "EPERM" },
-	{ EBUSY, "EBUSY" },	    { ESTALE, "ESTALE" },	{ EDQUOT, "EDQUOT" },
-	{ ENOSPC, "ENOSPC" },	    { EBADMSG, "EBADMSG" },	{ EFBIG, "EFBIG" },
-	{ EAGAIN, "EAGAIN" },	    { ENOMEM, "ENOMEM" },	{ EIO, "EIO" },
-	{ EBADFD, "EBADFD" },	    { EMFILE, "EMFILE" },	{ ENFILE, "ENFILE" },
-	{ EPROTONOSUPPORT, "EPROTONOSUPPORT" }, { ETIMEDOUT, "ETIMEDOUT" },
-	{ ERANGE, "ERANGE" },	    { ESRCH, "ESRCH" },
+	{ EPROTO, "EPROTO" },	    { EINVAL, "EINVAL" },
+	{ EMSGSIZE, "EMSGSIZE" },   { EOPNOTSUPP, "EOPNOTSUPP" },
+	{ EBADF, "EBADF" },	    { ENOENT, "ENOENT" },
+	{ EEXIST, "EEXIST" },	    { EACCES, "EACCES" },
+	{ EPERM, "EPERM" },	    { EBUSY, "EBUSY" },
+	{ ESTALE, "ESTALE" },	    { EDQUOT, "EDQUOT" },
+	{ ENOSPC, "ENOSPC" },	    { EBADMSG, "EBADMSG" },
+	{ EFBIG, "EFBIG" },	    { EAGAIN, "EAGAIN" },
+	{ ENOMEM, "ENOMEM" },	    { EIO, "EIO" },
+	{ EBADFD, "EBADFD" },	    { EMFILE, "EMFILE" },
+	{ ENFILE, "ENFILE" },	    { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
+	{ ETIMEDOUT, "ETIMEDOUT" }, { ERANGE, "ERANGE" },
+	{ ESRCH, "ESRCH" },
 };
 
 const char *proto_errno_name(int err)
@@ -232,8 +236,8 @@ struct json_object *proto_error_new(const char *op, int err, const char *message
 const char *proto_format(struct json_object *o, size_t *ret_len)
 {
 	size_t len;
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	const char *s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 
 	*ret_len = len;
 	return s;

@@ -20,8 +20,9 @@
 #include "proto.h"
 
 static const char *const manifest_keys[] = {
-	"cprd_manifest", "id", "name", "owner_uid", "owner_gid", "owner_pid", "uids", "gids",
-	"fds", "ttl_ms", "expire_ns", "created_ns", "claims", "same", NULL,
+	"cprd_manifest", "id",	       "name",	 "owner_uid", "owner_gid",
+	"owner_pid",	 "uids",       "gids",	 "fds",	      "ttl_ms",
+	"expire_ns",	 "created_ns", "claims", "same",      NULL,
 };
 
 static int rebuild_ids(struct json_object *m, const char *key, unsigned *ids, size_t *ret_n)
@@ -136,8 +137,8 @@ static int rebuild_stream(struct bundle *b, int stream_fd, char *why, size_t why
  * belongs to the new bundle (the caller's entries become -EBADF); on failure
  * the caller still owns and closes them.
  */
-int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n,
-		   struct bundle **ret, char *why, size_t why_len)
+int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n, struct bundle **ret,
+		   char *why, size_t why_len)
 {
 	struct bundle *b = calloc(1, sizeof(*b));
 	int r;

@@ -33,14 +33,16 @@ int sandbox_rlimits(struct cprd_limits *l)
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return -errno;
 	if (rl.rlim_cur < need) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+		rl.rlim_cur =
+			rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			return -errno;
 	}
 	if (rl.rlim_cur < need) {
-		uint64_t room = rl.rlim_cur > l->max_connections * 2u + SANDBOX_FDS_RESERVE
-					? rl.rlim_cur - l->max_connections * 2u - SANDBOX_FDS_RESERVE
-					: 0;
+		uint64_t room =
+			rl.rlim_cur > l->max_connections * 2u + SANDBOX_FDS_RESERVE
+				? rl.rlim_cur - l->max_connections * 2u - SANDBOX_FDS_RESERVE
+				: 0;
 
 		if (room == 0)
 			return -EMFILE;

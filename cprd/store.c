@@ -82,7 +82,8 @@ int store_quota_check(uid_t uid, size_t add_fds, size_t add_bundles)
 		return -ENOSPC;
 	conf_quota(&cprd.cfg, uid, &q_fds, &q_bundles);
 	store_usage(uid, &u_fds, &u_bundles);
-	if (add_fds > q_fds - MIN(q_fds, u_fds) || add_bundles > q_bundles - MIN(q_bundles, u_bundles))
+	if (add_fds > q_fds - MIN(q_fds, u_fds) ||
+	    add_bundles > q_bundles - MIN(q_bundles, u_bundles))
 		return -EDQUOT;
 	return 0;
 }
@@ -328,7 +329,7 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 		   : fd_read_all(*stream_fd, cprd.cfg.limits.max_stream, &buf, &len);
 	if (r < 0) {
 		cpr_error_set(err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "%s",
-			      r == -EFBIG ? "the stream exceeds max-stream"
+			      r == -EFBIG    ? "the stream exceeds max-stream"
 			      : r == -EBADFD ? "the stream fd is not a memfd or regular file"
 					     : "cannot read the stream");
 		return r;

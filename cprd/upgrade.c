@@ -24,15 +24,15 @@
 #include "log.h"
 #include "proto.h"
 
-#define UPGRADE_REC_HEADER 0x8c0cu	/* {"next_id", "bundles"} */
-#define UPGRADE_REC_BUNDLE 0x8c0du	/* one manifest per bundle, instance = index */
+#define UPGRADE_REC_HEADER 0x8c0cu /* {"next_id", "bundles"} */
+#define UPGRADE_REC_BUNDLE 0x8c0du /* one manifest per bundle, instance = index */
 #define UPGRADE_KEY_LISTEN "cprd-listen"
 #define UPGRADE_KEY_CONN "cprd-upgrade-conn"
 
 extern char **environ;
 
-static struct conn *upgrade_conn;	/* the requester, old image */
-static int upgrade_reply_fd = -EBADF;	/* the requester, new image */
+static struct conn *upgrade_conn;     /* the requester, old image */
+static int upgrade_reply_fd = -EBADF; /* the requester, new image */
 
 int handle_upgrade(struct request *r)
 {
@@ -134,8 +134,7 @@ int upgrade_exec(void)
 			 cprd.n_bundles, cprd.n_fds);
 		r = cpr_exec(ctx, cprd.self_exe, cprd.argv, environ, &err);
 	}
-	log_errno(r, "upgrade failed%s%s; still serving", err.message[0] ? ": " : "",
-		  err.message);
+	log_errno(r, "upgrade failed%s%s; still serving", err.message[0] ? ": " : "", err.message);
 	upgrade_refuse(r, err.message[0] ? err.message : "cannot re-execute");
 	cpr_ctx_free(ctx); /* saved fds are borrowed: the bundles keep them */
 	upgrade_conn = NULL;
@@ -164,8 +163,7 @@ static int upgrade_claim_state(struct json_object *m, struct bundle *b)
 }
 
 /* Take the fds of bundle @id from the registry: the caller owns them. */
-static int upgrade_take_fds(struct cpr_ctx *ctx, uint64_t id, size_t n, int *fds,
-			    int *ret_stream)
+static int upgrade_take_fds(struct cpr_ctx *ctx, uint64_t id, size_t n, int *fds, int *ret_stream)
 {
 	char key[64];
 	int r;

@@ -43,7 +43,8 @@ static int encode_to(const struct cpr_state *st, uint32_t level, const char *dir
 	size_t len;
 	int r;
 
-	printf("Encoding for level %u%s:\n", level, level < CPR_LEVEL_MAX ? " (a rollback)" : " (newest)");
+	printf("Encoding for level %u%s:\n", level,
+	       level < CPR_LEVEL_MAX ? " (a rollback)" : " (newest)");
 	if (cpr_state_encode(st, level, warn_cb, NULL, &buf, &len, &err) < 0) {
 		fprintf(stderr, "encode: %s\n", err.message);
 		return -1;
@@ -72,9 +73,12 @@ int main(int argc, char *argv[])
 	for (size_t i = 0; i < ARRAY_SIZE(blocks); i++, n++) {
 		int fd = memfd_create(blocks[i].idstr, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		struct cpr_state_fd f = { .slot = (uint32_t)fd, .kind = CPR_FD_MEMFD, .id = -1 };
-		struct cpr_state_ramblock rb = { .align = 2u << 20, .used_length = blocks[i].used,
-						 .max_length = blocks[i].max, .fd_index = n,
-						 .must_flags = blocks[i].flags, .hint_flags = blocks[i].hints };
+		struct cpr_state_ramblock rb = { .align = 2u << 20,
+						 .used_length = blocks[i].used,
+						 .max_length = blocks[i].max,
+						 .fd_index = n,
+						 .must_flags = blocks[i].flags,
+						 .hint_flags = blocks[i].hints };
 		struct stat sb;
 		void *host;
 
@@ -90,8 +94,8 @@ int main(int argc, char *argv[])
 		cpr_state_add_ramblock(st, &rb);
 		printf("  %-22s fd %2d  inode %-8lu used %6llu KiB  max %6llu KiB  at %p\n",
 		       blocks[i].idstr, fd, (unsigned long)sb.st_ino,
-		       (unsigned long long)blocks[i].used >> 10, (unsigned long long)blocks[i].max >> 10,
-		       host);
+		       (unsigned long long)blocks[i].used >> 10,
+		       (unsigned long long)blocks[i].max >> 10, host);
 	}
 	printf("Device fds (interrupt eventfds):\n");
 	for (int32_t v = 0; v < 2; v++) {

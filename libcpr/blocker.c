@@ -79,11 +79,11 @@ struct reasons {
 	int n_level; /* of which about the target level */
 };
 
-static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
-		   const char *fmt, ...) _cpr_printf_(5, 6);
+static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance, const char *fmt,
+		   ...) _cpr_printf_(5, 6);
 
-static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance,
-		   const char *fmt, ...)
+static void reason(struct reasons *rs, int code, uint32_t type, uint32_t instance, const char *fmt,
+		   ...)
 {
 	struct cpr_error e;
 	va_list ap;
@@ -126,13 +126,15 @@ static void check_fds(struct cpr_ctx *ctx, uint32_t level, struct reasons *rs)
 
 		if (kind_level(e->kind) > level && ++rs->n_level)
 			reason(rs, -EPROTONOSUPPORT, CPR_REC_FD, (uint32_t)i,
-			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs level %u)",
+			       "fd \"%s\" id %d is a %s, which level %u cannot carry (it needs "
+			       "level %u)",
 			       cpr_quote(q, sizeof(q), e->name, strlen(e->name)), e->id, kname,
 			       level, kind_level(e->kind));
 		if (kind_feature(e->kind, why, sizeof(why)) == 0)
 			reason(rs, -EOPNOTSUPP, CPR_REC_FD, (uint32_t)i,
 			       "fd \"%s\" id %d is a %s, but this kernel cannot preserve it: %s",
-			       cpr_quote(q, sizeof(q), e->name, strlen(e->name)), e->id, kname, why);
+			       cpr_quote(q, sizeof(q), e->name, strlen(e->name)), e->id, kname,
+			       why);
 	}
 }
 
@@ -161,8 +163,7 @@ static void level_diag(void *userdata, const struct cpr_error *diag)
 }
 
 /* Anything the stream writer would refuse for this target. */
-static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
-		       struct reasons *rs)
+static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, struct reasons *rs)
 {
 	struct cpr_error err = { 0 };
 	struct cpr_state *st;
@@ -182,8 +183,8 @@ static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	if (r == -EPROTONOSUPPORT && rs->n_level > 0)
 		return 0; /* already said, per fd */
 	if (r < 0)
-		reason(rs, r, err.record_type, err.instance,
-		       "%s", err.message[0] ? err.message : strerror(-r));
+		reason(rs, r, err.record_type, err.instance, "%s",
+		       err.message[0] ? err.message : strerror(-r));
 	return 0;
 }
 

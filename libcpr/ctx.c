@@ -274,8 +274,8 @@ static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_sta
 	return 0;
 }
 
-int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state,
-	      int **ret_fds, size_t *ret_n_fds, struct cpr_error *ret_err)
+int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state, int **ret_fds,
+	      size_t *ret_n_fds, struct cpr_error *ret_err)
 {
 	size_t n = ctx->n_fds + ctx->n_rbs;
 	struct cpr_state *st = NULL;
@@ -347,10 +347,12 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	if (r < 0)
 		return r;
 	if (f.n > 0) {
-		cpr_error_set(ret_err, f.first.code == -E2BIG || f.first.code == -EPROTONOSUPPORT ?
-					       f.first.code : -EBUSY, f.first.record_type,
-			      f.first.instance, UINT64_MAX, "%s%s", f.first.message,
-			      f.n > 1 ? " (and more: see cpr_check())" : "");
+		cpr_error_set(ret_err,
+			      f.first.code == -E2BIG || f.first.code == -EPROTONOSUPPORT
+				      ? f.first.code
+				      : -EBUSY,
+			      f.first.record_type, f.first.instance, UINT64_MAX, "%s%s",
+			      f.first.message, f.n > 1 ? " (and more: see cpr_check())" : "");
 		ctx_log(ctx, LOG_ERR, "cpr: refused: %s", f.first.message);
 		/* A state that cannot be written says why; anything else is a blocker. */
 		if (f.first.code == -EPROTONOSUPPORT || f.first.code == -E2BIG)

@@ -18,14 +18,14 @@
 
 /* One registered fd.  RAM block memfds are not here while a block owns them. */
 struct cpr_fd_entry {
-	char *name;	  /* owned; an incoming entry's is its FD record's */
-	int32_t id;	  /* -1 only for an unclaimed incoming RAM block memfd */
-	uint32_t kind;	  /* enum cpr_fd_kind */
+	char *name;    /* owned; an incoming entry's is its FD record's */
+	int32_t id;    /* -1 only for an unclaimed incoming RAM block memfd */
+	uint32_t kind; /* enum cpr_fd_kind */
 	int fd;
-	bool owned;	  /* the context owns @fd: incoming and not yet claimed */
-	bool incoming;	  /* arrived with the incoming state */
-	uint32_t rec;	  /* incoming: index of its FD record */
-	uint32_t seq;	  /* registration order: strictly increasing along ctx->fds */
+	bool owned;    /* the context owns @fd: incoming and not yet claimed */
+	bool incoming; /* arrived with the incoming state */
+	uint32_t rec;  /* incoming: index of its FD record */
+	uint32_t seq;  /* registration order: strictly increasing along ctx->fds */
 };
 
 /*
@@ -55,16 +55,16 @@ struct cpr_private {
 struct cpr_ramblock {
 	struct cpr_ctx *ctx;
 	char *idstr;
-	int fd;		     /* memfd, owned by the block */
-	uint8_t *host;	     /* aligned start of the mapping */
-	void *reserve;	     /* reserved address range (max_length) */
+	int fd;	       /* memfd, owned by the block */
+	uint8_t *host; /* aligned start of the mapping */
+	void *reserve; /* reserved address range (max_length) */
 	size_t reserve_len;
 	uint64_t used_length;
 	uint64_t max_length;
 	uint64_t align;
 	uint64_t fd_offset;
 	uint64_t page_size;
-	unsigned flags;	     /* CPR_RAMBLOCK_* as requested (or taken) */
+	unsigned flags; /* CPR_RAMBLOCK_* as requested (or taken) */
 	bool hugetlb;
 	bool thp;
 	bool adopted;
@@ -97,12 +97,12 @@ struct cpr_ctx {
 	struct cpr_private *privs;
 	size_t n_privs, cap_privs;
 
-	pid_t reaper;	/* exec teardown helper not yet reaped, 0 = none */
+	pid_t reaper;	  /* exec teardown helper not yet reaped, 0 = none */
 	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
-	int release_fd; /* closing it lets the teardown helper go, -EBADF = none */
+	int release_fd;	  /* closing it lets the teardown helper go, -EBADF = none */
 
-	bool sent_pending;	/* a transfer was sent and awaits its ack */
-	uint8_t sent_id[16];	/* the stream id that ack must repeat */
+	bool sent_pending;   /* a transfer was sent and awaits its ack */
+	uint8_t sent_id[16]; /* the stream id that ack must repeat */
 };
 
 /*
@@ -151,8 +151,8 @@ void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_print
 /* ---- internal to the runtime files ---- */
 
 /* State without blockers or level check: the common part of ctx_outgoing. */
-int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state,
-	      int **ret_fds, size_t *ret_n_fds, struct cpr_error *ret_err);
+int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state, int **ret_fds,
+	      size_t *ret_n_fds, struct cpr_error *ret_err);
 
 /* fdreg.c */
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);

@@ -186,8 +186,8 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 	int k;
 
 	if (!kind) {
-		cpr_error_set(w->err, -EINVAL, r->type, i, UINT64_MAX, "FD '%s'/%d has unknown kind %u",
-			      fd->name, fd->id, fd->kind);
+		cpr_error_set(w->err, -EINVAL, r->type, i, UINT64_MAX,
+			      "FD '%s'/%d has unknown kind %u", fd->name, fd->id, fd->kind);
 		return -EINVAL;
 	}
 	k = judge(w, &o, kind->name, false, kind->level, kind->policy, &drop);
@@ -311,8 +311,8 @@ static int self_check(const struct cpr_state *st, const void *buf, size_t len, u
 	return k < 0 ? k : state_check(st, level, err);
 }
 
-CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_level,
-				cpr_diag_fn warn, void *userdata, void **ret_buf, size_t *ret_len,
+CPR_EXPORT int cpr_state_encode(const struct cpr_state *st, uint32_t target_level, cpr_diag_fn warn,
+				void *userdata, void **ret_buf, size_t *ret_len,
 				struct cpr_error *ret_err)
 {
 	struct writer w = { .warn = warn, .userdata = userdata, .err = ret_err };

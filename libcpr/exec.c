@@ -32,8 +32,8 @@ struct token {
 	int fd;
 	uint8_t id[16];
 	pid_t pid;
-	pid_t reaper;	/* 0 = none */
-	int release;	/* -1 = none */
+	pid_t reaper; /* 0 = none */
+	int release;  /* -1 = none */
 };
 
 /* ---- the token ---- */
@@ -196,8 +196,8 @@ static void cloexec_restore(const int *fds, size_t n, const int *old)
 
 struct exec_plan {
 	struct cpr_state *st;
-	int *fds;     /* n + 2: the preserved fds, the state memfd, the release fd */
-	int *old;     /* their flags before */
+	int *fds; /* n + 2: the preserved fds, the state memfd, the release fd */
+	int *old; /* their flags before */
 	size_t n;
 	int state_fd;
 	char **env;
@@ -226,8 +226,7 @@ static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan 
 	r = ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &p->st, &p->fds, &p->n, ret_err);
 	if (r < 0)
 		return r;
-	r = cpr_state_encode(p->st, cpr_ctx_get_target_level(ctx), NULL, NULL, &buf, &len,
-			     ret_err);
+	r = cpr_state_encode(p->st, cpr_ctx_get_target_level(ctx), NULL, NULL, &buf, &len, ret_err);
 	if (r < 0)
 		return r;
 	if ((r = cpr_state_get_info(p->st, &info)) < 0)

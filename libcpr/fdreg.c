@@ -274,8 +274,8 @@ static int check_chardev(int fd, const struct stat *st, const char *want, const 
 		return r;
 	if (want && strcmp(link, want) != 0)
 		return -EMEDIUMTYPE;
-	if (prefix && (strncmp(link, prefix, strlen(prefix)) != 0 ||
-		       !link[strlen(prefix)] || strchr(link + strlen(prefix), '/')))
+	if (prefix && (strncmp(link, prefix, strlen(prefix)) != 0 || !link[strlen(prefix)] ||
+		       strchr(link + strlen(prefix), '/')))
 		return -EMEDIUMTYPE;
 	if (stat(link, &pst) < 0 || !S_ISCHR(pst.st_mode) || pst.st_rdev != st->st_rdev)
 		return -EMEDIUMTYPE;
@@ -427,8 +427,8 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 	return 0;
 }
 
-CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id,
-			   enum cpr_fd_kind kind, int *ret_fd)
+CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
+			   int *ret_fd)
 {
 	struct cpr_fd_entry *e;
 
@@ -562,22 +562,26 @@ static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, i
 	if ((uint64_t)st.st_size < rb->fd_offset ||
 	    rb->max_length > (uint64_t)st.st_size - rb->fd_offset) {
 		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			      "RAM block \"%s\": memfd holds %lld bytes, the block needs %llu at offset %llu",
+			      "RAM block \"%s\": memfd holds %lld bytes, the block needs %llu at "
+			      "offset %llu",
 			      q, (long long)st.st_size, (unsigned long long)rb->max_length,
 			      (unsigned long long)rb->fd_offset);
 		return -EMEDIUMTYPE;
 	}
 	if (((rb->used_length | rb->max_length | rb->fd_offset) &
-	     ((want_huge ? HUGETLBFS_MAGIC_BLKSIZE : ctx_page_size()) - 1)) || !rb->used_length) {
-		cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			      "RAM block \"%s\": lengths and offset are not multiples of its %s pages",
-			      q, want_huge ? "2 MiB" : "base");
+	     ((want_huge ? HUGETLBFS_MAGIC_BLKSIZE : ctx_page_size()) - 1)) ||
+	    !rb->used_length) {
+		cpr_error_set(
+			ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			"RAM block \"%s\": lengths and offset are not multiples of its %s pages", q,
+			want_huge ? "2 MiB" : "base");
 		return -EBADMSG;
 	}
 	if (want_huge != ((uint64_t)st.st_blksize == HUGETLBFS_MAGIC_BLKSIZE)) {
-		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			      "RAM block \"%s\": recorded page size %s, the memfd has %ld-byte pages",
-			      q, want_huge ? "2 MiB" : "base", (long)st.st_blksize);
+		cpr_error_set(
+			ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+			"RAM block \"%s\": recorded page size %s, the memfd has %ld-byte pages", q,
+			want_huge ? "2 MiB" : "base", (long)st.st_blksize);
 		return -EMEDIUMTYPE;
 	}
 	return 0;
@@ -594,9 +598,9 @@ static int adopt_check_ramblocks(const struct cpr_state *st, const int *fds,
 		int r;
 
 		if (!f || f->kind != CPR_FD_MEMFD) {
-			cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i,
-				      UINT64_MAX, "RAM block %zu refers to FD record %u, not a memfd",
-				      i, rb->fd_index);
+			cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
+				      "RAM block %zu refers to FD record %u, not a memfd", i,
+				      rb->fd_index);
 			return -EBADMSG;
 		}
 		r = adopt_check_ramblock(rb, i, fds[rb->fd_index], ret_err);
@@ -659,15 +663,21 @@ static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_f
 		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
 
 		fdreg_append(ctx, &(struct cpr_fd_entry){
-			.name = (char *)rec->name, .id = rec->id, .kind = rec->kind,
-			.fd = fds[i], .owned = true, .incoming = true, .rec = (uint32_t)i,
-		});
+					  .name = (char *)rec->name,
+					  .id = rec->id,
+					  .kind = rec->kind,
+					  .fd = fds[i],
+					  .owned = true,
+					  .incoming = true,
+					  .rec = (uint32_t)i,
+				  });
 	}
 	ctx->incoming = st;
 	if (cpr_state_get_info(st, &info) >= 0)
 		/* A newer writer may have targeted a level this library cannot
 		 * write: the sticky default is the newest level both know. */
-		ctx->sticky_level = info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
+		ctx->sticky_level =
+			info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
 	return 0;
 }
 

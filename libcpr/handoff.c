@@ -23,7 +23,7 @@ static void handoff_warn(void *userdata, const struct cpr_error *d)
 
 /* Fill *ret_err from @e, or with @fmt when nothing said why yet. */
 _cpr_printf_(4, 5) static int handoff_fail(struct cpr_error *ret_err, struct cpr_error *e, int r,
-					  const char *fmt, ...)
+					   const char *fmt, ...)
 {
 	if (e->code == 0) {
 		va_list ap;
@@ -102,8 +102,8 @@ static int order_fds(const struct cpr_state *st, int *fds, size_t n, struct cpr_
 	return 0;
 }
 
-static int import_check(struct cpr_ctx *ctx, const void *stream, size_t len, int *fds,
-			size_t n_fds, struct cpr_state **ret_st, struct cpr_error *e)
+static int import_check(struct cpr_ctx *ctx, const void *stream, size_t len, int *fds, size_t n_fds,
+			struct cpr_state **ret_st, struct cpr_error *e)
 {
 	struct cpr_state *st = NULL;
 	int r;
@@ -139,8 +139,9 @@ CPR_EXPORT int cpr_handoff_import(struct cpr_ctx *ctx, const void *stream, size_
 	if (!ctx || !stream || (n_fds && !fds))
 		return handoff_fail(ret_err, &e, -EINVAL, "missing context, stream or fds");
 	if (n_fds > CPR_FDS_MAX)
-		return handoff_fail(ret_err, &e, -E2BIG, "%zu fds, more than the %u a state may name",
-				    n_fds, CPR_FDS_MAX);
+		return handoff_fail(ret_err, &e, -E2BIG,
+				    "%zu fds, more than the %u a state may name", n_fds,
+				    CPR_FDS_MAX);
 	ordered = malloc((n_fds ? n_fds : 1) * sizeof(int));
 	if (!ordered)
 		return handoff_fail(ret_err, &e, -ENOMEM, "out of memory");

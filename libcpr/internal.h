@@ -16,7 +16,7 @@
 #define _cpr_printf_(a, b) __attribute__((format(printf, a, b)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
-#define PAD8(x) ((8u - ((x) & 7u)) & 7u)
+#define PAD8(x) ((8u - ((x)&7u)) & 7u)
 
 /* Close @fd unless negative; preserves errno; returns -EBADF. */
 static inline int cpr_close(int fd)
@@ -43,17 +43,17 @@ static inline void cpr_freep(void *p)
 #define _cleanup_close_ _cleanup_(cpr_closep)
 #define _cleanup_free_ _cleanup_(cpr_freep)
 
-#define TAKE_FD(fd)                     \
-	({                              \
-		int _fd_ = (fd);        \
-		(fd) = -EBADF;          \
-		_fd_;                   \
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -EBADF;   \
+		_fd_;            \
 	})
-#define TAKE_PTR(p)                     \
-	({                              \
-		typeof(p) _p_ = (p);    \
-		(p) = NULL;             \
-		_p_;                    \
+#define TAKE_PTR(p)                  \
+	({                           \
+		typeof(p) _p_ = (p); \
+		(p) = NULL;          \
+		_p_;                 \
 	})
 
 /* Little-endian loads and stores, byte by byte: never cast a stream pointer. */

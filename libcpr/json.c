@@ -96,7 +96,9 @@ struct json_object *json_error(const struct cpr_error *err)
 	const struct schema_record *r = schema_record(err->record_type);
 
 	json_object_object_add(o, "code", json_object_new_int(err->code));
-	json_object_object_add(o, "errno", json_object_new_string(err->code ? strerrorname_np(-err->code) ?: "?" : "0"));
+	json_object_object_add(
+		o, "errno",
+		json_object_new_string(err->code ? strerrorname_np(-err->code) ?: "?" : "0"));
 	if (err->record_type != UINT32_MAX) {
 		if (r)
 			json_object_object_add(o, "record", json_object_new_string(r->name));
@@ -135,7 +137,8 @@ static struct json_object *dump_header(const uint8_t *b)
 	if (!mem_is_zero(b + HDR_RESERVED, 3))
 		json_object_object_add(h, "reserved_hex", hex_new(b + HDR_RESERVED, 3));
 	if (hlen > CPR_HEADER_SIZE)
-		json_object_object_add(h, "header_tail_hex", hex_new(b + CPR_HEADER_SIZE, hlen - CPR_HEADER_SIZE));
+		json_object_object_add(h, "header_tail_hex",
+				       hex_new(b + CPR_HEADER_SIZE, hlen - CPR_HEADER_SIZE));
 	return h;
 }
 
@@ -158,7 +161,8 @@ static void dump_flags(struct json_object *o, const struct schema_record *r, con
 }
 
 static void dump_field(struct json_object *o, const struct schema_record *r,
-		       const struct schema_field *f, const uint8_t *fixed, const struct stream_rec *rec)
+		       const struct schema_field *f, const uint8_t *fixed,
+		       const struct stream_rec *rec)
 {
 	uint64_t v = schema_get(f, fixed, CPR_FIXED_MAX);
 	const char *kind;
@@ -173,7 +177,8 @@ static void dump_field(struct json_object *o, const struct schema_record *r,
 			add_u64(o, f->name, v);
 		return;
 	}
-	if (r->type == CPR_REC_FD && strcmp(f->name, "kind") == 0 && (kind = cpr_fd_kind_to_string((uint32_t)v))) {
+	if (r->type == CPR_REC_FD && strcmp(f->name, "kind") == 0 &&
+	    (kind = cpr_fd_kind_to_string((uint32_t)v))) {
 		json_object_object_add(o, "kind", json_object_new_string(kind));
 		return;
 	}
@@ -183,7 +188,8 @@ static void dump_field(struct json_object *o, const struct schema_record *r,
 		add_u64(o, f->name, v);
 }
 
-static void dump_known(struct json_object *o, const struct schema_record *r, const struct stream_rec *rec)
+static void dump_known(struct json_object *o, const struct schema_record *r,
+		       const struct stream_rec *rec)
 {
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	uint16_t max = schema_fixed_len(r, CPR_LEVEL_MAX);
@@ -194,15 +200,17 @@ static void dump_known(struct json_object *o, const struct schema_record *r, con
 		if (r->fields[i].offset + r->fields[i].size <= rec->fixed_len)
 			dump_field(o, r, &r->fields[i], fixed, rec);
 	if (rec->fixed_len > max)
-		json_object_object_add(o, "fixed_tail_hex", hex_new(rec->fixed + max, rec->fixed_len - max));
+		json_object_object_add(o, "fixed_tail_hex",
+				       hex_new(rec->fixed + max, rec->fixed_len - max));
 	if (r->n_flags)
 		dump_flags(o, r, fixed);
 	if (!r->string) {
 		if (rec->var_len)
 			json_object_object_add(o, "var_hex", hex_new(rec->var, rec->var_len));
 	} else if (printable(rec->var, rec->var_len)) {
-		json_object_object_add(o, string_key(r),
-				       json_object_new_string_len((const char *)rec->var, (int)rec->var_len));
+		json_object_object_add(
+			o, string_key(r),
+			json_object_new_string_len((const char *)rec->var, (int)rec->var_len));
 	} else {
 		json_object_object_add(o, "var_hex", hex_new(rec->var, rec->var_len));
 	}
@@ -224,7 +232,8 @@ static int dump_record(void *userdata, const struct stream_rec *rec, struct cpr_
 		json_object_object_add(o, "type", json_object_new_string(r->name));
 	else
 		add_u64(o, "type", rec->type);
-	json_object_object_add(o, "critical", json_object_new_boolean(rec->rflags & CPR_RFLAG_CRITICAL));
+	json_object_object_add(o, "critical",
+			       json_object_new_boolean(rec->rflags & CPR_RFLAG_CRITICAL));
 	add_u64(o, "instance", rec->instance);
 	if (!r || rec->fixed_len != default_fixed)
 		add_u64(o, "fixed_len", rec->fixed_len);
@@ -302,7 +311,8 @@ static bool get_u64(struct json_object *o, const char *key, uint64_t *v)
 	if (!json_object_object_get_ex(o, key, &x))
 		return false;
 	if (json_object_is_type(x, json_type_int)) {
-		*v = json_object_get_int64(x) < 0 ? (uint64_t)json_object_get_int64(x) : json_object_get_uint64(x);
+		*v = json_object_get_int64(x) < 0 ? (uint64_t)json_object_get_int64(x)
+						  : json_object_get_uint64(x);
 		return true;
 	}
 	if (json_object_is_type(x, json_type_boolean)) {
@@ -342,7 +352,8 @@ static int gen_header(struct gen *g, struct json_object *h)
 
 	memcpy(b, cpr_magic, 8);
 	if ((k = opt_hex(h, "magic", &x, &n)) < 0 || (k > 0 && n != 8))
-		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0, "header: magic must be 8 hex bytes");
+		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0,
+				"header: magic must be 8 hex bytes");
 	if (k > 0)
 		memcpy(b, x, 8);
 	g->emit_level = (uint32_t)opt_u64(h, "emit_level", CPR_LEVEL_MAX);
@@ -358,12 +369,14 @@ static int gen_header(struct gen *g, struct json_object *h)
 	b[HDR_PAGE_SHIFT] = (uint8_t)opt_u64(h, "page_shift", 12);
 	free(TAKE_PTR(x));
 	if ((k = opt_hex(h, "stream_id", &x, &n)) < 0 || (k > 0 && n != 16))
-		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0, "header: stream_id must be 16 hex bytes");
+		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0,
+				"header: stream_id must be 16 hex bytes");
 	if (k > 0)
 		memcpy(b + HDR_ID, x, 16);
 	free(TAKE_PTR(x));
 	if ((k = opt_hex(h, "reserved_hex", &x, &n)) < 0 || (k > 0 && n != 3))
-		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0, "header: reserved_hex must be 3 bytes");
+		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0,
+				"header: reserved_hex must be 3 bytes");
 	if (k > 0)
 		memcpy(b + HDR_RESERVED, x, 3);
 	k = gen_put(g, b, sizeof(b));
@@ -371,7 +384,8 @@ static int gen_header(struct gen *g, struct json_object *h)
 		return k;
 	free(TAKE_PTR(x));
 	if ((k = opt_hex(h, "header_tail_hex", &x, &n)) < 0)
-		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0, "header: bad header_tail_hex");
+		return cpr_fail(g->err, -EINVAL, NO_TYPE, NO_INST, 0,
+				"header: bad header_tail_hex");
 	return k > 0 ? gen_put(g, x, n) : 0;
 }
 
@@ -415,7 +429,8 @@ static int gen_fixed(struct gen *g, const struct schema_record *r, struct json_o
 			continue;
 		}
 		if (r->type == CPR_REC_FD && strcmp(f->name, "kind") == 0 &&
-		    json_object_object_get_ex(o, "kind", &x) && json_object_is_type(x, json_type_string)) {
+		    json_object_object_get_ex(o, "kind", &x) &&
+		    json_object_is_type(x, json_type_string)) {
 			int kind = cpr_fd_kind_from_string(json_object_get_string(x));
 			if (kind < 0)
 				return -EINVAL;
@@ -466,8 +481,11 @@ static int gen_record(struct gen *g, struct json_object *o, unsigned index, uint
 	if (r && fixed_len > schema_fixed_len(r, CPR_LEVEL_MAX)) {
 		_cleanup_free_ uint8_t *tail = NULL;
 		size_t n, known = schema_fixed_len(r, CPR_LEVEL_MAX);
-		if ((k = opt_hex(o, "fixed_tail_hex", &tail, &n)) < 0 || (k > 0 && n != fixed_len - known))
-			return gen_fail(g, "fixed_tail_hex must cover fixed_len beyond the known part", index);
+		if ((k = opt_hex(o, "fixed_tail_hex", &tail, &n)) < 0 ||
+		    (k > 0 && n != fixed_len - known))
+			return gen_fail(g,
+					"fixed_tail_hex must cover fixed_len beyond the known part",
+					index);
 		if (k > 0)
 			memcpy(fixed + known, tail, n);
 	}
@@ -480,9 +498,15 @@ static int gen_record(struct gen *g, struct json_object *o, unsigned index, uint
 			memcpy(fixed, fx, n);
 	}
 	le32_store(hdr, type);
-	le16_store(hdr + 4, (uint16_t)opt_u64(o, "rflags", opt_u64(o, "critical", r ? r->critical : 0) ? CPR_RFLAG_CRITICAL : 0));
+	le16_store(hdr + 4, (uint16_t)opt_u64(o, "rflags",
+					      opt_u64(o, "critical", r ? r->critical : 0)
+						      ? CPR_RFLAG_CRITICAL
+						      : 0));
 	le16_store(hdr + 6, (uint16_t)fixed_len);
-	le32_store(hdr + 8, (uint32_t)opt_u64(o, "instance", r && r->dense ? counts[r == schema_record(CPR_REC_FD) ? 0 : 1] : 0));
+	le32_store(hdr + 8,
+		   (uint32_t)opt_u64(o, "instance",
+				     r && r->dense ? counts[r == schema_record(CPR_REC_FD) ? 0 : 1]
+						   : 0));
 	le32_store(hdr + 12, (uint32_t)opt_u64(o, "body_len", fixed_len + var_len));
 	if (r && r->dense)
 		counts[type == CPR_REC_FD ? 0 : 1]++;
@@ -507,7 +531,8 @@ int json_gen_stream(struct json_object *obj, void **ret_buf, size_t *ret_len,
 	int k;
 
 	if (!json_object_is_type(obj, json_type_object) ||
-	    !json_object_object_get_ex(obj, "records", &recs) || !json_object_is_type(recs, json_type_array))
+	    !json_object_object_get_ex(obj, "records", &recs) ||
+	    !json_object_is_type(recs, json_type_array))
 		return cpr_fail(ret_err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
 				"expected an object with a \"records\" array");
 	if (!json_object_object_get_ex(obj, "header", &h))
@@ -523,7 +548,8 @@ int json_gen_stream(struct json_object *obj, void **ret_buf, size_t *ret_len,
 	}
 	le64_store(g.buf + HDR_TOTAL, opt_u64(h, "total_len", g.len));
 	le32_store(g.buf + HDR_CRC, 0);
-	le32_store(g.buf + HDR_CRC, get_u64(h, "crc32c", &v) ? (uint32_t)v : cpr_crc32c(0, g.buf, g.len));
+	le32_store(g.buf + HDR_CRC,
+		   get_u64(h, "crc32c", &v) ? (uint32_t)v : cpr_crc32c(0, g.buf, g.len));
 	if (get_u64(obj, "truncate", &v) && v < g.len)
 		g.len = v;
 	*ret_buf = g.buf;
@@ -543,9 +569,13 @@ static struct json_object *schema_field_json(const struct schema_field *f, const
 	json_object_object_add(o, "name", json_object_new_string(name));
 	add_u64(o, "offset", f->offset);
 	add_u64(o, "size", f->size);
-	json_object_object_add(o, "kind", json_object_new_string(name == f->name ? kind_names[f->kind] : "reserved"));
+	json_object_object_add(
+		o, "kind",
+		json_object_new_string(name == f->name ? kind_names[f->kind] : "reserved"));
 	add_u64(o, "level", name == f->name ? f->level : 1);
-	json_object_object_add(o, "policy", json_object_new_string(name == f->name ? policy_names[f->policy] : "base"));
+	json_object_object_add(
+		o, "policy",
+		json_object_new_string(name == f->name ? policy_names[f->policy] : "base"));
 	return o;
 }
 
@@ -583,10 +613,12 @@ static struct json_object *schema_record_json(const struct schema_record *r, uin
 			continue;
 		x = json_object_new_object();
 		json_object_object_add(x, "name", json_object_new_string(f->name));
-		json_object_object_add(x, "word", json_object_new_string(f->word == SW_MUST ? "must" : "hint"));
+		json_object_object_add(
+			x, "word", json_object_new_string(f->word == SW_MUST ? "must" : "hint"));
 		add_u64(x, "bit", f->bit);
 		add_u64(x, "level", f->level);
-		json_object_object_add(x, "policy", json_object_new_string(policy_names[f->policy]));
+		json_object_object_add(x, "policy",
+				       json_object_new_string(policy_names[f->policy]));
 		json_object_array_add(flags, x);
 	}
 	json_object_object_add(o, "flags", flags);
@@ -615,7 +647,8 @@ struct json_object *json_schema(uint32_t level)
 		json_object_object_add(x, "name", json_object_new_string(v->name));
 		add_u64(x, "value", v->value);
 		add_u64(x, "level", v->level);
-		json_object_object_add(x, "policy", json_object_new_string(policy_names[v->policy]));
+		json_object_object_add(x, "policy",
+				       json_object_new_string(policy_names[v->policy]));
 		json_object_array_add(kinds, x);
 	}
 	json_object_object_add(o, "fd_kinds", kinds);

@@ -67,11 +67,11 @@ struct parser {
 	struct cpr_state_info info;
 	bool have_producer;
 	struct u32set slots;
-	const struct schema_field *fd_name_len;	 /* looked up once, used per record */
+	const struct schema_field *fd_name_len; /* looked up once, used per record */
 	const struct schema_field *rb_idstr_len;
 	uint64_t rb_off[CPR_RAMBLOCKS_MAX]; /* stream offset of each RAMBLOCK, for errors */
-	uint32_t need_level;	/* highest level of a required element in use */
-	const char *need_what;	/* that element, for the message */
+	uint32_t need_level;		    /* highest level of a required element in use */
+	const char *need_what;		    /* that element, for the message */
 	uint32_t need_type, need_inst;
 	char pbuf[CPR_PRODUCER_MAX * 4 + 8];
 };
@@ -106,9 +106,10 @@ static int check_fixed(struct parser *p, const struct schema_record *r,
 	uint16_t n = rec->fixed_len < max ? rec->fixed_len : max;
 
 	if (rec->fixed_len < schema_fixed_len(r, r->level))
-		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
-				"%s#%u: fixed part of %u bytes is shorter than the %u its level needs",
-				r->name, rec->instance, rec->fixed_len, schema_fixed_len(r, r->level));
+		return cpr_fail(
+			err, -EBADMSG, rec->type, rec->instance, rec->offset,
+			"%s#%u: fixed part of %u bytes is shorter than the %u its level needs",
+			r->name, rec->instance, rec->fixed_len, schema_fixed_len(r, r->level));
 	if (!schema_fixed_len_valid(r, rec->fixed_len))
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"%s#%u: fixed part of %u bytes ends inside a field", r->name,
@@ -119,13 +120,15 @@ static int check_fixed(struct parser *p, const struct schema_record *r,
 		size_t at = n;
 		while (!rec->fixed[at])
 			at++;
-		return cpr_fail(err, -EPROTONOSUPPORT, rec->type, rec->instance, rec->offset,
-				"%s#%u uses a field at offset %zu unknown to this libcpr; stream from %s",
-				r->name, rec->instance, at, from(p));
+		return cpr_fail(
+			err, -EPROTONOSUPPORT, rec->type, rec->instance, rec->offset,
+			"%s#%u uses a field at offset %zu unknown to this libcpr; stream from %s",
+			r->name, rec->instance, at, from(p));
 	}
 	for (unsigned i = 0; i < r->n_fields; i++) {
 		const struct schema_field *f = &r->fields[i];
-		if ((f->kind != SF_RESERVED && f->level <= p->max_level && f->policy != SP_REQUIRED) ||
+		if ((f->kind != SF_RESERVED && f->level <= p->max_level &&
+		     f->policy != SP_REQUIRED) ||
 		    !schema_get(f, fixed, CPR_FIXED_MAX))
 			continue;
 		if (f->policy == SP_REQUIRED && f->level <= p->max_level) {
@@ -137,11 +140,11 @@ static int check_fixed(struct parser *p, const struct schema_record *r,
 					"%s#%u: reserved bytes at offset %u are not zero", r->name,
 					rec->instance, f->offset);
 		if (f->level > p->max_level)
-			return cpr_fail(err, -EPROTONOSUPPORT, rec->type, rec->instance,
-					rec->offset,
-					"%s#%u uses '%s' (level %u) but this reader supports level %u; "
-					"stream from %s",
-					r->name, rec->instance, f->name, f->level, p->max_level, from(p));
+			return cpr_fail(
+				err, -EPROTONOSUPPORT, rec->type, rec->instance, rec->offset,
+				"%s#%u uses '%s' (level %u) but this reader supports level %u; "
+				"stream from %s",
+				r->name, rec->instance, f->name, f->level, p->max_level, from(p));
 	}
 	return 0;
 }
@@ -177,22 +180,15 @@ static int check_must(struct parser *p, const struct schema_record *r, const str
 #define BC_TEXT 2
 /* Generated: BC_NAME for 0x21..0x7e except " ' \\, BC_TEXT for 0x20..0x7e. */
 static const uint8_t byte_class[256] = {
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	2, 3, 2, 3, 3, 3, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 2, 3, 2, 3, 3, 3, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 /* The one string of a record: its length field must account for the whole variable part. */
@@ -205,7 +201,8 @@ static int get_string(const struct schema_record *r, const struct schema_field *
 	if (n != rec->var_len)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"%s#%u: %s %llu does not match the %u bytes of variable part",
-				r->name, rec->instance, f->name, (unsigned long long)n, rec->var_len);
+				r->name, rec->instance, f->name, (unsigned long long)n,
+				rec->var_len);
 	if (n > max || (name_rules && n == 0))
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
 				"%s#%u: %s %llu is outside [%u, %zu]", r->name, rec->instance,
@@ -216,7 +213,8 @@ static int get_string(const struct schema_record *r, const struct schema_field *
 		unsigned char c = (unsigned char)out[i];
 		if (!(byte_class[c] & (name_rules ? BC_NAME : BC_TEXT)))
 			return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
-					"%s#%u: byte 0x%02x at position %zu of the %s string is not allowed",
+					"%s#%u: byte 0x%02x at position %zu of the %s string is "
+					"not allowed",
 					r->name, rec->instance, c, i, r->name);
 	}
 	return 0;
@@ -282,13 +280,14 @@ static int on_fd(struct parser *p, const struct schema_record *r, const struct s
 		return cpr_fail(err, -EPROTONOSUPPORT, rec->type, rec->instance, rec->offset,
 				"FD#%u '%s' has kind %u%s%s%s unknown to this reader (level %u); "
 				"stream from %s",
-				rec->instance, fd->name, fd->kind, kind ? " (" : "", kind ? kind->name : "",
-				kind ? ")" : "", p->max_level, from(p));
+				rec->instance, fd->name, fd->kind, kind ? " (" : "",
+				kind ? kind->name : "", kind ? ")" : "", p->max_level, from(p));
 	if (kind->policy == SP_REQUIRED)
 		need(p, kind->level, kind->name, rec);
 	if (fd->slot > INT32_MAX)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
-				"FD#%u '%s': slot %u is out of range", rec->instance, fd->name, fd->slot);
+				"FD#%u '%s': slot %u is out of range", rec->instance, fd->name,
+				fd->slot);
 	k = u32set_add(&p->slots, fd->slot);
 	if (k == -EEXIST)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, rec->offset,
@@ -334,7 +333,8 @@ static int on_private(struct parser *p, const struct stream_rec *rec, struct cpr
 				"VMM-private record 0x%x is marked CRITICAL", rec->type);
 	copy = malloc(rec->body_len ? rec->body_len : 1);
 	if (!copy)
-		return cpr_fail(err, -ENOMEM, rec->type, rec->instance, rec->offset, "out of memory");
+		return cpr_fail(err, -ENOMEM, rec->type, rec->instance, rec->offset,
+				"out of memory");
 	memcpy(copy, rec->fixed, rec->body_len);
 	k = state_add_private_owned(p->st, rec->type, rec->instance, copy, rec->body_len);
 	if (k < 0)
@@ -353,8 +353,8 @@ static int on_known(struct parser *p, const struct schema_record *r, const struc
 		    struct cpr_error *err)
 {
 	uint8_t fixed[CPR_FIXED_MAX];
-	size_t seen = r->type == CPR_REC_FD ? cpr_state_fd_count(p->st)
-					      : cpr_state_ramblock_count(p->st);
+	size_t seen =
+		r->type == CPR_REC_FD ? cpr_state_fd_count(p->st) : cpr_state_ramblock_count(p->st);
 	int k;
 
 	if (!!(rec->rflags & CPR_RFLAG_CRITICAL) != r->critical)
@@ -414,27 +414,38 @@ static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page, u
 	const struct cpr_state_fd *fd = cpr_state_fd_get(st, rb->fd_index);
 	uint64_t unit = rb->must_flags & CPR_RB_HUGETLB ? 2u << 20 : page;
 
-	if (!rb->align || rb->align & (rb->align - 1) || rb->align < page || rb->align > CPR_ALIGN_MAX)
-		return rb_fail(err, -EBADMSG, i, rb, off, "align is not a power of two between the page size and 1 GiB");
+	if (!rb->align || rb->align & (rb->align - 1) || rb->align < page ||
+	    rb->align > CPR_ALIGN_MAX)
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "align is not a power of two between the page size and 1 GiB");
 	if (!rb->max_length || rb->max_length > CPR_BLOCK_MAX || rb->max_length % unit)
-		return rb_fail(err, -EBADMSG, i, rb, off, "max_length is zero, over the limit, or not a page multiple");
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "max_length is zero, over the limit, or not a page multiple");
 	if (!rb->used_length || rb->used_length > rb->max_length || rb->used_length % unit)
-		return rb_fail(err, -EBADMSG, i, rb, off, "used_length is zero, over max_length, or not a page multiple");
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "used_length is zero, over max_length, or not a page multiple");
 	if (!(rb->must_flags & CPR_RB_RESIZEABLE) && rb->used_length != rb->max_length)
-		return rb_fail(err, -EBADMSG, i, rb, off, "used_length differs from max_length on a block that is not resizeable");
+		return rb_fail(
+			err, -EBADMSG, i, rb, off,
+			"used_length differs from max_length on a block that is not resizeable");
 	if (rb->fd_offset % unit || rb->fd_offset > (1ull << 62) - rb->max_length)
-		return rb_fail(err, -EBADMSG, i, rb, off, "fd_offset is not a page multiple or overflows");
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "fd_offset is not a page multiple or overflows");
 	if (!fd || fd->kind != CPR_FD_MEMFD)
-		return rb_fail(err, -EBADMSG, i, rb, off, "fd_index does not name a memfd FD record");
-	if (rb->must_flags & CPR_RB_MAP_AT_ADDR &&
-	    (!rb->host_addr || rb->host_addr % rb->align || rb->host_addr > (1ull << 47) - rb->max_length))
-		return rb_fail(err, -EBADMSG, i, rb, off, "host_addr is not an aligned user-space range");
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "fd_index does not name a memfd FD record");
+	if (rb->must_flags & CPR_RB_MAP_AT_ADDR && (!rb->host_addr || rb->host_addr % rb->align ||
+						    rb->host_addr > (1ull << 47) - rb->max_length))
+		return rb_fail(err, -EBADMSG, i, rb, off,
+			       "host_addr is not an aligned user-space range");
 	if (rb->gmem_fd_ref) {
 		const struct cpr_state_fd *g = cpr_state_fd_get(st, rb->gmem_fd_ref - 1);
 		if (!g || g->kind != CPR_FD_GUEST_MEMFD)
-			return rb_fail(err, -EBADMSG, i, rb, off, "gmem_fd_ref does not name a guest-memfd FD record");
+			return rb_fail(err, -EBADMSG, i, rb, off,
+				       "gmem_fd_ref does not name a guest-memfd FD record");
 		if (rb->gmem_offset % page || rb->gmem_offset > (1ull << 62) - rb->max_length)
-			return rb_fail(err, -EBADMSG, i, rb, off, "gmem_offset is not a page multiple or overflows");
+			return rb_fail(err, -EBADMSG, i, rb, off,
+				       "gmem_offset is not a page multiple or overflows");
 	} else if (rb->gmem_offset) {
 		return rb_fail(err, -EBADMSG, i, rb, off, "gmem_offset is set without gmem_fd_ref");
 	}
@@ -519,7 +530,9 @@ static int check_fd_rules(struct parser *p, const struct schema_record *r, size_
 {
 	const struct cpr_state_fd *fd = cpr_state_fd_get(p->st, i);
 	const struct schema_value *kind = schema_fd_kind(fd->kind);
-	struct stream_rec rec = { .type = CPR_REC_FD, .instance = (uint32_t)i, .offset = UINT64_MAX };
+	struct stream_rec rec = { .type = CPR_REC_FD,
+				  .instance = (uint32_t)i,
+				  .offset = UINT64_MAX };
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	int k;
 
@@ -527,15 +540,16 @@ static int check_fd_rules(struct parser *p, const struct schema_record *r, size_
 		return cpr_fail(err, -EPROTONOSUPPORT, rec.type, rec.instance, rec.offset,
 				"FD#%u '%s' has kind %u%s%s%s unknown to this reader (level %u); "
 				"stream from %s",
-				rec.instance, fd->name, fd->kind, kind ? " (" : "", kind ? kind->name : "",
-				kind ? ")" : "", p->max_level, from(p));
+				rec.instance, fd->name, fd->kind, kind ? " (" : "",
+				kind ? kind->name : "", kind ? ")" : "", p->max_level, from(p));
 	le32_store(fixed + r->must_off, fd->must_flags);
 	k = check_must(p, r, &rec, fixed, err);
 	if (k < 0)
 		return k;
 	if (fd->slot > INT32_MAX)
 		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
-				"FD#%u '%s': slot %u is out of range", rec.instance, fd->name, fd->slot);
+				"FD#%u '%s': slot %u is out of range", rec.instance, fd->name,
+				fd->slot);
 	k = u32set_add(&p->slots, fd->slot);
 	if (k == -EEXIST)
 		return cpr_fail(err, -EBADMSG, rec.type, rec.instance, rec.offset,
@@ -546,7 +560,8 @@ static int check_fd_rules(struct parser *p, const struct schema_record *r, size_
 static int check_ramblock_flags(struct parser *p, const struct schema_record *r, size_t i,
 				struct cpr_error *err)
 {
-	struct stream_rec rec = { .type = CPR_REC_RAMBLOCK, .instance = (uint32_t)i,
+	struct stream_rec rec = { .type = CPR_REC_RAMBLOCK,
+				  .instance = (uint32_t)i,
 				  .offset = UINT64_MAX };
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 
@@ -557,7 +572,8 @@ static int check_ramblock_flags(struct parser *p, const struct schema_record *r,
 
 int state_check(const struct cpr_state *st, uint32_t max_level, struct cpr_error *err)
 {
-	struct parser p = { .st = (struct cpr_state *)st, .max_level = max_level,
+	struct parser p = { .st = (struct cpr_state *)st,
+			    .max_level = max_level,
 			    .have_producer = true };
 	size_t n_fds = cpr_state_fd_count(st), n_rbs = cpr_state_ramblock_count(st);
 	int k;

@@ -12,8 +12,8 @@
 
 #include <cpr/policy.h>
 
-#define POLICY_ARGS 6		/* arg0 .. arg5 */
-#define POLICY_NAME_MAX 48	/* longest system call name we keep */
+#define POLICY_ARGS 6	   /* arg0 .. arg5 */
+#define POLICY_NAME_MAX 48 /* longest system call name we keep */
 
 /* Comparison operators, numbered as libseccomp's enum scmp_compare. */
 enum policy_op {
@@ -27,16 +27,16 @@ enum policy_op {
 };
 
 struct policy_cond {
-	unsigned arg;	/* 0 .. POLICY_ARGS - 1 */
+	unsigned arg; /* 0 .. POLICY_ARGS - 1 */
 	enum policy_op op;
-	uint64_t mask;	/* POLICY_OP_MASKED_EQ only */
+	uint64_t mask; /* POLICY_OP_MASKED_EQ only */
 	uint64_t value;
-	unsigned col;	/* where the condition starts */
+	unsigned col; /* where the condition starts */
 };
 
 struct policy_rule {
-	int nr;			/* native number, or libseccomp's pseudo number */
-	uint32_t action;	/* SCMP_ACT_* */
+	int nr;		 /* native number, or libseccomp's pseudo number */
+	uint32_t action; /* SCMP_ACT_* */
 	unsigned line;
 	unsigned action_col;
 	unsigned syscall_col;
@@ -46,8 +46,8 @@ struct policy_rule {
 };
 
 struct cpr_policy {
-	void *filter;		/* scmp_filter_ctx, built from what follows */
-	size_t n_insns;		/* length of its BPF program */
+	void *filter;	/* scmp_filter_ctx, built from what follows */
+	size_t n_insns; /* length of its BPF program */
 	uint32_t default_action;
 	unsigned default_line;
 	size_t n_arches;

@@ -15,8 +15,8 @@
 #include "internal.h"
 #include "policy-internal.h"
 
-#define TOKENS_MAX 40		/* more than the longest valid statement */
-#define TOKEN_SHOW 40		/* bytes of a token quoted in a message */
+#define TOKENS_MAX 40 /* more than the longest valid statement */
+#define TOKEN_SHOW 40 /* bytes of a token quoted in a message */
 
 struct token {
 	const char *s;
@@ -27,12 +27,12 @@ struct token {
 struct parser {
 	struct cpr_policy *p;
 	struct cpr_error *err;
-	char file[200];	/* quoted, for messages */
+	char file[200]; /* quoted, for messages */
 	unsigned line;
 	struct token tok[TOKENS_MAX];
 	size_t n_tok;
-	size_t pos;		/* next token */
-	unsigned eol_col;	/* column just after the statement */
+	size_t pos;	  /* next token */
+	unsigned eol_col; /* column just after the statement */
 };
 
 static int _cpr_printf_(5, 6)
@@ -45,8 +45,8 @@ static int _cpr_printf_(5, 6)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (line)
-		cpr_error_set(ps->err, code, UINT32_MAX, line, col, "%s:%u:%u: %s", ps->file,
-			      line, col, msg);
+		cpr_error_set(ps->err, code, UINT32_MAX, line, col, "%s:%u:%u: %s", ps->file, line,
+			      col, msg);
 	else
 		cpr_error_set(ps->err, code, UINT32_MAX, 0, 0, "%s: %s", ps->file, msg);
 	return code;
@@ -131,8 +131,8 @@ static int lex_line(struct parser *ps, const char *line, size_t len)
 			n = op_len(s, end);
 		if (n == 0) {
 			if (c == '=' || c == '!')
-				return fail(ps, col, "'%c' is not an operator; did you mean '%c='?", c,
-					    c);
+				return fail(ps, col, "'%c' is not an operator; did you mean '%c='?",
+					    c, c);
 			if (c >= 0x20 && c < 0x7f)
 				return fail(ps, col, "unexpected character '%c'", c);
 			return fail(ps, col, "unexpected byte 0x%02x outside a comment", c);
@@ -365,10 +365,11 @@ static int parse_conds(struct parser *ps, struct policy_rule *rule)
 			return r;
 		for (i = 0; i < rule->n_conds; i++)
 			if (rule->conds[i].arg == c.arg)
-				return fail(ps, c.col,
-					    "arg%u is already compared at column %u (one comparison "
-					    "per argument in a rule: write two rules)",
-					    c.arg, rule->conds[i].col);
+				return fail(
+					ps, c.col,
+					"arg%u is already compared at column %u (one comparison "
+					"per argument in a rule: write two rules)",
+					c.arg, rule->conds[i].col);
 		for (i = rule->n_conds; i > 0 && rule->conds[i - 1].arg > c.arg; i--)
 			rule->conds[i] = rule->conds[i - 1];
 		rule->conds[i] = c;
@@ -523,7 +524,7 @@ static int parse_arch(struct parser *ps, const struct token *first)
 		tok_str(t, buf, sizeof(buf));
 		if (t->len < sizeof(buf))
 			arch = strcmp(buf, "native") == 0 ? seccomp_arch_native()
-							   : seccomp_arch_resolve_name(buf);
+							  : seccomp_arch_resolve_name(buf);
 		if (arch == 0)
 			return fail(ps, t->col, "unknown architecture '%s'",
 				    tok_show(t, buf, sizeof(buf)));
@@ -580,16 +581,17 @@ static int check_default(struct parser *ps)
 	char buf[32];
 
 	if (!p->default_line)
-		return fail_at(ps, -EINVAL, 0, 0, "no 'default' line (add one, e.g. 'default kill')");
+		return fail_at(ps, -EINVAL, 0, 0,
+			       "no 'default' line (add one, e.g. 'default kill')");
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *rule = &p->rules[i];
 
 		if (rule->action == p->default_action)
-			return fail_at(ps, -EINVAL, rule->line, rule->action_col,
-				       "the rule for '%s' repeats the default action '%s' of line %u",
-				       rule->name,
-				       policy_action_format(rule->action, buf, sizeof(buf)),
-				       p->default_line);
+			return fail_at(
+				ps, -EINVAL, rule->line, rule->action_col,
+				"the rule for '%s' repeats the default action '%s' of line %u",
+				rule->name, policy_action_format(rule->action, buf, sizeof(buf)),
+				p->default_line);
 	}
 	return 0;
 }
@@ -620,8 +622,9 @@ int policy_parse_text(struct cpr_policy *p, const char *text, size_t len, const 
 		filename = "<policy>";
 	cpr_quote(ps.file, sizeof(ps.file), filename, strlen(filename));
 	if (len > CPR_POLICY_TEXT_MAX)
-		return fail_at(&ps, -E2BIG, 0, 0, "policy text of %zu bytes exceeds the limit of %u",
-			       len, CPR_POLICY_TEXT_MAX);
+		return fail_at(&ps, -E2BIG, 0, 0,
+			       "policy text of %zu bytes exceeds the limit of %u", len,
+			       CPR_POLICY_TEXT_MAX);
 	while (s < end) {
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);

@@ -63,13 +63,13 @@ const char *policy_arch_name(uint32_t arch)
 		uint32_t token;
 		const char *name;
 	} names[] = {
-		{ SCMP_ARCH_X86, "x86" },	  { SCMP_ARCH_X86_64, "x86_64" },
-		{ SCMP_ARCH_X32, "x32" },	  { SCMP_ARCH_ARM, "arm" },
-		{ SCMP_ARCH_AARCH64, "aarch64" }, { SCMP_ARCH_MIPS, "mips" },
-		{ SCMP_ARCH_MIPS64, "mips64" },	  { SCMP_ARCH_MIPSEL, "mipsel" },
+		{ SCMP_ARCH_X86, "x86" },	    { SCMP_ARCH_X86_64, "x86_64" },
+		{ SCMP_ARCH_X32, "x32" },	    { SCMP_ARCH_ARM, "arm" },
+		{ SCMP_ARCH_AARCH64, "aarch64" },   { SCMP_ARCH_MIPS, "mips" },
+		{ SCMP_ARCH_MIPS64, "mips64" },	    { SCMP_ARCH_MIPSEL, "mipsel" },
 		{ SCMP_ARCH_MIPSEL64, "mipsel64" }, { SCMP_ARCH_PPC, "ppc" },
-		{ SCMP_ARCH_PPC64, "ppc64" },	  { SCMP_ARCH_PPC64LE, "ppc64le" },
-		{ SCMP_ARCH_S390, "s390" },	  { SCMP_ARCH_S390X, "s390x" },
+		{ SCMP_ARCH_PPC64, "ppc64" },	    { SCMP_ARCH_PPC64LE, "ppc64le" },
+		{ SCMP_ARCH_S390, "s390" },	    { SCMP_ARCH_S390X, "s390x" },
 		{ SCMP_ARCH_RISCV64, "riscv64" },
 	};
 
@@ -228,7 +228,7 @@ static int policy_build(struct cpr_policy *p, const char *filename, struct cpr_e
 }
 
 CPR_EXPORT int cpr_policy_parse(const char *text, size_t len, const char *filename,
-			      struct cpr_policy **ret_policy, struct cpr_error *ret_err)
+				struct cpr_policy **ret_policy, struct cpr_error *ret_err)
 {
 	struct cpr_policy *p;
 	int r;
@@ -297,7 +297,7 @@ static int read_policy_file(int fd, char **ret_buf, size_t *ret_len)
 }
 
 CPR_EXPORT int cpr_policy_load(const char *path, struct cpr_policy **ret_policy,
-			     struct cpr_error *ret_err)
+			       struct cpr_error *ret_err)
 {
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;

@@ -88,7 +88,8 @@ CPR_EXPORT int cpr_probe_vfio(char *ret_why, size_t len)
 			   VFIO_API_VERSION);
 	if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) <= 0)
 		return why(ret_why, len, 0,
-			   "the VFIO type1 driver lacks VFIO_UPDATE_VADDR (needed to re-register DMA mappings in the new process)");
+			   "the VFIO type1 driver lacks VFIO_UPDATE_VADDR (needed to re-register "
+			   "DMA mappings in the new process)");
 	return why(ret_why, len, 1, "VFIO containers support VFIO_UPDATE_VADDR");
 }
 
@@ -107,6 +108,7 @@ CPR_EXPORT int cpr_probe_iommufd(char *ret_why, size_t len)
 	 * never with ENOTTY; ENOTTY means the kernel does not know it. */
 	if (ioctl(fd, CPR_IOMMU_IOAS_CHANGE_PROCESS, &cmd) < 0 && errno == ENOTTY)
 		return why(ret_why, len, 0,
-			   "iommufd lacks IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13), needed to move pinned memory to the new process");
+			   "iommufd lacks IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13), needed to move "
+			   "pinned memory to the new process");
 	return why(ret_why, len, 1, "iommufd supports IOMMU_IOAS_CHANGE_PROCESS");
 }

@@ -25,8 +25,8 @@
 #endif
 #define HUGE_2M (2ull << 20)
 
-#define RB_FLAGS_ALL                                                                 \
-	(CPR_RAMBLOCK_RESIZEABLE | CPR_RAMBLOCK_HUGEPAGES | CPR_RAMBLOCK_DONTDUMP |  \
+#define RB_FLAGS_ALL                                                                \
+	(CPR_RAMBLOCK_RESIZEABLE | CPR_RAMBLOCK_HUGEPAGES | CPR_RAMBLOCK_DONTDUMP | \
 	 CPR_RAMBLOCK_MAP_AT_ADDR | CPR_RAMBLOCK_TAKE_RECORDED | CPR_RAMBLOCK_POPULATE)
 
 static bool is_pow2(uint64_t x)
@@ -171,8 +171,8 @@ static void rb_destroy(struct cpr_ramblock *rb)
 
 static int hugetlb_memfd(const char *idstr, uint64_t size)
 {
-	_cleanup_close_ int fd = memfd_create(idstr, MFD_CLOEXEC | MFD_ALLOW_SEALING |
-							 MFD_HUGETLB | MFD_HUGE_2MB);
+	_cleanup_close_ int fd =
+		memfd_create(idstr, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_HUGE_2MB);
 
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 		return -errno;
@@ -192,7 +192,8 @@ static int create_memfd(struct cpr_ctx *ctx, struct cpr_ramblock *rb)
 	} else {
 		if (rb->flags & CPR_RAMBLOCK_HUGEPAGES) {
 			ctx_log(ctx, LOG_INFO,
-				"cpr: RAM block \"%s\": no 2 MiB hugetlb memfd (%s), asking for transparent huge pages",
+				"cpr: RAM block \"%s\": no 2 MiB hugetlb memfd (%s), asking for "
+				"transparent huge pages",
 				rb->idstr, fd < 0 ? strerror(-fd) : "size or align not 2 MiB");
 			rb->thp = true;
 		}
@@ -294,15 +295,16 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 {
 	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
-	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
-		       (rec->must_flags & CPR_RB_MAP_AT_ADDR);
+	bool at_addr =
+		(rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) || (rec->must_flags & CPR_RB_MAP_AT_ADDR);
 	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
 	int r;
 
 	if (!e) /* discarded, or adopted and freed since: a new block */
 		return new_fresh(ctx, rb);
 	if (!e->owned) {
-		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
+		ctx_log(ctx, LOG_ERR,
+			"cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
 			rb->idstr, e->name, e->id);
 		return -EBUSY;
 	}
@@ -356,7 +358,8 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return -EEXIST;
 	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
 	/* Adopting trades a registry entry for a block; a new block adds one. */
-	if (index < 0 && (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX))
+	if (index < 0 &&
+	    (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX))
 		return -E2BIG;
 	r = ramblock_reserve(ctx); /* first: nothing may fail after an adoption */
 	if (r < 0)
@@ -369,9 +372,14 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return -ENOMEM;
 	}
 	*rb = (struct cpr_ramblock){
-		.ctx = ctx, .idstr = copy, .fd = -EBADF, .used_length = used_length,
-		.max_length = max_length ?: used_length, .align = align ?: ctx_page_size(),
-		.page_size = ctx_page_size(), .flags = flags,
+		.ctx = ctx,
+		.idstr = copy,
+		.fd = -EBADF,
+		.used_length = used_length,
+		.max_length = max_length ?: used_length,
+		.align = align ?: ctx_page_size(),
+		.page_size = ctx_page_size(),
+		.flags = flags,
 	};
 	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
 		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
@@ -381,9 +389,12 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 		return r;
 	}
 	ctx->rbs[ctx->n_rbs++] = rb; /* room was made */
-	if (rb->adopted) { /* the block owns the memfd now */
-		fdreg_remove(ctx, fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming,
-								  (size_t)index)->fd_index));
+	if (rb->adopted) {	     /* the block owns the memfd now */
+		fdreg_remove(
+			ctx,
+			fdreg_lookup_rec(
+				ctx,
+				cpr_state_ramblock_get(ctx->incoming, (size_t)index)->fd_index));
 		teardown_release_if_adopted(ctx);
 	}
 	*ret_rb = rb;

@@ -12,7 +12,10 @@
 #include "internal.h"
 #include "schema.h"
 
-#define F(n, o, s, k, l, p) { .name = n, .offset = o, .size = s, .kind = k, .level = l, .policy = p }
+#define F(n, o, s, k, l, p)                                                           \
+	{                                                                             \
+		.name = n, .offset = o, .size = s, .kind = k, .level = l, .policy = p \
+	}
 
 static const struct schema_field end_fields[] = {
 	F("record_count", 0, 4, SF_U32, 1, SP_BASE),
@@ -54,41 +57,70 @@ static const struct schema_field ramblock_fields[] = {
 	F("gmem_offset", 64, 8, SF_U64, 2, SP_REQUIRED),
 };
 
-#define FL(n, w, b, l, p) { .name = n, .word = w, .bit = b, .level = l, .policy = p }
+#define FL(n, w, b, l, p)                                               \
+	{                                                               \
+		.name = n, .word = w, .bit = b, .level = l, .policy = p \
+	}
 
 static const struct schema_flag ramblock_flags[] = {
-	FL("resizeable", SW_MUST, 0, 1, SP_BASE),
-	FL("hugetlb", SW_MUST, 1, 1, SP_BASE),
-	FL("map_at_addr", SW_MUST, 2, 1, SP_BASE),
-	FL("dontdump", SW_HINT, 0, 1, SP_BASE),
+	FL("resizeable", SW_MUST, 0, 1, SP_BASE),  FL("hugetlb", SW_MUST, 1, 1, SP_BASE),
+	FL("map_at_addr", SW_MUST, 2, 1, SP_BASE), FL("dontdump", SW_HINT, 0, 1, SP_BASE),
 	FL("thp", SW_HINT, 1, 2, SP_DROPPABLE),
 };
 
 static const struct schema_record records[] = {
 	{
-		.type = CPR_REC_END, .name = "END", .level = 1, .critical = true,
-		.singleton = true, .must_off = -1, .hint_off = -1,
+		.type = CPR_REC_END,
+		.name = "END",
+		.level = 1,
+		.critical = true,
+		.singleton = true,
+		.must_off = -1,
+		.hint_off = -1,
 		.fixed_len = { 0, 8, 8 },
-		.fields = end_fields, .n_fields = ARRAY_SIZE(end_fields),
+		.fields = end_fields,
+		.n_fields = ARRAY_SIZE(end_fields),
 	},
 	{
-		.type = CPR_REC_PRODUCER, .name = "PRODUCER", .level = 1, .critical = false,
-		.singleton = true, .string = "name_len", .must_off = -1, .hint_off = -1,
+		.type = CPR_REC_PRODUCER,
+		.name = "PRODUCER",
+		.level = 1,
+		.critical = false,
+		.singleton = true,
+		.string = "name_len",
+		.must_off = -1,
+		.hint_off = -1,
 		.fixed_len = { 0, 16, 16 },
-		.fields = producer_fields, .n_fields = ARRAY_SIZE(producer_fields),
+		.fields = producer_fields,
+		.n_fields = ARRAY_SIZE(producer_fields),
 	},
 	{
-		.type = CPR_REC_FD, .name = "FD", .level = 1, .critical = true, .dense = true,
-		.string = "name_len", .must_off = 12, .hint_off = 16,
+		.type = CPR_REC_FD,
+		.name = "FD",
+		.level = 1,
+		.critical = true,
+		.dense = true,
+		.string = "name_len",
+		.must_off = 12,
+		.hint_off = 16,
 		.fixed_len = { 0, 24, 24 },
-		.fields = fd_fields, .n_fields = ARRAY_SIZE(fd_fields),
+		.fields = fd_fields,
+		.n_fields = ARRAY_SIZE(fd_fields),
 	},
 	{
-		.type = CPR_REC_RAMBLOCK, .name = "RAMBLOCK", .level = 1, .critical = true,
-		.dense = true, .string = "idstr_len", .must_off = 48, .hint_off = 52,
+		.type = CPR_REC_RAMBLOCK,
+		.name = "RAMBLOCK",
+		.level = 1,
+		.critical = true,
+		.dense = true,
+		.string = "idstr_len",
+		.must_off = 48,
+		.hint_off = 52,
 		.fixed_len = { 0, 64, 72 },
-		.fields = ramblock_fields, .n_fields = ARRAY_SIZE(ramblock_fields),
-		.flags = ramblock_flags, .n_flags = ARRAY_SIZE(ramblock_flags),
+		.fields = ramblock_fields,
+		.n_fields = ARRAY_SIZE(ramblock_fields),
+		.flags = ramblock_flags,
+		.n_flags = ARRAY_SIZE(ramblock_flags),
 	},
 };
 

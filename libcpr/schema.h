@@ -60,13 +60,13 @@ struct schema_value {
 struct schema_record {
 	uint32_t type;
 	const char *name;
-	uint8_t level;	   /* level that introduced the record type */
+	uint8_t level; /* level that introduced the record type */
 	bool critical;
 	bool singleton;
-	bool dense;	   /* instances are 0..n-1 in stream order */
-	const char *string; /* name of the length field of the one string, or NULL */
-	int must_off;	   /* offset of the must-understand word, or -1 */
-	int hint_off;	   /* offset of the hint word, or -1 */
+	bool dense;	       /* instances are 0..n-1 in stream order */
+	const char *string;    /* name of the length field of the one string, or NULL */
+	int must_off;	       /* offset of the must-understand word, or -1 */
+	int hint_off;	       /* offset of the hint word, or -1 */
 	uint16_t fixed_len[3]; /* fixed-part length written for level 1, 2 (index = level) */
 	const struct schema_field *fields;
 	unsigned n_fields;
@@ -87,7 +87,8 @@ uint16_t schema_fixed_len(const struct schema_record *r, uint32_t level);
 bool schema_fixed_len_valid(const struct schema_record *r, uint16_t len);
 /* Bits of @word known at @level. */
 uint32_t schema_known_bits(const struct schema_record *r, unsigned word, uint32_t level);
-const struct schema_flag *schema_flag_at(const struct schema_record *r, unsigned word, unsigned bit);
+const struct schema_flag *schema_flag_at(const struct schema_record *r, unsigned word,
+					 unsigned bit);
 const struct schema_value *schema_fd_kind(uint32_t value);
 const struct schema_value *schema_fd_kind_at(unsigned index);
 unsigned schema_fd_kind_count(void);

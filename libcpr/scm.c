@@ -403,8 +403,8 @@ static int scm_recv_chunk(int sock, size_t first, size_t count, size_t data_len,
 	return 0;
 }
 
-int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds,
-		      int64_t deadline_ms, scm_chunk_fn fn, void *userdata, struct cpr_error *err)
+int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms,
+		      scm_chunk_fn fn, void *userdata, struct cpr_error *err)
 {
 	size_t off = 0;
 	int r;
@@ -420,8 +420,8 @@ int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds,
 		r = scm_recv_chunk(sock, off, count, off ? 0 : len, n_fds ? fds + off : NULL,
 				   deadline_ms, err);
 		if (r == 0 && off == 0 && len)
-			r = scm_read_exact(sock, data, len, NULL, 0, &none, deadline_ms, "fd message data",
-					   err);
+			r = scm_read_exact(sock, data, len, NULL, 0, &none, deadline_ms,
+					   "fd message data", err);
 		if (r == 0 && fn && count)
 			r = fn(userdata, fds, off, count, err);
 		if (r < 0) {

@@ -27,9 +27,9 @@ ssize_t scm_send(int sock, const void *buf, size_t len, const int *fds, size_t n
  * on MSG_CTRUNC, more fds than @max_fds, a cmsg other than SCM_RIGHTS (an
  * SCM_PIDFD's fd included), or any error, closes all of them and returns
  * -EPROTO (or -errno).  SCM_CREDENTIALS, which SO_PASSCRED attaches to every
- * message, carries no fd and is ignored.  MSG_TRUNC is reported as -EMSGSIZE.  *ret_n_fds is set only on success.  @flags:
- * MSG_DONTWAIT and the like.  Returns the bytes received (0 = EOF, with no
- * fds) or -errno.
+ * message, carries no fd and is ignored.  MSG_TRUNC is reported as -EMSGSIZE.  *ret_n_fds is set
+ * only on success.  @flags: MSG_DONTWAIT and the like.  Returns the bytes received (0 = EOF, with
+ * no fds) or -errno.
  */
 ssize_t scm_recv(int sock, void *buf, size_t len, int *fds, size_t max_fds, size_t *ret_n_fds,
 		 int flags);
@@ -79,8 +79,8 @@ int scm_recv_fds(int sock, void *data, size_t len, int *fds, size_t n_fds, int64
  */
 typedef int (*scm_chunk_fn)(void *userdata, const int *fds, size_t first, size_t count,
 			    struct cpr_error *err);
-int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds,
-		      int64_t deadline_ms, scm_chunk_fn fn, void *userdata, struct cpr_error *err);
+int scm_recv_fds_each(int sock, void *data, size_t len, int *fds, size_t n_fds, int64_t deadline_ms,
+		      scm_chunk_fn fn, void *userdata, struct cpr_error *err);
 
 /*
  * Read exactly @len bytes, accepting up to @max_fds fds on the first

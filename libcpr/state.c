@@ -322,7 +322,10 @@ int state_add_private_owned(struct cpr_state *st, uint32_t type, uint32_t instan
 	if (r < 0)
 		return r;
 	st->priv[st->n_priv++] = (struct cpr_state_private){
-		.type = type, .instance = instance, .len = len, .data = data,
+		.type = type,
+		.instance = instance,
+		.len = len,
+		.data = data,
 	};
 	return 0;
 }
@@ -440,7 +443,8 @@ int state_commit_fd(struct cpr_state *st)
 
 struct cpr_state_ramblock *state_next_ramblock(struct cpr_state *st, int *ret_err)
 {
-	int r = grow((void **)&st->rbs, &st->cap_rbs, st->n_rbs, sizeof(*st->rbs), CPR_RAMBLOCKS_MAX);
+	int r = grow((void **)&st->rbs, &st->cap_rbs, st->n_rbs, sizeof(*st->rbs),
+		     CPR_RAMBLOCKS_MAX);
 
 	if (r < 0) {
 		*ret_err = r;

@@ -11,7 +11,7 @@
 
 #define CPR_FORMAT_VERSION 1u
 /* PRODUCER libcpr_version: major << 16 | minor << 8 | patch. */
-#define CPR_LIBCPR_VERSION                                                                     \
+#define CPR_LIBCPR_VERSION \
 	((uint32_t)CPR_VERSION_MAJOR << 16 | (uint32_t)CPR_VERSION_MINOR << 8 | CPR_VERSION_PATCH)
 #define CPR_RFLAG_CRITICAL 0x0001u
 #define CPR_REC_HDR_SIZE 16u

@@ -125,9 +125,12 @@ void teardown_start(struct cpr_ctx *ctx, struct teardown *t)
 	}
 	/* The arguments live at the top of the helper's own stack. */
 	args = (struct helper_args *)((uintptr_t)((uint8_t *)t->stack + HELPER_STACK -
-						   sizeof(*args)) & ~(uintptr_t)15);
+						  sizeof(*args)) &
+				      ~(uintptr_t)15);
 	*args = (struct helper_args){
-		.rfd = p[0], .max_fd = max_fd(), .pfd = { .fd = p[0], .events = POLLIN },
+		.rfd = p[0],
+		.max_fd = max_fd(),
+		.pfd = { .fd = p[0], .events = POLLIN },
 		.timeout = { .tv_sec = HELPER_TIMEOUT_S },
 	};
 	sigfillset(&all);
@@ -253,9 +256,9 @@ void teardown_reap(struct cpr_ctx *ctx, bool wait)
 	if (wait)
 		teardown_release(ctx); /* or it waits for us */
 	do
-		r = ctx->reaper_pidfd >= 0 ?
-			    waitid((idtype_t)P_PIDFD, (id_t)ctx->reaper_pidfd, &si, flags) :
-			    waitid(P_PID, (id_t)ctx->reaper, &si, flags);
+		r = ctx->reaper_pidfd >= 0
+			    ? waitid((idtype_t)P_PIDFD, (id_t)ctx->reaper_pidfd, &si, flags)
+			    : waitid(P_PID, (id_t)ctx->reaper, &si, flags);
 	while (r < 0 && errno == EINTR);
 	if (r == 0 && si.si_pid == 0)
 		return; /* still tearing down */

@@ -32,7 +32,8 @@ struct xfer_preamble {
 };
 
 /* Transport errors concern no record. */
-#define xfer_err(err, code, ...) cpr_error_set((err), (code), NO_TYPE, NO_INST, UINT64_MAX, __VA_ARGS__)
+#define xfer_err(err, code, ...) \
+	cpr_error_set((err), (code), NO_TYPE, NO_INST, UINT64_MAX, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- replies */
 
@@ -229,8 +230,9 @@ CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error
 		ctx->sent_pending = true;
 	}
 	if (r >= 0)
-		ctx_log(ctx, LOG_INFO, "transfer: sent a %zu-byte state and %zu fds, awaiting the ack",
-			o.len, o.n_fds);
+		ctx_log(ctx, LOG_INFO,
+			"transfer: sent a %zu-byte state and %zu fds, awaiting the ack", o.len,
+			o.n_fds);
 	else
 		ctx_log(ctx, LOG_ERR, "transfer: send failed: %s", strerror(-r));
 	outgoing_done(&o);
@@ -265,9 +267,10 @@ static int xfer_check_preamble(const uint8_t p[XFER_PREAMBLE_SIZE], struct xfer_
 	uint64_t len = le64_load(p + 16);
 	uint32_t n_fds = le32_load(p + 24);
 
-	if (memcmp(p, xfer_magic, sizeof(xfer_magic)) != 0 || le16_load(p + 10) != XFER_PREAMBLE_SIZE ||
-	    le32_load(p + 28) != 0) {
-		xfer_err(err, -EBADMSG, "transfer preamble: bad magic or layout (not a cpr-transfer sender?)");
+	if (memcmp(p, xfer_magic, sizeof(xfer_magic)) != 0 ||
+	    le16_load(p + 10) != XFER_PREAMBLE_SIZE || le32_load(p + 28) != 0) {
+		xfer_err(err, -EBADMSG,
+			 "transfer preamble: bad magic or layout (not a cpr-transfer sender?)");
 		return -EBADMSG;
 	}
 	if (le16_load(p + 8) != XFER_VERSION || le32_load(p + 12) != 0) {
@@ -417,7 +420,8 @@ static int incoming_recv_fds(int sock, struct incoming *in, struct cpr_error *er
 
 CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
 {
-	struct cpr_error e = { .record_type = UINT32_MAX, .instance = UINT32_MAX,
+	struct cpr_error e = { .record_type = UINT32_MAX,
+			       .instance = UINT32_MAX,
 			       .offset = UINT64_MAX };
 	struct incoming in = { .ctx = ctx };
 	int r;
@@ -441,8 +445,10 @@ CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error
 	if (r >= 0) {
 		in.st = NULL; /* the context owns the state and the fds now */
 		in.n_fds = 0;
-		ctx_log(ctx, LOG_INFO, "transfer: received and adopted a %" PRIu64 "-byte state and %"
-			PRIu32 " fds", in.pre.stream_len, in.pre.n_fds);
+		ctx_log(ctx, LOG_INFO,
+			"transfer: received and adopted a %" PRIu64 "-byte state and %" PRIu32
+			" fds",
+			in.pre.stream_len, in.pre.n_fds);
 		incoming_done(&in);
 		return 0;
 	}

@@ -28,12 +28,14 @@ static int check_magic(const uint8_t *buf, struct cpr_error *err)
 	if (memcmp(buf, cpr_magic, sizeof(cpr_magic)) == 0)
 		return 0;
 	if (buf[0] == 0x89 && buf[1] == 'C' && buf[2] == 'P' && buf[3] == 'R')
-		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, 0,
-			   "magic is mangled after 'CPR' (text-mode line-ending or EOF translation?)");
+		return cpr_fail(
+			err, -EBADMSG, NO_TYPE, NO_INST, 0,
+			"magic is mangled after 'CPR' (text-mode line-ending or EOF translation?)");
 	if (buf[0] == 'C' && buf[1] == 'P' && buf[2] == 'R')
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, 0,
-			   "magic lost its first byte (7-bit transfer?)");
-	return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, 0, "not a libcpr state stream (bad magic)");
+				"magic lost its first byte (7-bit transfer?)");
+	return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, 0,
+			"not a libcpr state stream (bad magic)");
 }
 
 /* Phase 1: the header, in the order cpr-state(5) gives. */
@@ -45,41 +47,41 @@ static int check_header(const uint8_t *buf, size_t len, struct cpr_error *err)
 
 	if (len < CPR_HEADER_SIZE)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, 0,
-			   "stream of %zu bytes is shorter than the %u-byte header", len,
-			   CPR_HEADER_SIZE);
+				"stream of %zu bytes is shorter than the %u-byte header", len,
+				CPR_HEADER_SIZE);
 	k = check_magic(buf, err);
 	if (k < 0)
 		return k;
 	hlen = le16_load(buf + HDR_LEN);
 	if (hlen < CPR_HEADER_SIZE || hlen > CPR_HEADER_MAX || hlen % 8)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_LEN,
-			   "header_len %u is not a multiple of 8 in [%u, %u]", hlen,
-			   CPR_HEADER_SIZE, CPR_HEADER_MAX);
+				"header_len %u is not a multiple of 8 in [%u, %u]", hlen,
+				CPR_HEADER_SIZE, CPR_HEADER_MAX);
 	version = le16_load(buf + HDR_VERSION);
 	if (version != CPR_FORMAT_VERSION)
 		return cpr_fail(err, -EPROTONOSUPPORT, NO_TYPE, NO_INST, HDR_VERSION,
-			   "format_version %u is not supported (this libcpr reads version %u)",
-			   version, CPR_FORMAT_VERSION);
+				"format_version %u is not supported (this libcpr reads version %u)",
+				version, CPR_FORMAT_VERSION);
 	if (le32_load(buf + HDR_FLAGS) || !mem_is_zero(buf + HDR_RESERVED, 3))
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_FLAGS,
-			   "reserved header bytes are not zero");
+				"reserved header bytes are not zero");
 	total = le64_load(buf + HDR_TOTAL);
 	if (total > CPR_STREAM_MAX)
 		return cpr_fail(err, -E2BIG, NO_TYPE, NO_INST, HDR_TOTAL,
-			   "total_len %llu exceeds the limit of %u bytes",
-			   (unsigned long long)total, CPR_STREAM_MAX);
+				"total_len %llu exceeds the limit of %u bytes",
+				(unsigned long long)total, CPR_STREAM_MAX);
 	if (total % 8 || total < hlen)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_TOTAL,
-			   "total_len %llu is not a multiple of 8 of at least header_len",
-			   (unsigned long long)total);
+				"total_len %llu is not a multiple of 8 of at least header_len",
+				(unsigned long long)total);
 	if (total != len)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_TOTAL,
-			   "total_len %llu does not match the %zu bytes received",
-			   (unsigned long long)total, len);
+				"total_len %llu does not match the %zu bytes received",
+				(unsigned long long)total, len);
 	if (hlen > len || !mem_is_zero(buf + CPR_HEADER_SIZE, hlen - CPR_HEADER_SIZE))
 		return cpr_fail(err, -EPROTONOSUPPORT, NO_TYPE, NO_INST, CPR_HEADER_SIZE,
-			   "header has non-zero fields beyond byte %u unknown to this libcpr",
-			   CPR_HEADER_SIZE);
+				"header has non-zero fields beyond byte %u unknown to this libcpr",
+				CPR_HEADER_SIZE);
 #ifndef CPR_FUZZING
 	{
 		uint8_t crcz[4] = { 0 };
@@ -88,26 +90,27 @@ static int check_header(const uint8_t *buf, size_t len, struct cpr_error *err)
 		crc = cpr_crc32c(crc, buf + HDR_CRC + 4, len - HDR_CRC - 4);
 		if (crc != le32_load(buf + HDR_CRC))
 			return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_CRC,
-				   "CRC32C mismatch: stream says %08x, bytes give %08x",
-				   le32_load(buf + HDR_CRC), crc);
+					"CRC32C mismatch: stream says %08x, bytes give %08x",
+					le32_load(buf + HDR_CRC), crc);
 	}
 #endif
 	incompat = le64_load(buf + HDR_INCOMPAT);
 	if (incompat & ~SCHEMA_INCOMPAT_KNOWN)
-		return cpr_fail(err, -EPROTONOSUPPORT, NO_TYPE, NO_INST, HDR_INCOMPAT,
-			   "stream requires incompatible features 0x%llx unknown to this libcpr",
-			   (unsigned long long)(incompat & ~SCHEMA_INCOMPAT_KNOWN));
+		return cpr_fail(
+			err, -EPROTONOSUPPORT, NO_TYPE, NO_INST, HDR_INCOMPAT,
+			"stream requires incompatible features 0x%llx unknown to this libcpr",
+			(unsigned long long)(incompat & ~SCHEMA_INCOMPAT_KNOWN));
 	emit = le32_load(buf + HDR_EMIT);
 	plevel = le32_load(buf + HDR_PRODUCER_LEVEL);
 	minr = le32_load(buf + HDR_MIN_READER);
 	if (emit < 1 || plevel < emit || minr < 1 || minr > emit)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_EMIT,
-			   "inconsistent levels: emit %u, producer %u, min reader %u", emit,
-			   plevel, minr);
+				"inconsistent levels: emit %u, producer %u, min reader %u", emit,
+				plevel, minr);
 	shift = buf[HDR_PAGE_SHIFT];
 	if (shift < 12 || shift > 30)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, HDR_PAGE_SHIFT,
-			   "page_shift %u is outside [12, 30]", shift);
+				"page_shift %u is outside [12, 30]", shift);
 	return (int)hlen;
 }
 
@@ -120,7 +123,7 @@ static int walk_one(const uint8_t *buf, uint64_t off, uint64_t total, struct str
 
 	if (remaining < CPR_REC_HDR_SIZE)
 		return cpr_fail(err, -EBADMSG, NO_TYPE, NO_INST, off,
-			   "truncated record header at offset %llu", (unsigned long long)off);
+				"truncated record header at offset %llu", (unsigned long long)off);
 	rec->type = le32_load(p);
 	rec->rflags = le16_load(p + 4);
 	rec->fixed_len = le16_load(p + 6);
@@ -129,22 +132,22 @@ static int walk_one(const uint8_t *buf, uint64_t off, uint64_t total, struct str
 	rec->offset = off;
 	if (rec->rflags & ~CPR_RFLAG_CRITICAL)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, off,
-			   "record has reserved rflags bits 0x%x set", rec->rflags);
+				"record has reserved rflags bits 0x%x set", rec->rflags);
 	if (rec->body_len > CPR_RECORD_MAX)
 		return cpr_fail(err, -E2BIG, rec->type, rec->instance, off,
-			   "record body of %u bytes exceeds the limit of %u", rec->body_len,
-			   CPR_RECORD_MAX);
+				"record body of %u bytes exceeds the limit of %u", rec->body_len,
+				CPR_RECORD_MAX);
 	pad = PAD8(rec->body_len);
 	if (rec->body_len + pad > remaining - CPR_REC_HDR_SIZE)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, off,
-			   "record body of %u bytes runs past the end of the stream",
-			   rec->body_len);
+				"record body of %u bytes runs past the end of the stream",
+				rec->body_len);
 	if (rec->fixed_len > rec->body_len)
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, off,
-			   "fixed_len %u exceeds body_len %u", rec->fixed_len, rec->body_len);
+				"fixed_len %u exceeds body_len %u", rec->fixed_len, rec->body_len);
 	if (!mem_is_zero(p + CPR_REC_HDR_SIZE + rec->body_len, pad))
 		return cpr_fail(err, -EBADMSG, rec->type, rec->instance, off,
-			   "non-zero padding after the record body");
+				"non-zero padding after the record body");
 	rec->fixed = p + CPR_REC_HDR_SIZE;
 	rec->var = rec->fixed + rec->fixed_len;
 	rec->var_len = rec->body_len - rec->fixed_len;
@@ -157,14 +160,15 @@ static int check_end(const struct stream_rec *rec, uint64_t next, uint64_t total
 	if (!(rec->rflags & CPR_RFLAG_CRITICAL) || rec->instance != 0 || rec->fixed_len != 8 ||
 	    rec->body_len != 8 || le32_load(rec->fixed + 4))
 		return cpr_fail(err, -EBADMSG, CPR_REC_END, rec->instance, rec->offset,
-			   "END record is malformed");
+				"END record is malformed");
 	if (le32_load(rec->fixed) != count)
 		return cpr_fail(err, -EBADMSG, CPR_REC_END, 0, rec->offset,
-			   "END counts %u records but the stream has %u", le32_load(rec->fixed),
-			   count);
+				"END counts %u records but the stream has %u",
+				le32_load(rec->fixed), count);
 	if (next != total)
 		return cpr_fail(err, -EBADMSG, CPR_REC_END, 0, rec->offset,
-			   "%llu bytes follow the END record", (unsigned long long)(total - next));
+				"%llu bytes follow the END record",
+				(unsigned long long)(total - next));
 	return 0;
 }
 
@@ -188,7 +192,7 @@ int stream_walk(const uint8_t *buf, size_t len, stream_rec_fn fn, void *userdata
 		}
 		if (++count >= CPR_RECORDS_MAX)
 			return cpr_fail(err, -E2BIG, rec.type, rec.instance, off,
-				   "more than %u records", CPR_RECORDS_MAX - 1);
+					"more than %u records", CPR_RECORDS_MAX - 1);
 		if (fn) {
 			int r = fn(userdata, &rec, err);
 			if (r < 0)

@@ -61,8 +61,10 @@ START_TEST(test_cpr_check_per_mode)
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), 0);
 	ck_assert_int_eq(s.n, 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "vhost-user backend", &a), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER), "local socket", &b), 0);
+	ck_assert_int_eq(
+		cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "vhost-user backend", &a), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER), "local socket", &b),
+			 0);
 	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "migration in progress", &c), 0);
 	ck_assert_uint_ne(a, b);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), -EBUSY);

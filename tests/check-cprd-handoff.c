@@ -60,7 +60,8 @@ static int claim_ack_verify(int sock, const char *name, size_t n, const char *ta
 	}
 	ck_assert_uint_eq(got, n);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(cprd_test_memfd_is(fds[i], i, tag), "fd %zu has the wrong content", i);
+		ck_assert_msg(cprd_test_memfd_is(fds[i], i, tag), "fd %zu has the wrong content",
+			      i);
 	ck_assert(json_object_object_get_ex(reply, "acked", &v) && json_object_get_boolean(v));
 	ck_assert(!json_object_object_get_ex(reply, "token", NULL));
 	ck_assert(!json_object_object_get_ex(reply, "lease_ms", NULL));
@@ -113,7 +114,8 @@ END_TEST
 START_TEST(test_store_all_or_nothing)
 {
 	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
-	int *fds = cprd_test_memfds(3, "aon"), wrong = cprd_test_stream(2), good = cprd_test_stream(3);
+	int *fds = cprd_test_memfds(3, "aon"), wrong = cprd_test_stream(2),
+	    good = cprd_test_stream(3);
 	int p[2], kinds[3];
 	struct json_object *reply = NULL;
 
@@ -168,8 +170,8 @@ START_TEST(test_store_options)
 		if (cprd_connect(d.sock, &s) < 0)
 			_exit(90);
 		/* not a consumer: the bundle does not exist for it */
-		if (cprd_claim_ack(s, "opt", NULL, &(int){ 0 }, &(int *){ NULL },
-				   &(size_t){ 0 }) != -ENOENT)
+		if (cprd_claim_ack(s, "opt", NULL, &(int){ 0 }, &(int *){ NULL }, &(size_t){ 0 }) !=
+		    -ENOENT)
 			_exit(1);
 		_exit(0);
 	}
@@ -233,7 +235,8 @@ START_TEST(test_claim_ack_rules)
 	ck_assert_int_eq(cprd_test_store(sock, "take", 4, "take", NULL), 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, OTHER_UID, OTHER_GID), 2); /* not visible */
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "take"), "sealed");
-	ck_assert_int_eq(cprd_test_claim_verify(sock, "take", 4, "take", 0, token, sizeof(token)), 0);
+	ck_assert_int_eq(cprd_test_claim_verify(sock, "take", 4, "take", 0, token, sizeof(token)),
+			 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, (uid_t)-1, 0), 4); /* claimed: EBUSY */
 	ck_assert_int_eq(cprd_token_op(sock, "release", "take", token, NULL), 0);
 	ck_assert_int_eq(job_claim_ack("take", 4, (uid_t)-1, 0), 0);
@@ -330,8 +333,8 @@ START_TEST(test_sealed_stream_kept)
 	ck_assert_int_eq(write(open, "x", 1), 1); /* after the store: the copy does not see it */
 	ck_assert_int_eq(cprd_claim_ack(sock, "open", &reply, &stream, &got, &n_got), 0);
 	ck_assert_int_eq(fstat(stream, &st), 0);
-	ck_assert_int_eq((int)st.st_size, (int)json_object_get_int(
-						   json_object_object_get(reply, "stream_bytes")));
+	ck_assert_int_eq((int)st.st_size,
+			 (int)json_object_get_int(json_object_object_get(reply, "stream_bytes")));
 	ck_assert_int_eq(fcntl(stream, F_GET_SEALS) & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW),
 			 F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
 	close(stream);

@@ -37,7 +37,7 @@ static char *repeat(const char *head, const char *unit, size_t n, const char *ta
 
 struct bad {
 	const char *what;
-	const char *json;	/* NULL: built by the case */
+	const char *json; /* NULL: built by the case */
 	size_t n_fds;
 	const char *error;
 };
@@ -72,24 +72,26 @@ static const struct bad bads[] = {
 	{ "create name with blank", "{\"op\":\"create\",\"name\":\"a b\"}", 0, "EINVAL" },
 	{ "create name dot-first", "{\"op\":\"create\",\"name\":\"..\"}", 0, "EINVAL" },
 	{ "create name a number", "{\"op\":\"create\",\"name\":7}", 0, "EINVAL" },
-	{ "consumers an array", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":[]}", 0, "EINVAL" },
-	{ "consumer uids a string", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":\"0\"}}",
-	  0, "EINVAL" },
-	{ "consumer uid negative", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[-1]}}",
-	  0, "EINVAL" },
+	{ "consumers an array", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":[]}", 0,
+	  "EINVAL" },
+	{ "consumer uids a string",
+	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":\"0\"}}", 0, "EINVAL" },
+	{ "consumer uid negative",
+	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[-1]}}", 0, "EINVAL" },
 	{ "consumer uid -1 as u32",
 	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[4294967295]}}", 0, "EINVAL" },
-	{ "consumers unknown key", "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"pids\":[1]}}",
-	  0, "EINVAL" },
+	{ "consumers unknown key",
+	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"pids\":[1]}}", 0, "EINVAL" },
 	{ "ttl a string", "{\"op\":\"create\",\"name\":\"a\",\"ttl_ms\":\"5\"}", 0, "EINVAL" },
 	{ "tie a number", "{\"op\":\"create\",\"name\":\"a\",\"tie\":1}", 0, "EINVAL" },
-	{ "claim lease a bool", "{\"op\":\"claim\",\"name\":\"a\",\"lease_ms\":true}", 0, "EINVAL" },
+	{ "claim lease a bool", "{\"op\":\"claim\",\"name\":\"a\",\"lease_ms\":true}", 0,
+	  "EINVAL" },
 	{ "claim ack a number", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":1}", 0, "EINVAL" },
 	{ "claim ack a string", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":\"true\"}", 0, "EINVAL" },
 	{ "claim ack with a lease", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"lease_ms\":5}",
 	  0, "EINVAL" },
-	{ "claim ack with a token", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"token\":\"" TOKEN
-	  "\"}", 0, "EINVAL" },
+	{ "claim ack with a token",
+	  "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"token\":\"" TOKEN "\"}", 0, "EINVAL" },
 	{ "claim ack with an fd", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true}", 1, "EBADF" },
 	{ "store without fds", "{\"op\":\"store\",\"name\":\"a\"}", 0, "EBADF" },
 	{ "store without name", "{\"op\":\"store\"}", 2, "EINVAL" },
@@ -110,7 +112,8 @@ static const struct bad bads[] = {
 	{ "ack without token", "{\"op\":\"ack\",\"name\":\"a\"}", 0, "EINVAL" },
 	{ "ack short token", "{\"op\":\"ack\",\"name\":\"a\",\"token\":\"abc\"}", 0, "EINVAL" },
 	{ "renew lease a string",
-	  "{\"op\":\"renew\",\"name\":\"a\",\"token\":\"" TOKEN "\",\"lease_ms\":\"1\"}", 0, "EINVAL" },
+	  "{\"op\":\"renew\",\"name\":\"a\",\"token\":\"" TOKEN "\",\"lease_ms\":\"1\"}", 0,
+	  "EINVAL" },
 	{ "list prefix a number", "{\"op\":\"list\",\"prefix\":5}", 0, "EINVAL" },
 	{ "hello with an fd", "{\"op\":\"hello\"}", 1, "EBADF" },
 	{ "create with fds", "{\"op\":\"create\",\"name\":\"a\"}", 3, "EBADF" },
@@ -229,9 +232,9 @@ static bool array_has(struct json_object *a, const char *s)
 
 START_TEST(test_proto_hello_reports)
 {
-	static const char *const ops[] = { "hello", "status", "list", "show", "create", "put",
-					   "seal", "store", "claim", "ack", "release", "renew",
-					   "drop", "upgrade" };
+	static const char *const ops[] = { "hello",   "status", "list",	 "show",   "create",
+					   "put",     "seal",	"store", "claim",  "ack",
+					   "release", "renew",	"drop",	 "upgrade" };
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
 	struct json_object *reply = NULL, *v, *lim;
 

@@ -114,7 +114,8 @@ START_TEST(test_store_producer_consumer_processes)
 
 	ck_assert_int_eq(in_child(job_store, &p, (uid_t)-1, 0), 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "sealed");
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 8 + 1), base + 8 + 1); /* fds and the stream */
+	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 8 + 1),
+			 base + 8 + 1); /* fds and the stream */
 	ck_assert_int_eq(in_child(job_claim, &c, (uid_t)-1, 0), 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "absent");
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
@@ -171,7 +172,7 @@ START_TEST(test_claim_root_not_implicit)
 	struct job o = { .name = "users", .n = 2, .ack = true, .want = 0 };
 
 	ck_assert_int_eq(in_child(job_store, &p, OTHER_UID, OTHER_GID), 0);
-	ck_assert_int_eq(in_child(job_claim, &c, (uid_t)-1, 0), 0); /* root */
+	ck_assert_int_eq(in_child(job_claim, &c, (uid_t)-1, 0), 0);	    /* root */
 	ck_assert_int_eq(in_child(job_claim, &o, OTHER_UID, OTHER_GID), 0); /* the owner */
 	test_assert_no_fd_leak(nfds);
 }
@@ -361,7 +362,8 @@ END_TEST
 START_TEST(test_seal_refuses_bad_streams)
 {
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
-	int *fds = cprd_test_memfds(2, "s"), wrong = cprd_test_stream(3), good = cprd_test_stream(2);
+	int *fds = cprd_test_memfds(2, "s"), wrong = cprd_test_stream(3),
+	    good = cprd_test_stream(2);
 	int junk = test_memfd("junk", 100);
 	struct json_object *req = json_object_new_object(), *seal = json_object_new_object();
 
@@ -429,9 +431,8 @@ START_TEST(test_chunked_1000_fds)
 	ck_assert_int_eq(cprd_test_store(sock, "big", 1000, "chunk", NULL), 0);
 	/* + this connection and its peer pidfd */
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 1001 + 2), base + 1001 + 2);
-	ck_assert_int_eq(cprd_test_claim_verify(sock, "big", 1000, "chunk", 0, token,
-						sizeof(token)),
-			 0);
+	ck_assert_int_eq(
+		cprd_test_claim_verify(sock, "big", 1000, "chunk", 0, token, sizeof(token)), 0);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "big", token, NULL), 0);
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
@@ -458,9 +459,9 @@ START_TEST(test_200_concurrent_clients)
 	ck_assert_int_eq(bundle_count(), N_CLIENTS);
 	for (int i = 0; i < N_CLIENTS; i++) { /* each claims its neighbour's */
 		snprintf(name, sizeof(name), "c%d", (i + 1) % N_CLIENTS);
-		ck_assert_int_eq(cprd_test_claim_verify(socks[i], name, 2, name, 0, token,
-							sizeof(token)),
-				 0);
+		ck_assert_int_eq(
+			cprd_test_claim_verify(socks[i], name, 2, name, 0, token, sizeof(token)),
+			0);
 		ck_assert_int_eq(cprd_token_op(socks[i], "ack", name, token, NULL), 0);
 	}
 	for (int i = 0; i < N_CLIENTS; i++)
@@ -577,13 +578,15 @@ START_TEST(test_store_lifecycle_no_sandbox)
 	cprd_daemon_start(&x, NULL, NULL, args);
 	sock = cprd_test_connect(&x);
 	ck_assert_int_eq(cprd_test_store(sock, "a", 300, "ns", NULL), 0);
-	ck_assert_int_eq(cprd_test_claim_verify(sock, "a", 300, "ns", 100, token, sizeof(token)), 0);
+	ck_assert_int_eq(cprd_test_claim_verify(sock, "a", 300, "ns", 100, token, sizeof(token)),
+			 0);
 	ck_assert_int_eq(cprd_token_op(sock, "release", "a", token, NULL), 0);
-	ck_assert_int_eq(cprd_test_claim_verify(sock, "a", 300, "ns", 100, token, sizeof(token)), 0);
+	ck_assert_int_eq(cprd_test_claim_verify(sock, "a", 300, "ns", 100, token, sizeof(token)),
+			 0);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "a", token, NULL), 0);
 	ck_assert_int_eq(cprd_test_store(sock, "b", 2, "ns", NULL), 0); /* held at exit */
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "b", 2, "ns", 50, token, sizeof(token)), 0);
-	usleep(150000); /* the lease lapses */
+	usleep(150000);							/* the lease lapses */
 	ck_assert_int_eq(cprd_call_name(sock, "create", "c", NULL), 0); /* open at exit */
 	close(cprd_test_connect(&x));
 	close(sock);

@@ -62,8 +62,8 @@ static int count_inheritable(void)
 	return n;
 }
 
-static void add_rb(struct world *w, const char *idstr, uint64_t used, uint64_t max,
-		   uint64_t align, unsigned flags)
+static void add_rb(struct world *w, const char *idstr, uint64_t used, uint64_t max, uint64_t align,
+		   unsigned flags)
 {
 	struct exec_rb *e = &w->x.rb[w->x.n_rbs];
 	struct cpr_ramblock *rb;
@@ -103,7 +103,8 @@ static void world_init(struct world *w, uint32_t n_ev)
 	for (uint32_t i = 0; i < n_ev; i++) {
 		w->ev[i] = eventfd(i + 1, EFD_CLOEXEC);
 		ck_assert_int_ge(w->ev[i], 0);
-		ck_assert_int_eq(cpr_fd_save(w->ctx, "ev", (int32_t)i, w->ev[i], CPR_FD_EVENTFD), 0);
+		ck_assert_int_eq(cpr_fd_save(w->ctx, "ev", (int32_t)i, w->ev[i], CPR_FD_EVENTFD),
+				 0);
 	}
 	w->n_ev = w->x.n_ev = n_ev;
 	add_rb(w, "pc.ram", 32 * MiB, 32 * MiB, 0, 0);
@@ -117,8 +118,7 @@ static void world_init(struct world *w, uint32_t n_ev)
 static void world_publish(struct world *w)
 {
 	w->x.inherited = (uint32_t)count_inheritable() + w->n_ev + w->x.n_rbs;
-	ck_assert_int_eq(cpr_ctx_set_private(w->ctx, EXEC_PRIV_TYPE, 0, &w->x, sizeof(w->x)),
-			 0);
+	ck_assert_int_eq(cpr_ctx_set_private(w->ctx, EXEC_PRIV_TYPE, 0, &w->x, sizeof(w->x)), 0);
 }
 
 /* Everything as before a failed exec: flags, fds, mappings, no child. */
@@ -215,8 +215,8 @@ static void fail_then_retry(const char *path, int expect, int seccomp)
 			scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
 
 			ck_assert_ptr_nonnull(f);
-			ck_assert_int_eq(seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM),
-							  SCMP_SYS(execve), 0), 0);
+			ck_assert_int_eq(
+				seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0), 0);
 			ck_assert_int_eq(seccomp_load(f), 0);
 			seccomp_release(f);
 		}
@@ -286,8 +286,7 @@ START_TEST(test_cpr_exec_blocked)
 	int nfds = test_count_fds();
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "device busy", NULL),
-			 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "device busy", NULL), 0);
 	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "device busy"));
 	cpr_ctx_free(ctx);
@@ -446,8 +445,9 @@ static int sealed_memfd(const void *buf, size_t len, size_t size)
 	if (len)
 		ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
 	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS,
-			       F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+	ck_assert_int_eq(
+		fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL),
+		0);
 	return fd;
 }
 

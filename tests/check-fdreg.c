@@ -256,8 +256,7 @@ static void pair_init(struct pair *p)
 	ck_assert_int_eq(cpr_fd_save(p->old, "irq", 0, p->ev, CPR_FD_EVENTFD), 0);
 	ck_assert_int_eq(cpr_fd_save(p->old, "state", 0, p->m, CPR_FD_MEMFD), 0);
 	ck_assert_int_eq(cpr_fd_save(p->old, "chardev", 3, p->sp[0], CPR_FD_SOCKET), 0);
-	ck_assert_int_eq(ctx_outgoing(p->old, CPR_MODE_TRANSFER, 0, &p->st, &fds, &p->n, NULL),
-			 0);
+	ck_assert_int_eq(ctx_outgoing(p->old, CPR_MODE_TRANSFER, 0, &p->st, &fds, &p->n, NULL), 0);
 	ck_assert_uint_eq(p->n, 3);
 	for (size_t i = 0; i < p->n; i++) {
 		ck_assert_uint_eq(cpr_state_fd_get(p->st, i)->slot, i);
@@ -461,8 +460,10 @@ END_TEST
 /* A state with one RAM block over memfd @m, as a peer could send it. */
 static struct cpr_state *rb_state(uint64_t used, uint64_t max)
 {
-	struct cpr_state_ramblock rec = { .used_length = used, .max_length = max,
-					  .align = (uint64_t)getpagesize(), .idstr = "ram" };
+	struct cpr_state_ramblock rec = { .used_length = used,
+					  .max_length = max,
+					  .align = (uint64_t)getpagesize(),
+					  .idstr = "ram" };
 	struct cpr_state_fd f = { .kind = CPR_FD_MEMFD, .id = -1, .name = "ram" };
 	struct cpr_state *st;
 

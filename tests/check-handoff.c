@@ -152,8 +152,8 @@ static void exported(struct old_vmm *o, void **stream, size_t *len, int *dup_fds
 }
 
 /* Refused: @r and a message; nothing adopted; the caller keeps its fds. */
-static void refused(struct cpr_ctx *ctx, const void *stream, size_t len, const int *fds,
-		    size_t n, int r, const char *needle)
+static void refused(struct cpr_ctx *ctx, const void *stream, size_t len, const int *fds, size_t n,
+		    int r, const char *needle)
 {
 	struct cpr_error err = { 0 };
 
@@ -196,8 +196,7 @@ START_TEST(test_cpr_handoff_import_refusals)
 	ck_assert_int_eq(cpr_handoff_import(NULL, stream, len, fds, n, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_handoff_import(ctx, NULL, len, fds, n, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, NULL, n, NULL), -EINVAL);
-	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, fds, CPR_FDS_MAX + 1, NULL),
-			 -E2BIG);
+	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, fds, CPR_FDS_MAX + 1, NULL), -E2BIG);
 	/* After all that, the real thing still works, once. */
 	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, fds, n, NULL), 0);
 	ck_assert_int_eq(cpr_ctx_incoming(ctx), 1);
@@ -298,8 +297,7 @@ START_TEST(test_cpr_handoff_export_refusals)
 	ck_assert_ptr_null(fds);
 	/* An exec-only blocker does not stop a hand-off. */
 	ck_assert_int_eq(cpr_blocker_remove(o.ctx, id), 0);
-	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "exec only", NULL),
-			 0);
+	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "exec only", NULL), 0);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, NULL), 0);
 	free(stream);
 	free(fds);

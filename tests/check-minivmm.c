@@ -41,8 +41,8 @@ static void ram_close(struct ram *r)
 }
 
 /* Interpret until @n heartbeats. */
-static void interp_heartbeats(struct ram *ram, struct kvm_regs *regs,
-			      const struct kvm_sregs *sregs, unsigned n)
+static void interp_heartbeats(struct ram *ram, struct kvm_regs *regs, const struct kvm_sregs *sregs,
+			      unsigned n)
 {
 	for (unsigned hb = 0; hb < n;) {
 		uint16_t port = 0;

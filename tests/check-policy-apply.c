@@ -81,9 +81,8 @@ struct call {
  */
 static bool sends_signal(long nr)
 {
-	return nr == SYS_kill || nr == SYS_tkill || nr == SYS_tgkill ||
-	       nr == SYS_rt_sigqueueinfo || nr == SYS_rt_tgsigqueueinfo ||
-	       nr == SYS_pidfd_send_signal;
+	return nr == SYS_kill || nr == SYS_tkill || nr == SYS_tgkill || nr == SYS_rt_sigqueueinfo ||
+	       nr == SYS_rt_tgsigqueueinfo || nr == SYS_pidfd_send_signal;
 }
 
 /* Only syscall() and exit_group run under the filter: nothing else to allow. */
@@ -462,8 +461,7 @@ static int child_log(void *arg)
 
 	if (cpr_policy_apply(arg) < 0)
 		return CHILD_SETUP_FAILED;
-	return syscall(SYS_getppid) == ppid && syscall(SYS_getpid) == -1 && errno == EAGAIN ? 0
-											    : 1;
+	return syscall(SYS_getppid) == ppid && syscall(SYS_getpid) == -1 && errno == EAGAIN ? 0 : 1;
 }
 
 START_TEST(test_cpr_policy_apply_actions)
@@ -609,7 +607,8 @@ START_TEST(test_cpr_policy_parse_overlap_exact)
 			      (unsigned long long)b.value, (unsigned long long)b.mask);
 	}
 	for (int i = 0; i < 20000; i++) {
-		uint64_t mask = (uint64_t)rand_r(&seed) % 256, value = (uint64_t)rand_r(&seed) & mask;
+		uint64_t mask = (uint64_t)rand_r(&seed) % 256,
+			 value = (uint64_t)rand_r(&seed) & mask;
 		uint64_t lo = (uint64_t)rand_r(&seed) % 300, x = lo, got = 0;
 		bool found = policy_masked_min_ge(mask, value, lo, &got);
 

@@ -144,8 +144,7 @@ START_TEST(test_cpr_exec_policy_exec_allowed)
 	struct cpr_policy *p = policy_shipped("vmm-exec.policy");
 	int status = run(child_exec_allowed, p);
 
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HELPER_OK, "status %#x",
-		      status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HELPER_OK, "status %#x", status);
 	cpr_policy_free(p);
 	test_assert_no_fd_leak(nfds);
 }

@@ -109,12 +109,14 @@ static int child_cprd_fd_kinds(void *arg)
 	int ev = eventfd(0, EFD_CLOEXEC), mfd = memfd_create("k", MFD_CLOEXEC), sv[2];
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-	if (ev < 0 || mfd < 0 || null < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (ev < 0 || mfd < 0 || null < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return CHILD_SETUP_FAILED;
 	if (cpr_policy_apply(arg) < 0)
 		return CHILD_SETUP_FAILED;
 	if (cpr_fd_check_kind(ev, CPR_FD_EVENTFD) < 0 || cpr_fd_check_kind(mfd, CPR_FD_MEMFD) < 0 ||
-	    cpr_fd_check_kind(sv[0], CPR_FD_SOCKET) < 0 || cpr_fd_check_kind(ev, CPR_FD_GENERIC) < 0)
+	    cpr_fd_check_kind(sv[0], CPR_FD_SOCKET) < 0 ||
+	    cpr_fd_check_kind(ev, CPR_FD_GENERIC) < 0)
 		return 1;
 	if (cpr_fd_check_kind(mfd, CPR_FD_EVENTFD) != -EMEDIUMTYPE ||
 	    cpr_fd_check_kind(ev, CPR_FD_MEMFD) != -EMEDIUMTYPE ||
@@ -305,7 +307,6 @@ START_TEST(test_cpr_policy_apply_vmm_transfer_execve)
 }
 END_TEST
 
-
 /* ------------------------------------------------------------ cprd's daily work */
 
 struct loop {
@@ -349,7 +350,9 @@ static int loop_request(int from, int to, int fd, int *ret_fd)
 	} u;
 	char data[8] = "req";
 	struct iovec iov = { data, 4 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
@@ -444,7 +447,9 @@ static void notify_expect(int sock, const char *text, bool with_fd)
 	} u;
 	char data[128] = "";
 	struct iovec iov = { data, sizeof(data) - 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c;
 

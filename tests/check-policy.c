@@ -298,8 +298,9 @@ START_TEST(test_cpr_policy_parse_e2big)
 					i * 7, i * 3);
 	assert_refused(text, len, -E2BIG, 0, 0);
 	/* One architecture too many. */
-	len = (size_t)snprintf(text, cap, "default kill\narch x86 x32 arm aarch64 mipsel "
-					  "mipsel64 riscv64 ppc64le mips64n32\n");
+	len = (size_t)snprintf(text, cap,
+			       "default kill\narch x86 x32 arm aarch64 mipsel "
+			       "mipsel64 riscv64 ppc64le mips64n32\n");
 	assert_refused(text, len, -E2BIG, 2, 58);
 	free(text);
 	test_assert_no_fd_leak(nfds);
@@ -339,9 +340,8 @@ START_TEST(test_cpr_policy_parse_enomem)
 		rl.rlim_cur = (rlim_t)vm * (rlim_t)sysconf(_SC_PAGESIZE) + (256u << 10);
 		if (setrlimit(RLIMIT_AS, &rl) < 0)
 			_exit(3);
-		_exit(cpr_policy_parse(text, len, "big", &p, NULL) == -ENOMEM && p == SENTINEL
-			      ? 0
-			      : 1);
+		_exit(cpr_policy_parse(text, len, "big", &p, NULL) == -ENOMEM && p == SENTINEL ? 0
+											       : 1);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
@@ -428,8 +428,9 @@ START_TEST(test_cpr_policy_load_eacces)
 	if (pid == 0) {
 		struct cpr_policy *p = SENTINEL;
 
-		if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
-				       setresuid(65534, 65534, 65534) < 0))
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		     setresuid(65534, 65534, 65534) < 0))
 			_exit(2);
 		_exit(cpr_policy_load(path, &p, NULL) == -EACCES && p == SENTINEL ? 0 : 1);
 	}

@@ -41,8 +41,8 @@ START_TEST(test_cpr_ramblock_new_fresh)
 	uint8_t *p;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_POPULATE,
-					  &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_POPULATE, &rb),
+			 0);
 	ck_assert_str_eq(cpr_ramblock_idstr(rb), "pc.ram");
 	ck_assert_int_eq(cpr_ramblock_adopted(rb), 0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(rb), 4 * MiB);
@@ -103,8 +103,9 @@ START_TEST(test_cpr_ramblock_resize)
 	uint8_t *p;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "vram", 2 * MiB, 16 * MiB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &rb), 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(ctx, "vram", 2 * MiB, 16 * MiB, 0, CPR_RAMBLOCK_RESIZEABLE, &rb),
+		0);
 	p = cpr_ramblock_host(rb);
 	ck_assert_int_eq(fcntl(cpr_ramblock_fd(rb), F_GET_SEALS) & F_SEAL_GROW, 0);
 	memset(p, 1, 2 * MiB);
@@ -142,8 +143,8 @@ START_TEST(test_cpr_ramblock_new_hugepages)
 	struct stat st;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "huge", 4 * MiB, 0, 0, CPR_RAMBLOCK_HUGEPAGES,
-					  &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "huge", 4 * MiB, 0, 0, CPR_RAMBLOCK_HUGEPAGES, &rb),
+			 0);
 	ck_assert_int_eq(fstat(cpr_ramblock_fd(rb), &st), 0);
 	if (cpr_ramblock_page_size(rb) == 2 * MiB)
 		ck_assert_int_eq(st.st_blksize, 2 * MiB);
@@ -183,8 +184,9 @@ START_TEST(test_cpr_ramblock_new_einval)
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, CPR_ALIGN_MAX * 2, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 1u << 20, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, NULL), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, CPR_BLOCK_MAX + ps, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &rb), -EINVAL);
+	ck_assert_int_eq(
+		cpr_ramblock_new(ctx, "a", ps, CPR_BLOCK_MAX + ps, 0, CPR_RAMBLOCK_RESIZEABLE, &rb),
+		-EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb), 0);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb2), -EEXIST);
 	cpr_ctx_free(ctx); /* frees rb */
@@ -211,7 +213,8 @@ static void hop_init(struct hop *h)
 	ck_assert_int_eq(cpr_ctx_new(&h->new), 0);
 	ck_assert_int_eq(cpr_ramblock_new(h->old, "pc.ram", 8 * MiB, 0, 2 * MiB, 0, &h->a), 0);
 	ck_assert_int_eq(cpr_ramblock_new(h->old, "vram", 2 * MiB, 8 * MiB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &h->b), 0);
+					  CPR_RAMBLOCK_RESIZEABLE, &h->b),
+			 0);
 	ck_assert_int_eq(cpr_ramblock_resize(h->b, 4 * MiB), 0);
 	memset(cpr_ramblock_host(h->a), 0xa1, 8 * MiB);
 	memset(cpr_ramblock_host(h->b), 0xb2, 4 * MiB);
@@ -257,8 +260,9 @@ START_TEST(test_cpr_ramblock_new_adopt)
 	p[5] = 0x11; /* the same pages, not a copy */
 	ck_assert_int_eq(((uint8_t *)cpr_ramblock_host(h.a))[5], 0x11);
 	/* Resizeable: the live used_length comes from the record. */
-	ck_assert_int_eq(cpr_ramblock_new(h.new, "vram", 2 * MiB, 8 * MiB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &b), 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(h.new, "vram", 2 * MiB, 8 * MiB, 0, CPR_RAMBLOCK_RESIZEABLE, &b),
+		0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(b), 4 * MiB);
 	ck_assert_int_eq(((uint8_t *)cpr_ramblock_host(b))[4 * MiB - 1], 0xb2);
 	ck_assert_int_eq(cpr_ramblock_resize(b, 8 * MiB), 0);
@@ -290,12 +294,14 @@ START_TEST(test_cpr_ramblock_new_adopt_mismatch)
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 0, 0, &a), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(last_log, "align"));
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 16 * MiB, 2 * MiB,
-					  CPR_RAMBLOCK_RESIZEABLE, &a), -EINVAL);
+					  CPR_RAMBLOCK_RESIZEABLE, &a),
+			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(last_log, "resizeable"));
 	/* Nothing was consumed by the refusals. */
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 2);
-	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 0,
-					  CPR_RAMBLOCK_TAKE_RECORDED, &a), 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &a),
+		0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(a), 8 * MiB);
 	ck_assert_uint_eq((uintptr_t)cpr_ramblock_host(a) % (2 * MiB), 0);
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 1);
@@ -317,10 +323,12 @@ START_TEST(test_cpr_ramblock_new_map_at_addr)
 	old = cpr_ramblock_host(h.a);
 	/* The old block still occupies the address in this process. */
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB,
-					  CPR_RAMBLOCK_MAP_AT_ADDR, &a), -EADDRINUSE);
+					  CPR_RAMBLOCK_MAP_AT_ADDR, &a),
+			 -EADDRINUSE);
 	cpr_ramblock_free(h.a);
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB,
-					  CPR_RAMBLOCK_MAP_AT_ADDR, &a), 0);
+					  CPR_RAMBLOCK_MAP_AT_ADDR, &a),
+			 0);
 	ck_assert_ptr_eq(cpr_ramblock_host(a), old);
 	ck_assert_int_eq(((uint8_t *)old)[100], 0xa1);
 	hop_free(&h);
@@ -350,8 +358,9 @@ END_TEST
  * claimed it: the block cannot take it too. */
 START_TEST(test_cpr_ramblock_new_memfd_claimed)
 {
-	struct cpr_state_ramblock rec = { .used_length = 2 * MiB, .max_length = 2 * MiB,
-					  .fd_index = 0, .idstr = "ram" };
+	struct cpr_state_ramblock rec = {
+		.used_length = 2 * MiB, .max_length = 2 * MiB, .fd_index = 0, .idstr = "ram"
+	};
 	struct cpr_state_fd f = { .slot = 0, .kind = CPR_FD_MEMFD, .id = 5, .name = "mem" };
 	struct cpr_ramblock *rb;
 	struct cpr_state *st;

@@ -89,8 +89,10 @@ static void check_fields_grow(struct json_object *a, struct json_object *b, cons
 			if (num(c, "offset") == num(x, "offset"))
 				y = c;
 		}
-		ck_assert_msg(y, "%s.%s: field at offset %lld vanished", rname, name, (long long)num(x, "offset"));
-		ck_assert_msg(num(y, "size") == num(x, "size"), "%s.%s: field resized", rname, name);
+		ck_assert_msg(y, "%s.%s: field at offset %lld vanished", rname, name,
+			      (long long)num(x, "offset"));
+		ck_assert_msg(num(y, "size") == num(x, "size"), "%s.%s: field resized", rname,
+			      name);
 		if (strncmp(name, "reserved", 8) != 0)
 			ck_assert_msg(json_object_equal(x, y), "%s.%s: field changed", rname, name);
 	}
@@ -100,7 +102,8 @@ static void check_fields_grow(struct json_object *a, struct json_object *b, cons
 		for (size_t i = 0; i < json_object_array_length(fa); i++)
 			old |= num(json_object_array_get_idx(fa, i), "offset") == num(y, "offset");
 		ck_assert_msg(old || num(y, "offset") >= num(a, "fixed_len"),
-			      "%s.%s: new field not appended", rname, json_object_get_string(get(y, "name")));
+			      "%s.%s: new field not appended", rname,
+			      json_object_get_string(get(y, "name")));
 	}
 }
 
@@ -134,27 +137,33 @@ START_TEST(test_schema_levels_only_append)
 		struct json_object *ra = get(a, "records"), *rb = get(b, "records");
 		struct json_object *ka = get(a, "fd_kinds"), *kb = get(b, "fd_kinds");
 
-		json_object_object_foreach(get(a, "limits"), lname, lval) {
+		json_object_object_foreach(get(a, "limits"), lname, lval)
+		{
 			struct json_object *nv = get(get(b, "limits"), lname);
 			ck_assert_msg(json_object_get_int64(nv) >= json_object_get_int64(lval),
 				      "limit %s shrank", lname);
 		}
 		for (size_t i = 0; i < json_object_array_length(ra); i++) {
-			struct json_object *x = json_object_array_get_idx(ra, i), *y = find(rb, "type", x);
+			struct json_object *x = json_object_array_get_idx(ra, i),
+					   *y = find(rb, "type", x);
 			const char *name = json_object_get_string(get(x, "name"));
 			ck_assert_msg(y, "record %s vanished", name);
 			ck_assert_str_eq(json_object_get_string(get(y, "name")), name);
-			static const char *const fixed_attrs[] = { "critical", "singleton", "dense",
-								   "string", "must_off", "hint_off" };
+			static const char *const fixed_attrs[] = { "critical", "singleton",
+								   "dense",    "string",
+								   "must_off", "hint_off" };
 			for (size_t k = 0; k < ARRAY_SIZE(fixed_attrs); k++)
-				ck_assert_msg(json_object_equal(get(x, fixed_attrs[k]), get(y, fixed_attrs[k])),
+				ck_assert_msg(json_object_equal(get(x, fixed_attrs[k]),
+								get(y, fixed_attrs[k])),
 					      "%s: %s changed", name, fixed_attrs[k]);
 			check_fields_grow(x, y, name);
 			check_flags_grow(x, y, name);
 		}
 		for (size_t i = 0; i < json_object_array_length(ka); i++) {
-			struct json_object *x = json_object_array_get_idx(ka, i), *y = find(kb, "value", x);
-			ck_assert_msg(y && json_object_equal(x, y), "fd kind %lld changed", (long long)num(x, "value"));
+			struct json_object *x = json_object_array_get_idx(ka, i),
+					   *y = find(kb, "value", x);
+			ck_assert_msg(y && json_object_equal(x, y), "fd kind %lld changed",
+				      (long long)num(x, "value"));
 		}
 		json_object_put(a);
 		json_object_put(b);

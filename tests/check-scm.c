@@ -41,7 +41,8 @@ static void raise_nofile(void)
 	if (rl.rlim_cur < 4096 && rl.rlim_max >= 4096)
 		rl.rlim_cur = 4096;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-	ck_assert_msg(rl.rlim_cur >= 2200, "RLIMIT_NOFILE hard limit below 2200: cannot hold 2x1000 fds");
+	ck_assert_msg(rl.rlim_cur >= 2200,
+		      "RLIMIT_NOFILE hard limit below 2200: cannot hold 2x1000 fds");
 }
 
 static int *memfds(size_t n)
@@ -230,7 +231,8 @@ START_TEST(test_scm_recv_eof)
 	ck_assert_int_eq(scm_recv(sv[1], buf, sizeof(buf), got, 1, &n, 0), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(scm_recv(-1, buf, sizeof(buf), got, 1, &n, 0), -EBADF);
-	ck_assert_int_eq(scm_recv(sv[1], buf, sizeof(buf), got, CPR_SCM_MAX_FDS + 1, &n, 0), -EINVAL);
+	ck_assert_int_eq(scm_recv(sv[1], buf, sizeof(buf), got, CPR_SCM_MAX_FDS + 1, &n, 0),
+			 -EINVAL);
 	ck_assert_int_eq(scm_recv(sv[1], buf, sizeof(buf), got, 1, &n, MSG_DONTWAIT), 0);
 	cpr_close(sv[1]);
 	test_assert_no_fd_leak(before);
@@ -382,8 +384,8 @@ START_TEST(test_scm_recv_fds_each)
 END_TEST
 
 /* Forge one chunk: header claims @claim fds, @attach ride along. */
-static void forge_chunk(int sock, uint32_t first, uint16_t claim, uint32_t data_len,
-			const int *fds, size_t attach)
+static void forge_chunk(int sock, uint32_t first, uint16_t claim, uint32_t data_len, const int *fds,
+			size_t attach)
 {
 	uint8_t h[SCM_CHUNK_SIZE];
 

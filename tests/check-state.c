@@ -175,7 +175,8 @@ START_TEST(test_state_parse_golden)
 		ck_assert_uint_eq(x->gmem_offset, y->gmem_offset);
 	}
 	for (size_t i = 0; i < cpr_state_fd_count(ref); i++) {
-		const struct cpr_state_fd *x = cpr_state_fd_get(st, i), *y = cpr_state_fd_get(ref, i);
+		const struct cpr_state_fd *x = cpr_state_fd_get(st, i),
+					  *y = cpr_state_fd_get(ref, i);
 		ck_assert_str_eq(x->name, y->name);
 		ck_assert_uint_eq(x->slot, y->slot);
 		ck_assert_uint_eq(x->kind, y->kind);
@@ -468,13 +469,27 @@ static void bend(struct cpr_state *st, enum bend b)
 	struct cpr_state_ramblock *r1 = (struct cpr_state_ramblock *)cpr_state_ramblock_get(st, 1);
 
 	switch (b) {
-	case SLOT_REUSED: f1->slot = f0->slot; break;
-	case SLOT_RANGE: f1->slot = 0x80000000u; break;
-	case FD_MUST: f1->must_flags = 1u << 31; break;
-	case RB_MUST: r1->must_flags |= 1u << 30; break;
-	case RB_DANGLING: r1->fd_index = 2; break; /* an eventfd */
-	case RB_OVERLAP: r1->fd_index = r0->fd_index; r1->fd_offset = 0; break;
-	default: break;
+	case SLOT_REUSED:
+		f1->slot = f0->slot;
+		break;
+	case SLOT_RANGE:
+		f1->slot = 0x80000000u;
+		break;
+	case FD_MUST:
+		f1->must_flags = 1u << 31;
+		break;
+	case RB_MUST:
+		r1->must_flags |= 1u << 30;
+		break;
+	case RB_DANGLING:
+		r1->fd_index = 2;
+		break; /* an eventfd */
+	case RB_OVERLAP:
+		r1->fd_index = r0->fd_index;
+		r1->fd_offset = 0;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -485,10 +500,12 @@ START_TEST(test_state_encode_refuses_as_reader)
 		uint32_t type, instance;
 		const char *msg;
 	} want[N_BENDS] = {
-		[SLOT_REUSED] = { -EBADMSG, CPR_REC_FD, 1, "FD#1 '/rom@etc/acpi/tables' reuses slot 0" },
+		[SLOT_REUSED] = { -EBADMSG, CPR_REC_FD, 1,
+				  "FD#1 '/rom@etc/acpi/tables' reuses slot 0" },
 		[SLOT_RANGE] = { -EBADMSG, CPR_REC_FD, 1, "slot 2147483648 is out of range" },
 		[FD_MUST] = { -EPROTONOSUPPORT, CPR_REC_FD, 1, "(bit 31) unknown to this reader" },
-		[RB_MUST] = { -EPROTONOSUPPORT, CPR_REC_RAMBLOCK, 1, "(bit 30) unknown to this reader" },
+		[RB_MUST] = { -EPROTONOSUPPORT, CPR_REC_RAMBLOCK, 1,
+			      "(bit 30) unknown to this reader" },
 		[RB_DANGLING] = { -EBADMSG, CPR_REC_RAMBLOCK, 1, "does not name a memfd" },
 		[RB_OVERLAP] = { -EBADMSG, CPR_REC_RAMBLOCK, 1, "overlaps another block" },
 	};
@@ -526,12 +543,30 @@ struct hostile {
 	const char *substr;
 };
 
-#define H(n, o, w, v, c, s) { n, HDR, 0, 0, o, w, v, false, 0, c, s }
-#define HK(n, o, w, v, c, s) { n, HDR, 0, 0, o, w, v, true, 0, c, s }
-#define R(n, t, i, o, w, v, c, s) { n, REC, t, i, o, w, v, false, 0, c, s }
-#define FX(n, t, i, o, w, v, c, s) { n, FIX, t, i, o, w, v, false, 0, c, s }
-#define FXL(n, t, i, o, w, v, l, c, s) { n, FIX, t, i, o, w, v, false, l, c, s }
-#define V(n, t, i, o, w, v, c, s) { n, VAR, t, i, o, w, v, false, 0, c, s }
+#define H(n, o, w, v, c, s)                           \
+	{                                             \
+		n, HDR, 0, 0, o, w, v, false, 0, c, s \
+	}
+#define HK(n, o, w, v, c, s)                         \
+	{                                            \
+		n, HDR, 0, 0, o, w, v, true, 0, c, s \
+	}
+#define R(n, t, i, o, w, v, c, s)                     \
+	{                                             \
+		n, REC, t, i, o, w, v, false, 0, c, s \
+	}
+#define FX(n, t, i, o, w, v, c, s)                    \
+	{                                             \
+		n, FIX, t, i, o, w, v, false, 0, c, s \
+	}
+#define FXL(n, t, i, o, w, v, l, c, s)                \
+	{                                             \
+		n, FIX, t, i, o, w, v, false, l, c, s \
+	}
+#define V(n, t, i, o, w, v, c, s)                     \
+	{                                             \
+		n, VAR, t, i, o, w, v, false, 0, c, s \
+	}
 #define FD CPR_REC_FD
 #define RB CPR_REC_RAMBLOCK
 #define PR CPR_REC_PRODUCER
@@ -590,7 +625,8 @@ static const struct hostile hostile[] = {
 	R("END instance 1", END, 0, 8, 4, 1, BAD, "END record is malformed"),
 	FX("END count high", END, 0, 0, 4, 99, BAD, "END counts 99"),
 	FX("END reserved", END, 0, 4, 4, 1, BAD, "END record is malformed"),
-	R("unknown critical type", FD, 3, 0, 4, 0x0777, NOSUP, "unknown critical record type 0x777"),
+	R("unknown critical type", FD, 3, 0, 4, 0x0777, NOSUP,
+	  "unknown critical record type 0x777"),
 	R("private critical", 0x8001, 0, 4, 2, 1, BAD, "marked CRITICAL"),
 	FX("FD reserved", FD, 0, 20, 4, 1, BAD, "reserved bytes"),
 	FX("RAMBLOCK reserved", RB, 0, 60, 2, 1, BAD, "reserved bytes"),
@@ -625,11 +661,13 @@ static const struct hostile hostile[] = {
 	FX("fd_offset unaligned", RB, 0, 32, 8, 1, BAD, "fd_offset"),
 	FX("fd_offset overflows", RB, 0, 32, 8, UINT64_MAX - 4095, BAD, "fd_offset"),
 	FX("fd_offset ends at 2^62", RB, 0, 32, 8, (1ull << 62) - (256u << 20), 0, NULL),
-	FX("fd_offset ends past 2^62", RB, 0, 32, 8, (1ull << 62) - (256u << 20) + 4096, BAD, "fd_offset"),
+	FX("fd_offset ends past 2^62", RB, 0, 32, 8, (1ull << 62) - (256u << 20) + 4096, BAD,
+	   "fd_offset"),
 	FX("fd_index not a memfd", RB, 0, 40, 4, 2, BAD, "fd_index"),
 	FX("fd_index out of range", RB, 0, 40, 4, 99, BAD, "fd_index"),
 	FX("blocks overlap in one memfd", RB, 1, 40, 4, 0, BAD, "overlaps"),
-	FX("hugetlb needs 2 MiB units", RB, 1, 48, 4, CPR_RB_HUGETLB | CPR_RB_RESIZEABLE, BAD, "used_length"),
+	FX("hugetlb needs 2 MiB units", RB, 1, 48, 4, CPR_RB_HUGETLB | CPR_RB_RESIZEABLE, BAD,
+	   "used_length"),
 	FX("map_at_addr at 0", RB, 1, 24, 8, 0, BAD, "host_addr"),
 	FX("map_at_addr kernel half", RB, 1, 24, 8, 0xffff800000000000ull, BAD, "host_addr"),
 	FX("map_at_addr unaligned", RB, 1, 24, 8, 0x7f1300000800ull, BAD, "host_addr"),
@@ -645,10 +683,18 @@ static const struct hostile hostile[] = {
 static void poke(uint8_t *p, unsigned width, uint64_t v)
 {
 	switch (width) {
-	case 1: *p = (uint8_t)v; break;
-	case 2: le16_store(p, (uint16_t)v); break;
-	case 4: le32_store(p, (uint32_t)v); break;
-	default: le64_store(p, v); break;
+	case 1:
+		*p = (uint8_t)v;
+		break;
+	case 2:
+		le16_store(p, (uint16_t)v);
+		break;
+	case 4:
+		le32_store(p, (uint32_t)v);
+		break;
+	default:
+		le64_store(p, v);
+		break;
 	}
 }
 
@@ -678,8 +724,8 @@ START_TEST(test_state_parse_hostile)
 	k = parse(buf, len, h->level, &err);
 	ck_assert_msg(k == h->code, "%s: got %d (%s), want %d", h->name, k, err.message, h->code);
 	if (h->substr)
-		ck_assert_msg(strstr(err.message, h->substr), "%s: message '%s' lacks '%s'", h->name,
-			      err.message, h->substr);
+		ck_assert_msg(strstr(err.message, h->substr), "%s: message '%s' lacks '%s'",
+			      h->name, err.message, h->substr);
 	free(buf);
 	test_assert_no_fd_leak(nfds);
 }

@@ -97,8 +97,8 @@ START_TEST(test_cpr_transfer_send_receiver_killed)
 	 * sender is still writing the stream when the receiver dies. */
 	memset(big, 0xa5, sizeof(big));
 	for (uint32_t i = 0; i < 8; i++)
-		ck_assert_int_eq(cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big,
-						     sizeof(big)), 0);
+		ck_assert_int_eq(
+			cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big, sizeof(big)), 0);
 	expect = sender_expect(s);
 	h = helper_spawn(stages[_i], NULL);
 	r = cpr_transfer_send(s->ctx, h.sock, &err);
@@ -160,8 +160,8 @@ START_TEST(test_cpr_transfer_send_early_nak)
 	s = sender_new(2);
 	memset(big, 1, sizeof(big));
 	for (uint32_t i = 0; i < 8; i++)
-		ck_assert_int_eq(cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big,
-						     sizeof(big)), 0);
+		ck_assert_int_eq(
+			cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big, sizeof(big)), 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -325,7 +325,8 @@ START_TEST(test_cpr_transfer_send_refused_locally)
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], -2, &err), -EINVAL);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, -1, 0, &err), -EBADF);
 	ck_assert_int_eq(cpr_blocker_add(s->ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER),
-					 "a vhost-user device", &id), 0);
+					 "a vhost-user device", &id),
+			 0);
 	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -EBUSY);
 	ck_assert(strstr(err.message, "vhost-user"));
 	ck_assert_int_eq(scm_wait(sv[1], 0), -ETIMEDOUT); /* nothing was sent */
@@ -391,8 +392,8 @@ START_TEST(test_cpr_transfer_send_timeout)
 
 	memset(big, 7, sizeof(big));
 	for (uint32_t i = 0; i < 8; i++)
-		ck_assert_int_eq(cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big,
-						     sizeof(big)), 0);
+		ck_assert_int_eq(
+			cpr_ctx_set_private(s->ctx, CPR_REC_PRIVATE_FIRST, i, big, sizeof(big)), 0);
 	expect = sender_expect(s);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
@@ -692,7 +693,11 @@ START_TEST(test_cpr_transfer_recv_timeout)
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	ck_assert_int_eq(write(sv[0], "\x89" "CPR", 4), 4);
+	ck_assert_int_eq(write(sv[0],
+			       "\x89"
+			       "CPR",
+			       4),
+			 4);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), -ETIMEDOUT);
 	ck_assert_msg(strstr(err.message, "timed out"), "%s", err.message);

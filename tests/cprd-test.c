@@ -239,7 +239,8 @@ int cprd_test_stream(size_t n)
 	ck_assert_int_eq(cpr_state_new(&st), 0);
 	cpr_state_set_producer(st, "cprd-test", 1);
 	for (size_t i = 0; i < n; i++) {
-		struct cpr_state_fd f = { .slot = (uint32_t)i, .kind = CPR_FD_MEMFD,
+		struct cpr_state_fd f = { .slot = (uint32_t)i,
+					  .kind = CPR_FD_MEMFD,
 					  .id = (int32_t)i };
 
 		snprintf(f.name, sizeof(f.name), "ram");
@@ -287,8 +288,7 @@ bool cprd_test_memfd_is(int fd, size_t i, const char *tag)
 	return n == len && memcmp(want, got, (size_t)len) == 0;
 }
 
-int cprd_test_store(int sock, const char *name, size_t n, const char *tag,
-		    struct json_object *opts)
+int cprd_test_store(int sock, const char *name, size_t n, const char *tag, struct json_object *opts)
 {
 	int *fds = cprd_test_memfds(n, tag), stream = cprd_test_stream(n);
 	int r = cprd_store(sock, name, opts, stream, fds, n, NULL);
@@ -298,8 +298,8 @@ int cprd_test_store(int sock, const char *name, size_t n, const char *tag,
 	return r;
 }
 
-int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag,
-			   uint64_t lease_ms, char *token, size_t token_len)
+int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag, uint64_t lease_ms,
+			   char *token, size_t token_len)
 {
 	struct json_object *reply = NULL, *t;
 	int stream = -1, *fds = NULL;
@@ -312,7 +312,8 @@ int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag
 	}
 	ck_assert_uint_eq(got, n);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(cprd_test_memfd_is(fds[i], i, tag), "fd %zu has the wrong content", i);
+		ck_assert_msg(cprd_test_memfd_is(fds[i], i, tag), "fd %zu has the wrong content",
+			      i);
 	{
 		struct cpr_state *st = NULL;
 		void *buf = NULL;

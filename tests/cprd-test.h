@@ -57,8 +57,8 @@ bool cprd_test_memfd_is(int fd, size_t i, const char *tag);
 int cprd_test_store(int sock, const char *name, size_t n, const char *tag,
 		    struct json_object *opts);
 /* Claim and verify; returns the claim's result; the token is copied out. */
-int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag,
-			   uint64_t lease_ms, char *token, size_t token_len);
+int cprd_test_claim_verify(int sock, const char *name, size_t n, const char *tag, uint64_t lease_ms,
+			   char *token, size_t token_len);
 /* Become @uid/@gid (forked children only). */
 void cprd_test_become(uid_t uid, gid_t gid);
 /* The "error" of a reply, or "". */

@@ -19,7 +19,7 @@ struct exec_rb {
 };
 
 struct exec_expect {
-	uint32_t n_ev;	    /* eventfds "ev" id 0..n_ev-1, counter id+1 */
+	uint32_t n_ev; /* eventfds "ev" id 0..n_ev-1, counter id+1 */
 	uint32_t n_rbs;
 	uint32_t generation;
 	uint32_t inherited; /* fds without FD_CLOEXEC before cpr_exec() */

@@ -72,7 +72,8 @@ static void drain(int fd)
 			return;
 		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
 			if (h->cmsg_type == SCM_RIGHTS)
-				for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+				for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				     i++)
 					close(((int *)CMSG_DATA(h))[i]);
 	}
 }
@@ -90,8 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	c->src = (struct cprd_src){ .tag = TAG_CONN, .obj = c, .fd = sv[0] };
-	c->peer = (struct cprd_peer){ .pid = getpid(), .uid = getuid(), .gid = getgid(),
-				      .pidfd = -EBADF };
+	c->peer = (struct cprd_peer){
+		.pid = getpid(), .uid = getuid(), .gid = getgid(), .pidfd = -EBADF
+	};
 	for (int k = 0; k < FUZZ_MSGS && p < end && !c->closing; k++) {
 		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
 		size_t len = nul ? (size_t)(nul - p) : (size_t)(end - p);

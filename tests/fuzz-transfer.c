@@ -36,8 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = cpr_transfer_recv(ctx, sv[1], &err);
 	if ((r < 0) == (cpr_ctx_incoming(ctx) == 1))
 		abort();
-	if (r < 0 && (scm_read_exact(sv[0], reply, sizeof(reply), NULL, 0, &none, 0, "nak", NULL) < 0 ||
-		      -(int)le32_load(reply + 8) != r))
+	if (r < 0 &&
+	    (scm_read_exact(sv[0], reply, sizeof(reply), NULL, 0, &none, 0, "nak", NULL) < 0 ||
+	     -(int)le32_load(reply + 8) != r))
 		abort();
 	cpr_ctx_free(ctx);
 	close(sv[0]);

@@ -324,8 +324,8 @@ int main(int argc, char *argv[])
 			continue;
 		drain_notify(nfd); /* what it sent before dying is kept */
 		event("exit", status);
-		if (stopping || (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
-						       WEXITSTATUS(status) == 100)))
+		if (stopping ||
+		    (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 100)))
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 		pid = start(lfd, notify_path, argv + 3);
 	}

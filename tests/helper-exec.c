@@ -20,11 +20,11 @@
 
 #include "exec-common.h"
 
-#define FAIL(...)                                                     \
-	do {                                                          \
-		fprintf(stderr, "helper-exec: " __VA_ARGS__);         \
-		fputc('\n', stderr);                                  \
-		exit(1);                                              \
+#define FAIL(...)                                             \
+	do {                                                  \
+		fprintf(stderr, "helper-exec: " __VA_ARGS__); \
+		fputc('\n', stderr);                          \
+		exit(1);                                      \
 	} while (0)
 
 __attribute__((format(printf, 3, 0))) static void log_stderr(void *userdata, int priority,
@@ -85,13 +85,12 @@ static void check_rb(struct cpr_ctx *ctx, const struct exec_rb *e, struct cpr_ra
 	/* Mapped, not copied: nothing of it is resident in this image yet. */
 	shmem = exec_status_kib("RssShmem");
 	if (shmem < 0 || (uint64_t)shmem * 1024 >= e->used / 2)
-		FAIL("%s: %ld KiB of shared memory already resident before any access",
-		     e->idstr, shmem);
+		FAIL("%s: %ld KiB of shared memory already resident before any access", e->idstr,
+		     shmem);
 	*ret = rb;
 }
 
-static void check_rbs(struct cpr_ctx *ctx, const struct exec_expect *x,
-		      struct cpr_ramblock **rbs)
+static void check_rbs(struct cpr_ctx *ctx, const struct exec_expect *x, struct cpr_ramblock **rbs)
 {
 	uint64_t total = 0;
 	long rss_anon;
@@ -158,7 +157,8 @@ int main(int argc, char **argv)
 	if (getenv(CPR_EXEC_ENV))
 		FAIL("%s still set", CPR_EXEC_ENV);
 	if (cpr_state_private_find(cpr_ctx_incoming_state(ctx), EXEC_PRIV_TYPE, 0,
-				   (const void **)&x, &len) < 0 || len != sizeof(*x))
+				   (const void **)&x, &len) < 0 ||
+	    len != sizeof(*x))
 		FAIL("no expectations record");
 	if (cpr_state_get_info(cpr_ctx_incoming_state(ctx), &info) < 0 ||
 	    info.generation != x->generation)

@@ -81,8 +81,8 @@ static int die_at(int sock, const char *stage)
 		die_here();
 	}
 	stream = malloc(le64_load(pre + 16));
-	if (!stream || scm_read_exact(sock, stream, le64_load(pre + 16), NULL, 0, &n, -1,
-				      "stream", NULL) < 0)
+	if (!stream ||
+	    scm_read_exact(sock, stream, le64_load(pre + 16), NULL, 0, &n, -1, "stream", NULL) < 0)
 		return 2;
 	if (scm_read_exact(sock, h, sizeof(h), fds, CPR_SCM_MAX_FDS, &n, -1, "chunk", NULL) < 0)
 		return 2;
@@ -112,7 +112,8 @@ static int adopt_all(struct cpr_ctx *ctx, struct cpr_ramblock **rbs, int *fds)
 		int e = cpr_ramblock_new(ctx, r->idstr, r->used_length, r->max_length, r->align, fl,
 					 &rbs[i]);
 
-		if (e < 0 || cpr_ramblock_adopted(rbs[i]) != 1 || fstat(cpr_ramblock_fd(rbs[i]), &s) < 0) {
+		if (e < 0 || cpr_ramblock_adopted(rbs[i]) != 1 ||
+		    fstat(cpr_ramblock_fd(rbs[i]), &s) < 0) {
 			printf("adoption of %s failed: %d\n", r->idstr, e);
 			return -1;
 		}

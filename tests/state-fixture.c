@@ -18,11 +18,19 @@ struct cpr_state *fixture_state(enum fixture f)
 		{ .slot = 3, .kind = CPR_FD_SOCKET, .id = 0, .name = "chardev:serial0" },
 	};
 	struct cpr_state_ramblock rbs[] = {
-		{ .idstr = "pc.ram", .align = 2u << 20, .used_length = 256u << 20,
-		  .max_length = 256u << 20, .host_addr = 0x7f1200000000ull, .fd_index = 0,
+		{ .idstr = "pc.ram",
+		  .align = 2u << 20,
+		  .used_length = 256u << 20,
+		  .max_length = 256u << 20,
+		  .host_addr = 0x7f1200000000ull,
+		  .fd_index = 0,
 		  .hint_flags = CPR_RB_HINT_DONTDUMP },
-		{ .idstr = "/rom@etc/acpi/tables", .align = 4096, .used_length = 128u << 10,
-		  .max_length = 2u << 20, .host_addr = 0x7f1300000000ull, .fd_index = 1,
+		{ .idstr = "/rom@etc/acpi/tables",
+		  .align = 4096,
+		  .used_length = 128u << 10,
+		  .max_length = 2u << 20,
+		  .host_addr = 0x7f1300000000ull,
+		  .fd_index = 1,
 		  .must_flags = CPR_RB_RESIZEABLE | CPR_RB_MAP_AT_ADDR },
 	};
 	static const char vcpu[] = "rip=0xfff0 rflags=0x2 cr0=0x60000010";
@@ -36,7 +44,9 @@ struct cpr_state *fixture_state(enum fixture f)
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		cpr_state_add_fd(st, &fds[i]);
 	if (f == FIXTURE_LEVEL2_GMEM) {
-		struct cpr_state_fd g = { .slot = 4, .kind = CPR_FD_GUEST_MEMFD, .id = 0, .name = "gmem0" };
+		struct cpr_state_fd g = {
+			.slot = 4, .kind = CPR_FD_GUEST_MEMFD, .id = 0, .name = "gmem0"
+		};
 		cpr_state_add_fd(st, &g);
 		rbs[0].gmem_fd_ref = 5;
 		rbs[0].gmem_offset = 1u << 20;

@@ -81,7 +81,8 @@ struct sender *sender_new(size_t n)
 	ck_assert_int_eq(cpr_ctx_new(&s->ctx), 0);
 	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "pc.ram", 4 * MIB, 0, 0, 0, &s->rb[0]), 0);
 	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "vga.vram", 1 * MIB, 4 * MIB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &s->rb[1]), 0);
+					  CPR_RAMBLOCK_RESIZEABLE, &s->rb[1]),
+			 0);
 	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "pc.bios", 2 * MIB, 0, 2 * MIB, 0, &s->rb[2]), 0);
 	for (size_t i = 0; i < 3; i++)
 		fill(s->rb[i], (uint8_t)(17 * i + 1));
@@ -95,7 +96,8 @@ struct sender *sender_new(size_t n)
 		s->fds[i] = test_memfd("dev", 4096);
 		ck_assert_int_ge(s->fds[i], 0);
 		ck_assert_int_eq(pwrite(s->fds[i], text, (size_t)len, 0), len);
-		ck_assert_int_eq(cpr_fd_save(s->ctx, "dev", (int32_t)i, s->fds[i], CPR_FD_MEMFD), 0);
+		ck_assert_int_eq(cpr_fd_save(s->ctx, "dev", (int32_t)i, s->fds[i], CPR_FD_MEMFD),
+				 0);
 	}
 	return s;
 }
@@ -120,12 +122,12 @@ char *sender_expect(const struct sender *s)
 		off += (size_t)snprintf(e + off, cap - off, "fd %zu %lu %016llx\n", i,
 					fd_ino(s->fds[i]), (unsigned long long)fd_sum(s->fds[i]));
 	for (size_t i = 0; i < 3; i++)
-		off += (size_t)snprintf(e + off, cap - off, "rb %s %lu %llu %016llx\n",
-					cpr_ramblock_idstr(s->rb[i]),
-					fd_ino(cpr_ramblock_fd(s->rb[i])),
-					(unsigned long long)cpr_ramblock_used_length(s->rb[i]),
-					(unsigned long long)sum(cpr_ramblock_host(s->rb[i]),
-								cpr_ramblock_used_length(s->rb[i])));
+		off += (size_t)snprintf(
+			e + off, cap - off, "rb %s %lu %llu %016llx\n",
+			cpr_ramblock_idstr(s->rb[i]), fd_ino(cpr_ramblock_fd(s->rb[i])),
+			(unsigned long long)cpr_ramblock_used_length(s->rb[i]),
+			(unsigned long long)sum(cpr_ramblock_host(s->rb[i]),
+						cpr_ramblock_used_length(s->rb[i])));
 	snprintf(e + off, cap - off, "acked\n");
 	return e;
 }
@@ -232,9 +234,8 @@ struct forged forge_stream(size_t n)
 
 /* Preamble (@claim_fds), stream, and @attach memfds in one chunk claiming
  * @claim_chunk; then receive in this process and read the NAK. */
-int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach,
-			  uint16_t claim_chunk, const uint8_t *preamble, size_t stream_len,
-			  char *ret_nak, size_t nak_len)
+int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach, uint16_t claim_chunk,
+		   const uint8_t *preamble, size_t stream_len, char *ret_nak, size_t nak_len)
 {
 	struct cpr_error err = { 0 };
 	struct cpr_ctx *ctx;
@@ -244,7 +245,8 @@ int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach,
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	xfer_preamble_store(pre, f->len, claim_fds, f->id);
-	ck_assert_int_eq(write(sv[0], preamble ? preamble : pre, sizeof(pre)), (ssize_t)sizeof(pre));
+	ck_assert_int_eq(write(sv[0], preamble ? preamble : pre, sizeof(pre)),
+			 (ssize_t)sizeof(pre));
 	ck_assert_int_eq(write(sv[0], f->stream, stream_len), (ssize_t)stream_len);
 	for (size_t i = 0; i < attach; i++)
 		fds[i] = test_memfd("dev", 4096);
@@ -263,8 +265,8 @@ int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach,
 	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
 	cpr_ctx_free(ctx);
 	/* The NAK carries the same errno and message. */
-	ck_assert_int_eq(scm_read_exact(sv[0], reply, XFER_REPLY_SIZE, NULL, 0, &n, 1000, "nak",
-					NULL), 0);
+	ck_assert_int_eq(
+		scm_read_exact(sv[0], reply, XFER_REPLY_SIZE, NULL, 0, &n, 1000, "nak", NULL), 0);
 	ck_assert_int_eq(-(int)le32_load(reply + 8), r);
 	n = le16_load(reply + 12);
 	ck_assert_uint_gt(n, 0);
@@ -275,4 +277,3 @@ int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach,
 	cpr_close(sv[1]);
 	return r;
 }
-

@@ -57,8 +57,7 @@ void transfer_ok(struct sender *s);
 struct forged forge_stream(size_t n);
 /* Forge preamble, stream and one chunk, receive in this process, check the
  * NAK repeats the refusal; returns what cpr_transfer_recv() said. */
-int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach,
-		   uint16_t claim_chunk, const uint8_t *preamble, size_t stream_len,
-		   char *ret_nak, size_t nak_len);
+int forge_and_recv(const struct forged *f, uint32_t claim_fds, size_t attach, uint16_t claim_chunk,
+		   const uint8_t *preamble, size_t stream_len, char *ret_nak, size_t nak_len);
 
 #endif

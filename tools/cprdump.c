@@ -18,8 +18,10 @@ static void usage(FILE *f)
 
 static void print_json(struct json_object *o, bool compact)
 {
-	puts(json_object_to_json_string_ext(o, compact ? JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
-						      : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	puts(json_object_to_json_string_ext(
+		o, compact ? JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
+			   : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+				     JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static int report_error(const struct cpr_error *err, bool json, bool compact)
@@ -45,30 +47,36 @@ static int check(const struct cpr_state *st, bool json, bool compact)
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "valid", json_object_new_boolean(1));
 		json_object_object_add(o, "emit_level", json_object_new_int((int)info.emit_level));
-		json_object_object_add(o, "min_reader_level", json_object_new_int((int)info.min_reader_level));
+		json_object_object_add(o, "min_reader_level",
+				       json_object_new_int((int)info.min_reader_level));
 		json_object_object_add(o, "producer", json_object_new_string(info.producer));
 		json_object_object_add(o, "fds", json_object_new_int((int)cpr_state_fd_count(st)));
-		json_object_object_add(o, "ramblocks", json_object_new_int((int)cpr_state_ramblock_count(st)));
-		json_object_object_add(o, "private", json_object_new_int((int)cpr_state_private_count(st)));
+		json_object_object_add(o, "ramblocks",
+				       json_object_new_int((int)cpr_state_ramblock_count(st)));
+		json_object_object_add(o, "private",
+				       json_object_new_int((int)cpr_state_private_count(st)));
 		print_json(o, compact);
 		json_object_put(o);
 	} else {
-		printf("valid: level %u (readable from level %u), producer '%s', %zu fds, %zu RAM blocks, "
+		printf("valid: level %u (readable from level %u), producer '%s', %zu fds, %zu RAM "
+		       "blocks, "
 		       "%zu private records\n",
-		       info.emit_level, info.min_reader_level, info.producer, cpr_state_fd_count(st),
-		       cpr_state_ramblock_count(st), cpr_state_private_count(st));
+		       info.emit_level, info.min_reader_level, info.producer,
+		       cpr_state_fd_count(st), cpr_state_ramblock_count(st),
+		       cpr_state_private_count(st));
 	}
 	return EXIT_OK;
 }
 
 int main(int argc, char *argv[])
 {
-	static const struct option opts[] = {
-		{ "check", no_argument, NULL, 'c' },	 { "max-level", required_argument, NULL, 'l' },
-		{ "force", no_argument, NULL, 'f' },	 { "compact", no_argument, NULL, 'C' },
-		{ "json", no_argument, NULL, 'j' },	 { "help", no_argument, NULL, 'h' },
-		{}
-	};
+	static const struct option opts[] = { { "check", no_argument, NULL, 'c' },
+					      { "max-level", required_argument, NULL, 'l' },
+					      { "force", no_argument, NULL, 'f' },
+					      { "compact", no_argument, NULL, 'C' },
+					      { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
 	bool do_check = false, force = false, compact = false, json = false;
 	_cleanup_free_ void *buf = NULL;
 	struct cpr_state *st = NULL;
@@ -80,21 +88,34 @@ int main(int argc, char *argv[])
 
 	while ((c = getopt_long(argc, argv, "cl:fCjh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': do_check = true; break;
+		case 'c':
+			do_check = true;
+			break;
 		case 'l': {
 			char *end;
 			level = strtoul(optarg, &end, 10);
 			if (*end || level < CPR_LEVEL_MIN || level > CPR_LEVEL_MAX) {
-				fprintf(stderr, "cprdump: --max-level must be %u..%u\n", CPR_LEVEL_MIN, CPR_LEVEL_MAX);
+				fprintf(stderr, "cprdump: --max-level must be %u..%u\n",
+					CPR_LEVEL_MIN, CPR_LEVEL_MAX);
 				return EXIT_USAGE;
 			}
 			break;
 		}
-		case 'f': force = true; break;
-		case 'C': compact = true; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'f':
+			force = true;
+			break;
+		case 'C':
+			compact = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
@@ -103,7 +124,8 @@ int main(int argc, char *argv[])
 	}
 	len = tool_read(optind < argc ? argv[optind] : "-", CPR_STREAM_MAX, &buf);
 	if (len == -EFBIG) {
-		fprintf(stderr, "cprdump: input exceeds the stream limit of %u bytes\n", CPR_STREAM_MAX);
+		fprintf(stderr, "cprdump: input exceeds the stream limit of %u bytes\n",
+			CPR_STREAM_MAX);
 		return EXIT_REFUSED;
 	}
 	if (len < 0) {

@@ -18,9 +18,9 @@ static void usage(FILE *f)
 
 int main(int argc, char *argv[])
 {
-	static const struct option opts[] = {
-		{ "output", required_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' }, {}
-	};
+	static const struct option opts[] = { { "output", required_argument, NULL, 'o' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
 	_cleanup_free_ void *text = NULL, *out = NULL;
 	struct json_tokener *tok = NULL;
 	struct json_object *o;
@@ -32,9 +32,15 @@ int main(int argc, char *argv[])
 
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': output = optarg; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'o':
+			output = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {

@@ -17,7 +17,8 @@ int main(int argc, char *argv[])
 		return 100;
 	}
 	o = json_schema((uint32_t)level);
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return 0;
 }

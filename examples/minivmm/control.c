@@ -123,7 +123,8 @@ void control_handle(struct vmm *m, int listen_fd)
 		m->reply_fd = -1;
 		return;
 	} else {
-		snprintf(reply, sizeof(reply), "error unknown command (status, upgrade [MODE] [PATH], quit)");
+		snprintf(reply, sizeof(reply),
+			 "error unknown command (status, upgrade [MODE] [PATH], quit)");
 	}
 	control_reply(fd, reply);
 	close(fd);
@@ -154,7 +155,8 @@ int control_client(const char *path, const char *cmd)
 		return EXIT_TEMP;
 	}
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
-	if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0 || (n = recv(fd, reply, sizeof(reply) - 1, 0)) <= 0) {
+	if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0 ||
+	    (n = recv(fd, reply, sizeof(reply) - 1, 0)) <= 0) {
 		fprintf(stderr, "minivmm: no reply from %s\n", path);
 		close(fd);
 		return EXIT_TEMP;

@@ -63,7 +63,8 @@ static int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_
 	if (fd < 0)
 		r = -errno;
 	else if ((r = memfd_write(fd, buf, len)) >= 0 &&
-		 fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		 fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) <
+			 0)
 		r = -errno;
 	free(buf);
 	if (r < 0) {

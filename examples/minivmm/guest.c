@@ -28,20 +28,9 @@
  *		jmp	start
  */
 const uint8_t guest_program[] = {
-	0x8b, 0x0e, 0x00, 0x30,
-	0x66, 0x83, 0x07, 0x01,
-	0x66, 0x83, 0x57, 0x04, 0x00,
-	0xe2, 0xf5,
-	0x66, 0x31, 0xc0,
-	0xbe, 0x00, 0x80,
-	0x66, 0x03, 0x04,
-	0x83, 0xc6, 0x04,
-	0x81, 0xfe, 0x00, 0x90,
-	0x75, 0xf4,
-	0x66, 0x89, 0x47, 0x08,
-	0x66, 0xff, 0x47, 0x0c,
-	0xee,
-	0xeb, 0xd4,
+	0x8b, 0x0e, 0x00, 0x30, 0x66, 0x83, 0x07, 0x01, 0x66, 0x83, 0x57, 0x04, 0x00, 0xe2, 0xf5,
+	0x66, 0x31, 0xc0, 0xbe, 0x00, 0x80, 0x66, 0x03, 0x04, 0x83, 0xc6, 0x04, 0x81, 0xfe, 0x00,
+	0x90, 0x75, 0xf4, 0x66, 0x89, 0x47, 0x08, 0x66, 0xff, 0x47, 0x0c, 0xee, 0xeb, 0xd4,
 };
 const size_t guest_program_size = sizeof(guest_program);
 
@@ -163,10 +152,10 @@ struct cpu {
 	const struct kvm_sregs *s;
 	uint8_t *ram;
 	uint64_t ram_size;
-	uint16_t ip;		/* offset of the next byte to fetch */
-	uint64_t seg;		/* data segment base (after overrides) */
+	uint16_t ip;  /* offset of the next byte to fetch */
+	uint64_t seg; /* data segment base (after overrides) */
 	bool seg_override;
-	unsigned opsize;	/* 2, or 4 with 0x66 */
+	unsigned opsize; /* 2, or 4 with 0x66 */
 };
 
 struct operand {
@@ -177,8 +166,7 @@ struct operand {
 
 static __u64 *reg_slot(struct kvm_regs *r, unsigned i)
 {
-	__u64 *map[8] = { &r->rax, &r->rcx, &r->rdx, &r->rbx,
-			     &r->rsp, &r->rbp, &r->rsi, &r->rdi };
+	__u64 *map[8] = { &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi };
 
 	return map[i & 7];
 }
@@ -379,14 +367,30 @@ static bool cond(uint64_t f, unsigned cc)
 	bool v;
 
 	switch (cc >> 1) {
-	case 0: v = of; break;
-	case 1: v = cf; break;
-	case 2: v = zf; break;
-	case 3: v = cf || zf; break;
-	case 4: v = sf; break;
-	case 5: v = pf; break;
-	case 6: v = sf != of; break;
-	default: v = zf || sf != of; break;
+	case 0:
+		v = of;
+		break;
+	case 1:
+		v = cf;
+		break;
+	case 2:
+		v = zf;
+		break;
+	case 3:
+		v = cf || zf;
+		break;
+	case 4:
+		v = sf;
+		break;
+	case 5:
+		v = pf;
+		break;
+	case 6:
+		v = sf != of;
+		break;
+	default:
+		v = zf || sf != of;
+		break;
 	}
 	return (cc & 1) ? !v : v;
 }
@@ -491,10 +495,18 @@ static int exec_alu_opcode(struct cpu *c, uint8_t opc, int *ret)
 	if (opc >= 0x40 || form > 5)
 		return 0;
 	switch (form) {
-	case 0: *ret = exec_alu_modrm(c, op, 1, false); break;
-	case 1: *ret = exec_alu_modrm(c, op, c->opsize, false); break;
-	case 2: *ret = exec_alu_modrm(c, op, 1, true); break;
-	case 3: *ret = exec_alu_modrm(c, op, c->opsize, true); break;
+	case 0:
+		*ret = exec_alu_modrm(c, op, 1, false);
+		break;
+	case 1:
+		*ret = exec_alu_modrm(c, op, c->opsize, false);
+		break;
+	case 2:
+		*ret = exec_alu_modrm(c, op, 1, true);
+		break;
+	case 3:
+		*ret = exec_alu_modrm(c, op, c->opsize, true);
+		break;
 	default: {
 		unsigned size = form == 4 ? 1 : c->opsize;
 		uint64_t res;
@@ -537,14 +549,22 @@ static int exec_one(struct cpu *c, uint8_t opc, uint16_t *ret_port)
 		return 0;
 	}
 	switch (opc) {
-	case 0x80: return exec_group1(c, 1, 1);
-	case 0x81: return exec_group1(c, c->opsize, c->opsize);
-	case 0x83: return exec_group1(c, c->opsize, 1);
-	case 0x88: return exec_mov(c, 1, false);
-	case 0x89: return exec_mov(c, c->opsize, false);
-	case 0x8a: return exec_mov(c, 1, true);
-	case 0x8b: return exec_mov(c, c->opsize, true);
-	case 0x90: return 0;
+	case 0x80:
+		return exec_group1(c, 1, 1);
+	case 0x81:
+		return exec_group1(c, c->opsize, c->opsize);
+	case 0x83:
+		return exec_group1(c, c->opsize, 1);
+	case 0x88:
+		return exec_mov(c, 1, false);
+	case 0x89:
+		return exec_mov(c, c->opsize, false);
+	case 0x8a:
+		return exec_mov(c, 1, true);
+	case 0x8b:
+		return exec_mov(c, c->opsize, true);
+	case 0x90:
+		return 0;
 	case 0xe2:
 		reg_set(r, 1, 2, reg_get(r, 1, 2) - 1);
 		return jump_rel(c, 1, reg_get(r, 1, 2) != 0);
@@ -553,16 +573,22 @@ static int exec_one(struct cpu *c, uint8_t opc, uint16_t *ret_port)
 			return rc;
 		*ret_port = (uint16_t)v;
 		return INTERP_IO;
-	case 0xe9: return jump_rel(c, 2, true);
-	case 0xeb: return jump_rel(c, 1, true);
+	case 0xe9:
+		return jump_rel(c, 2, true);
+	case 0xeb:
+		return jump_rel(c, 1, true);
 	case 0xee:
 	case 0xef:
 		*ret_port = (uint16_t)r->rdx;
 		return INTERP_IO;
-	case 0xf4: return INTERP_HLT;
-	case 0xfe: return exec_group45(c, 1);
-	case 0xff: return exec_group45(c, c->opsize);
-	default: return -ENOEXEC;
+	case 0xf4:
+		return INTERP_HLT;
+	case 0xfe:
+		return exec_group45(c, 1);
+	case 0xff:
+		return exec_group45(c, c->opsize);
+	default:
+		return -ENOEXEC;
 	}
 }
 
@@ -579,12 +605,27 @@ static int step(struct cpu *c, uint16_t *ret_port)
 		if ((r = fetch(c, 1, &b)) < 0)
 			return r;
 		switch (b) {
-		case 0x66: c->opsize = 4; continue;
-		case 0x26: c->seg = c->s->es.base; c->seg_override = true; continue;
-		case 0x2e: c->seg = c->s->cs.base; c->seg_override = true; continue;
-		case 0x36: c->seg = c->s->ss.base; c->seg_override = true; continue;
-		case 0x3e: c->seg = c->s->ds.base; c->seg_override = true; continue;
-		default: return exec_one(c, (uint8_t)b, ret_port);
+		case 0x66:
+			c->opsize = 4;
+			continue;
+		case 0x26:
+			c->seg = c->s->es.base;
+			c->seg_override = true;
+			continue;
+		case 0x2e:
+			c->seg = c->s->cs.base;
+			c->seg_override = true;
+			continue;
+		case 0x36:
+			c->seg = c->s->ss.base;
+			c->seg_override = true;
+			continue;
+		case 0x3e:
+			c->seg = c->s->ds.base;
+			c->seg_override = true;
+			continue;
+		default:
+			return exec_one(c, (uint8_t)b, ret_port);
 		}
 	}
 	return -ENOEXEC;

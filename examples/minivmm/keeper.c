@@ -33,7 +33,7 @@
 struct keeper_arg {
 	int rfd;
 	int n;
-	int keep[KEEPER_FDS];	/* sorted */
+	int keep[KEEPER_FDS]; /* sorted */
 };
 
 #if defined(__x86_64__)

@@ -73,8 +73,7 @@ int vm_kvm_usable(char *why, size_t len)
 	return 1;
 }
 
-static int kvm_set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size,
-			uint8_t *host)
+static int kvm_set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, uint8_t *host)
 {
 	struct kvm_userspace_memory_region reg = {
 		.slot = slot,
@@ -345,7 +344,8 @@ static int vcpu_ram_access(struct vcpu *v)
 	uint64_t t0 = now_ns();
 	int r;
 
-	if (!vm->slots_deferred || !host || !run->mmio.len || run->mmio.len > sizeof(run->mmio.data))
+	if (!vm->slots_deferred || !host || !run->mmio.len ||
+	    run->mmio.len > sizeof(run->mmio.data))
 		return -EIO;
 	pthread_mutex_lock(&vm->slots_lock);
 	while (!vm->slots_done)
@@ -580,8 +580,7 @@ int vm_arm(struct vm *vm)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->want == VM_WANT_PAUSE &&
-	    (vm->rt || cpus <= 0 || vm->n_vcpus < (unsigned long)cpus))
+	if (vm->want == VM_WANT_PAUSE && (vm->rt || cpus <= 0 || vm->n_vcpus < (unsigned long)cpus))
 		__atomic_store_n(&vm->want, VM_WANT_SPIN, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&vm->lock);
 	return vm_spawn_threads(vm);

@@ -144,8 +144,8 @@ int machine_verify(struct vmm *m, bool ram, char *why, size_t len)
 
 		guest_slot_read(host, i, &s);
 		if (s.heartbeats && s.checksum != m->rec.static_sum) {
-			snprintf(why, len, "vCPU %u computed static checksum %08x, expected %08x", i,
-				 s.checksum, m->rec.static_sum);
+			snprintf(why, len, "vCPU %u computed static checksum %08x, expected %08x",
+				 i, s.checksum, m->rec.static_sum);
 			return -EBADMSG;
 		}
 	}

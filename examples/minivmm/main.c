@@ -22,9 +22,12 @@
 const char *mode_name(enum upgrade_mode m)
 {
 	switch (m) {
-	case UPGRADE_EXEC: return "exec";
-	case UPGRADE_TRANSFER: return "transfer";
-	case UPGRADE_CPRD: return "cprd";
+	case UPGRADE_EXEC:
+		return "exec";
+	case UPGRADE_TRANSFER:
+		return "transfer";
+	case UPGRADE_CPRD:
+		return "cprd";
 	}
 	return "?";
 }
@@ -57,8 +60,9 @@ static void usage(FILE *f)
 		"  --quiet               print only errors\n"
 		"  --send COMMAND        client: send COMMAND to --control, print the reply\n",
 		VM_MAX_VCPUS,
-		have_cprd_client ? "  --cprd-socket PATH    cprd for the cprd mode (default $CPRD_SOCKET)\n"
-				 : "");
+		have_cprd_client
+			? "  --cprd-socket PATH    cprd for the cprd mode (default $CPRD_SOCKET)\n"
+			: "");
 }
 
 static int parse_size(const char *s, uint64_t *ret)
@@ -72,10 +76,26 @@ static int parse_size(const char *s, uint64_t *ret)
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
 	}
 	if (*end == 'i' && end[1] == 'B')
 		end += 2;
@@ -85,8 +105,7 @@ static int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
-static int parse_mode_list(const char *s, enum upgrade_mode *modes, unsigned max,
-			   unsigned *ret_n)
+static int parse_mode_list(const char *s, enum upgrade_mode *modes, unsigned max, unsigned *ret_n)
 {
 	char buf[256], *save = NULL;
 	unsigned n = 0;
@@ -124,10 +143,30 @@ static int parse_seconds(const char *s, double *ret)
 }
 
 enum {
-	OPT_RAM = 256, OPT_VCPUS, OPT_HUGEPAGES, OPT_NO_KVM, OPT_CONTROL, OPT_MODE,
-	OPT_EVERY, OPT_MODES, OPT_UPGRADES, OPT_EXIT_AFTER, OPT_UPGRADE_TO, OPT_LEVEL,
-	OPT_BLOCK, OPT_RUN_DIR, OPT_NO_VERIFY, OPT_QUIET, OPT_SEND, OPT_INCOMING, OPT_HELP,
-	OPT_CPRD, OPT_INCOMING_CPRD, OPT_NO_RT, OPT_BOOT_SLOT, OPT_SLOT_DELAY,
+	OPT_RAM = 256,
+	OPT_VCPUS,
+	OPT_HUGEPAGES,
+	OPT_NO_KVM,
+	OPT_CONTROL,
+	OPT_MODE,
+	OPT_EVERY,
+	OPT_MODES,
+	OPT_UPGRADES,
+	OPT_EXIT_AFTER,
+	OPT_UPGRADE_TO,
+	OPT_LEVEL,
+	OPT_BLOCK,
+	OPT_RUN_DIR,
+	OPT_NO_VERIFY,
+	OPT_QUIET,
+	OPT_SEND,
+	OPT_INCOMING,
+	OPT_HELP,
+	OPT_CPRD,
+	OPT_INCOMING_CPRD,
+	OPT_NO_RT,
+	OPT_BOOT_SLOT,
+	OPT_SLOT_DELAY,
 };
 
 static const struct option long_options[] = {
@@ -177,41 +216,74 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 	unsigned n;
 
 	switch (c) {
-	case OPT_RAM: return parse_size(arg, &o->ram_size);
+	case OPT_RAM:
+		return parse_size(arg, &o->ram_size);
 	case OPT_VCPUS:
 		return parse_uint(arg, VM_MAX_VCPUS, &o->n_vcpus) < 0 || !o->n_vcpus ? -EINVAL : 0;
-	case OPT_HUGEPAGES: o->hugepages = true; return 0;
-	case OPT_NO_KVM: o->no_kvm = true; return 0;
-	case OPT_CONTROL: o->control_path = arg; return 0;
-	case OPT_MODE: return parse_mode_list(arg, &o->mode, 1, &n);
-	case OPT_EVERY: return parse_seconds(arg, &o->upgrade_every);
-	case OPT_MODES: return parse_mode_list(arg, o->cycle, MAX_CYCLE, &o->n_cycle);
-	case OPT_UPGRADES: return parse_uint(arg, 1000000, &o->max_upgrades);
-	case OPT_EXIT_AFTER: return parse_seconds(arg, &o->exit_after);
-	case OPT_UPGRADE_TO: o->upgrade_to = arg; return 0;
-	case OPT_LEVEL: return parse_uint(arg, 255, &o->target_level);
+	case OPT_HUGEPAGES:
+		o->hugepages = true;
+		return 0;
+	case OPT_NO_KVM:
+		o->no_kvm = true;
+		return 0;
+	case OPT_CONTROL:
+		o->control_path = arg;
+		return 0;
+	case OPT_MODE:
+		return parse_mode_list(arg, &o->mode, 1, &n);
+	case OPT_EVERY:
+		return parse_seconds(arg, &o->upgrade_every);
+	case OPT_MODES:
+		return parse_mode_list(arg, o->cycle, MAX_CYCLE, &o->n_cycle);
+	case OPT_UPGRADES:
+		return parse_uint(arg, 1000000, &o->max_upgrades);
+	case OPT_EXIT_AFTER:
+		return parse_seconds(arg, &o->exit_after);
+	case OPT_UPGRADE_TO:
+		o->upgrade_to = arg;
+		return 0;
+	case OPT_LEVEL:
+		return parse_uint(arg, 255, &o->target_level);
 	case OPT_BLOCK:
 		if (parse_mode_list(arg, block, MAX_CYCLE, &n) < 0)
 			return -EINVAL;
 		for (unsigned i = 0; i < n; i++)
-			o->block_modes |= CPR_MODE_BIT(block[i] == UPGRADE_EXEC ? CPR_MODE_EXEC
-										 : CPR_MODE_TRANSFER);
+			o->block_modes |= CPR_MODE_BIT(
+				block[i] == UPGRADE_EXEC ? CPR_MODE_EXEC : CPR_MODE_TRANSFER);
 		return 0;
-	case OPT_RUN_DIR: o->run_dir = arg; return 0;
-	case OPT_NO_VERIFY: o->verify_ram = false; return 0;
-	case OPT_NO_RT: o->rt = false; return 0;
+	case OPT_RUN_DIR:
+		o->run_dir = arg;
+		return 0;
+	case OPT_NO_VERIFY:
+		o->verify_ram = false;
+		return 0;
+	case OPT_NO_RT:
+		o->rt = false;
+		return 0;
 	case OPT_BOOT_SLOT:
 		if (parse_size(arg, &o->boot_slot) < 0 || o->boot_slot % 4096 ||
 		    o->boot_slot < GUEST_SLOTS)
 			return -EINVAL;
 		return 0;
-	case OPT_SLOT_DELAY: return parse_uint(arg, 10000, &o->slot_delay_ms);
-	case OPT_QUIET: o->quiet = true; return 0;
-	case OPT_SEND: *send = arg; return 0;
-	case OPT_INCOMING: o->incoming_transfer = arg; return 0;
-	case OPT_CPRD: o->cprd_socket = arg; return 0;
-	case OPT_INCOMING_CPRD: o->incoming_cprd = arg; return 0;
-	default: return -EINVAL;
+	case OPT_SLOT_DELAY:
+		return parse_uint(arg, 10000, &o->slot_delay_ms);
+	case OPT_QUIET:
+		o->quiet = true;
+		return 0;
+	case OPT_SEND:
+		*send = arg;
+		return 0;
+	case OPT_INCOMING:
+		o->incoming_transfer = arg;
+		return 0;
+	case OPT_CPRD:
+		o->cprd_socket = arg;
+		return 0;
+	case OPT_INCOMING_CPRD:
+		o->incoming_cprd = arg;
+		return 0;
+	default:
+		return -EINVAL;
 	}
 }
 
@@ -361,8 +433,7 @@ static void on_timer(struct vmm *m)
 	if (m->timer_exit)
 		m->quit = true;
 	else
-		vmm_upgrade(m, m->opt.cycle[(m->rec.upgrades + m->refused) % m->opt.n_cycle],
-			    NULL);
+		vmm_upgrade(m, m->opt.cycle[(m->rec.upgrades + m->refused) % m->opt.n_cycle], NULL);
 }
 
 static int loop(struct vmm *m)
@@ -530,7 +601,8 @@ int main(int argc, char **argv)
 		return EXIT_TEMP;
 	}
 	if (m.opt.target_level && (r = cpr_ctx_set_target_level(m.ctx, m.opt.target_level)) < 0) {
-		fprintf(stderr, "minivmm: --target-level %u: %s (this libcpr writes levels %u to %u)\n",
+		fprintf(stderr,
+			"minivmm: --target-level %u: %s (this libcpr writes levels %u to %u)\n",
 			m.opt.target_level, strerror(-r), CPR_LEVEL_MIN, CPR_LEVEL_MAX);
 		cpr_ctx_free(m.ctx);
 		return EXIT_USAGE;

@@ -28,20 +28,20 @@
  * Guest physical layout.  The guest runs in real mode with every segment
  * base at 0, so all it touches lies below 64 KiB.
  */
-#define GUEST_CODE 0x1000u		/* the program (guest_program[]) */
-#define GUEST_SLOTS 0x2000u		/* one slot per vCPU */
+#define GUEST_CODE 0x1000u  /* the program (guest_program[]) */
+#define GUEST_SLOTS 0x2000u /* one slot per vCPU */
 #define GUEST_SLOT_SIZE 32u
-#define GUEST_PARAM_ITERS 0x3000u	/* u16: loop iterations per heartbeat */
+#define GUEST_PARAM_ITERS 0x3000u /* u16: loop iterations per heartbeat */
 #define GUEST_STACK 0x7000u
-#define GUEST_STATIC 0x8000u		/* the guest sums these 4 KiB */
+#define GUEST_STATIC 0x8000u /* the guest sums these 4 KiB */
 #define GUEST_STATIC_SIZE 0x1000u
-#define GUEST_FILL_START 0x100000u	/* one pattern qword per 4 KiB page above */
+#define GUEST_FILL_START 0x100000u /* one pattern qword per 4 KiB page above */
 #define GUEST_HEARTBEAT_PORT 0x510u
 
 /* Fields of a vCPU slot. */
-#define SLOT_COUNTER 0u		/* u64, +1 per loop iteration */
-#define SLOT_CHECKSUM 8u	/* u32, the guest's sum of the static region */
-#define SLOT_HEARTBEATS 12u	/* u32, +1 per heartbeat */
+#define SLOT_COUNTER 0u	    /* u64, +1 per loop iteration */
+#define SLOT_CHECKSUM 8u    /* u32, the guest's sum of the static region */
+#define SLOT_HEARTBEATS 12u /* u32, +1 per heartbeat */
 
 /* Loop iterations per heartbeat (the guest's instructions are ~0.6 us each
  * under nested KVM; the interpreter is ~100x faster). */
@@ -70,8 +70,8 @@ extern const uint8_t guest_program[];
 extern const size_t guest_program_size;
 
 struct guest_fingerprint {
-	uint32_t static_sum;	/* what the guest must compute */
-	uint64_t ram_hash;	/* hash of every page's pattern qword */
+	uint32_t static_sum; /* what the guest must compute */
+	uint64_t ram_hash;   /* hash of every page's pattern qword */
 };
 
 /* Write program, parameters and patterns into fresh guest RAM (touching
@@ -92,8 +92,8 @@ void guest_slot_read(const uint8_t *ram, unsigned vcpu, struct guest_slot *ret);
 void guest_boot_regs(unsigned index, struct kvm_regs *regs, struct kvm_sregs *sregs);
 
 enum interp_exit {
-	INTERP_BUDGET = 0,	/* ran @budget instructions */
-	INTERP_IO = 1,		/* OUT executed: *ret_port set */
+	INTERP_BUDGET = 0, /* ran @budget instructions */
+	INTERP_IO = 1,	   /* OUT executed: *ret_port set */
 	INTERP_HLT = 2,
 };
 /*
@@ -112,34 +112,34 @@ struct vm;
 struct vcpu {
 	struct vm *vm;
 	unsigned index;
-	int fd;				/* -1 with the interpreter */
+	int fd; /* -1 with the interpreter */
 	struct kvm_run *run;
 	size_t run_size;
-	struct kvm_regs regs;		/* saved while stopped; the interpreter's registers */
+	struct kvm_regs regs; /* saved while stopped; the interpreter's registers */
 	struct kvm_sregs sregs;
-	bool load_regs;			/* regs/sregs must go into KVM before running */
+	bool load_regs; /* regs/sregs must go into KVM before running */
 	pthread_t thread;
 	bool have_thread;
-	bool in_guest;			/* between leaving and re-entering the park (vm->lock) */
-	uint64_t t_started;		/* first KVM_RUN (or interpreter step) after a start */
-	uint64_t t_stopped;		/* left KVM_RUN for a stop */
+	bool in_guest;	    /* between leaving and re-entering the park (vm->lock) */
+	uint64_t t_started; /* first KVM_RUN (or interpreter step) after a start */
+	uint64_t t_stopped; /* left KVM_RUN for a stop */
 	atomic_uint_fast64_t heartbeats;
-	int error;			/* fatal guest error, -errno */
+	int error; /* fatal guest error, -errno */
 };
 
 enum vm_want {
 	VM_WANT_PAUSE = 0,
-	VM_WANT_SPIN,		/* about to start: threads poll instead of sleeping */
+	VM_WANT_SPIN, /* about to start: threads poll instead of sleeping */
 	VM_WANT_RUN,
 	VM_WANT_EXIT,
 };
 
 struct vm_timing {
 	uint64_t create_vm_ns;
-	uint64_t create_vcpus_ns;	/* these two overlap */
+	uint64_t create_vcpus_ns; /* these two overlap */
 	uint64_t memslots_ns;
 	uint64_t total_ns;
-	uint64_t late_slots_ns;		/* deferred slots, registered while the guest ran */
+	uint64_t late_slots_ns; /* deferred slots, registered while the guest ran */
 	uint64_t t_late_slots_done;
 };
 
@@ -156,23 +156,23 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum vm_want want;
-	unsigned n_paused;		/* threads parked (stopped or not yet started) */
+	unsigned n_paused; /* threads parked (stopped or not yet started) */
 	atomic_bool stop_req;
-	bool failed;			/* a vCPU hit a fatal error */
-	bool rt;			/* boost kicked vCPU threads to SCHED_FIFO */
+	bool failed; /* a vCPU hit a fatal error */
+	bool rt;     /* boost kicked vCPU threads to SCHED_FIFO */
 
-	uint64_t boot_slot_size;	/* slot 0; the rest is deferred or not */
-	bool slots_deferred;		/* RAM above the boot slot registered late */
+	uint64_t boot_slot_size; /* slot 0; the rest is deferred or not */
+	bool slots_deferred;	 /* RAM above the boot slot registered late */
 	pthread_t slots_thread;
 	bool have_slots_thread;
-	unsigned slots_delay_ms;	/* a test's window with slots still deferred */
-	pthread_mutex_t slots_lock;	/* protects the three below */
+	unsigned slots_delay_ms;    /* a test's window with slots still deferred */
+	pthread_mutex_t slots_lock; /* protects the three below */
 	pthread_cond_t slots_cond;
-	bool slots_done;		/* late registration over: slots_error says how */
-	bool slots_hurry;		/* skip the delay: the VM is going away */
+	bool slots_done;  /* late registration over: slots_error says how */
+	bool slots_hurry; /* skip the delay: the VM is going away */
 	int slots_error;
-	atomic_uint_fast64_t mmio_ram;	/* guest accesses that waited for their slot */
-	atomic_uint_fast64_t ram_wait_ns;	/* and how long they waited in all */
+	atomic_uint_fast64_t mmio_ram;	  /* guest accesses that waited for their slot */
+	atomic_uint_fast64_t ram_wait_ns; /* and how long they waited in all */
 };
 
 /* 1 if /dev/kvm can create a VM here, 0 if not (reason in @why). */

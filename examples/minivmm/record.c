@@ -186,10 +186,11 @@ static void get_dt(struct cursor *c, struct kvm_dtable *d)
 void rec_vcpu_encode(const struct kvm_regs *regs, const struct kvm_sregs *sregs,
 		     uint8_t out[REC_VCPU_SIZE])
 {
-	const __u64 gpr[18] = { regs->rax, regs->rbx, regs->rcx, regs->rdx, regs->rsi,
-				regs->rdi, regs->rsp, regs->rbp, regs->r8,  regs->r9,
-				regs->r10, regs->r11, regs->r12, regs->r13, regs->r14,
-				regs->r15, regs->rip, regs->rflags };
+	const __u64 gpr[18] = {
+		regs->rax, regs->rbx, regs->rcx, regs->rdx, regs->rsi, regs->rdi,
+		regs->rsp, regs->rbp, regs->r8,	 regs->r9,  regs->r10, regs->r11,
+		regs->r12, regs->r13, regs->r14, regs->r15, regs->rip, regs->rflags
+	};
 	const struct kvm_segment *segs[8] = { &sregs->cs, &sregs->ds, &sregs->es, &sregs->fs,
 					      &sregs->gs, &sregs->ss, &sregs->tr, &sregs->ldt };
 	struct cursor c = { .p = out };

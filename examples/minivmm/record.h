@@ -13,10 +13,10 @@
 
 #include "minivmm.h"
 
-#define REC_VM 0x8d00u		/* the machine: sizes, fingerprints, history */
-#define REC_PAUSE 0x8d01u	/* the hand-off: when the guest stopped, counters */
-#define REC_VCPU 0x8d02u	/* one per vCPU (instance = index): registers */
-#define REC_HISTORY 0x8d03u	/* the pauses of earlier upgrades, for the summary */
+#define REC_VM 0x8d00u	    /* the machine: sizes, fingerprints, history */
+#define REC_PAUSE 0x8d01u   /* the hand-off: when the guest stopped, counters */
+#define REC_VCPU 0x8d02u    /* one per vCPU (instance = index): registers */
+#define REC_HISTORY 0x8d03u /* the pauses of earlier upgrades, for the summary */
 
 #define REC_VERSION 1u
 
@@ -25,13 +25,13 @@
 
 struct rec_vm {
 	uint32_t n_vcpus;
-	uint32_t flags;		/* VM_FLAG_* */
+	uint32_t flags; /* VM_FLAG_* */
 	uint64_t ram_size;
 	uint64_t seed;
 	uint64_t ram_hash;
 	uint32_t static_sum;
-	uint32_t upgrades;	/* hand-offs completed before this one */
-	uint64_t ram_ino;	/* inode of the RAM memfd at boot */
+	uint32_t upgrades; /* hand-offs completed before this one */
+	uint64_t ram_ino;  /* inode of the RAM memfd at boot */
 	uint32_t boot_pid;
 	uint32_t iters;
 };
@@ -43,14 +43,14 @@ enum upgrade_mode {
 };
 
 struct rec_pause {
-	uint32_t mode;		/* enum upgrade_mode */
+	uint32_t mode; /* enum upgrade_mode */
 	uint32_t old_pid;
-	uint64_t t_stop;	/* CLOCK_MONOTONIC ns: first vCPU stopped */
-	uint64_t t_stopped;	/* all vCPUs stopped and saved */
-	uint64_t t_handoff;	/* just before execve / the send */
-	uint64_t ram_ino;	/* the old image's RAM memfd inode */
+	uint64_t t_stop;    /* CLOCK_MONOTONIC ns: first vCPU stopped */
+	uint64_t t_stopped; /* all vCPUs stopped and saved */
+	uint64_t t_handoff; /* just before execve / the send */
+	uint64_t ram_ino;   /* the old image's RAM memfd inode */
 	uint32_t n_vcpus;
-	uint32_t keeper_pid;	/* exec: child holding the old VM's fds, 0 = none */
+	uint32_t keeper_pid; /* exec: child holding the old VM's fds, 0 = none */
 	uint64_t counters[VM_MAX_VCPUS];
 };
 

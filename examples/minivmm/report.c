@@ -57,15 +57,18 @@ void report_boot(struct vmm *m)
 {
 	if (m->opt.quiet)
 		return;
-	printf("minivmm: %s guest, %u vCPU%s, %llu MiB RAM (memfd inode %llu, %llu KiB pages), pid %d\n",
+	printf("minivmm: %s guest, %u vCPU%s, %llu MiB RAM (memfd inode %llu, %llu KiB pages), pid "
+	       "%d\n",
 	       engine(m), m->rec.n_vcpus, m->rec.n_vcpus > 1 ? "s" : "",
 	       (unsigned long long)(m->rec.ram_size >> 20), (unsigned long long)m->ram_ino,
 	       (unsigned long long)(m->page_size >> 10), (int)getpid());
 	if (m->rec.flags & VM_FLAG_KVM)
-		printf("  VM built in %.2f ms (KVM_CREATE_VM %.2f, then vCPUs %.2f beside memory slots %.2f)\n",
+		printf("  VM built in %.2f ms (KVM_CREATE_VM %.2f, then vCPUs %.2f beside memory "
+		       "slots %.2f)\n",
 		       m->vm.timing.total_ns / 1e6, m->vm.timing.create_vm_ns / 1e6,
 		       m->vm.timing.create_vcpus_ns / 1e6, m->vm.timing.memslots_ns / 1e6);
-	printf("  guest: %zu bytes of real-mode code; each vCPU counts in guest RAM and sums a 4 KiB static region\n",
+	printf("  guest: %zu bytes of real-mode code; each vCPU counts in guest RAM and sums a 4 "
+	       "KiB static region\n",
 	       guest_program_size);
 }
 
@@ -89,17 +92,20 @@ static void print_pause(struct vmm *m)
 	printf("  pause     %.3f ms   vCPUs stopped -> first KVM_RUN of the new image\n",
 	       ms(p->t_stop, r->t_first_run));
 	if (p->mode == UPGRADE_EXEC)
-		printf("            = stop %.3f + execve %.3f + adopt RAM %.3f + build VM %.3f + start %.3f\n",
+		printf("            = stop %.3f + execve %.3f + adopt RAM %.3f + build VM %.3f + "
+		       "start %.3f\n",
 		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main),
-		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm),
-		       ms(r->t_vm, r->t_first_run));
+		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm), ms(r->t_vm, r->t_first_run));
 	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM)) {
-		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside the boot slot %.3f\n",
+		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside the boot "
+		       "slot %.3f\n",
 		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
 		       m->vm.timing.memslots_ns / 1e6);
 		if (m->vm.timing.t_late_slots_done)
-			printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after the resume (%.3f ms of\n"
-			       "            KVM slot setup), while the guest ran; %llu guest accesses waited %.3f ms for it\n",
+			printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after "
+			       "the resume (%.3f ms of\n"
+			       "            KVM slot setup), while the guest ran; %llu guest "
+			       "accesses waited %.3f ms for it\n",
 			       (unsigned long long)(vm_late_ram(&m->vm) >> 20),
 			       ms(r->t_first_run, m->vm.timing.t_late_slots_done),
 			       m->vm.timing.late_slots_ns / 1e6,
@@ -121,8 +127,8 @@ static int upgrade_checks(struct vmm *m, const uint64_t *after, char *why, size_
 
 	for (unsigned i = 0; i < m->rec.n_vcpus; i++) {
 		if (r->counters_adopted[i] != r->pause.counters[i]) {
-			snprintf(why, len, "vCPU %u counter in the adopted RAM is %llu, was %llu", i,
-				 (unsigned long long)r->counters_adopted[i],
+			snprintf(why, len, "vCPU %u counter in the adopted RAM is %llu, was %llu",
+				 i, (unsigned long long)r->counters_adopted[i],
 				 (unsigned long long)r->pause.counters[i]);
 			return -EBADMSG;
 		}
@@ -192,24 +198,26 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 
 	put_counters(before, sizeof(before), p->counters, m->rec.n_vcpus);
 	put_counters(after, sizeof(after), r->counters_after, m->rec.n_vcpus);
-	return snprintf(buf, len,
-			"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
-			"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
-			"late_slots_ns=%llu ram_exits=%llu ram_wait_ns=%llu check=%s",
-			r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid,
-			(int)getpid(), (unsigned long long)(r->t_first_run - p->t_stop),
-			(unsigned long long)(p->t_handoff - p->t_stop),
-			(unsigned long long)((p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv) -
-					     p->t_handoff),
-			(unsigned long long)(r->t_first_run -
-					     (p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv)),
-			before, after, (unsigned long long)p->ram_ino,
-			(unsigned long long)m->ram_ino, m->rec.upgrades,
-			(unsigned long long)(m->vm.timing.t_late_slots_done
-						     ? m->vm.timing.t_late_slots_done - r->t_first_run
-						     : 0),
-			(unsigned long long)atomic_load(&m->vm.mmio_ram),
-			(unsigned long long)atomic_load(&m->vm.ram_wait_ns), r->check < 0 ? "failed" : "ok");
+	return snprintf(
+		buf, len,
+		"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
+		"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
+		"late_slots_ns=%llu ram_exits=%llu ram_wait_ns=%llu check=%s",
+		r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid, (int)getpid(),
+		(unsigned long long)(r->t_first_run - p->t_stop),
+		(unsigned long long)(p->t_handoff - p->t_stop),
+		(unsigned long long)((p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv) -
+				     p->t_handoff),
+		(unsigned long long)(r->t_first_run -
+				     (p->mode == UPGRADE_EXEC ? r->t_main : r->t_recv)),
+		before, after, (unsigned long long)p->ram_ino, (unsigned long long)m->ram_ino,
+		m->rec.upgrades,
+		(unsigned long long)(m->vm.timing.t_late_slots_done
+					     ? m->vm.timing.t_late_slots_done - r->t_first_run
+					     : 0),
+		(unsigned long long)atomic_load(&m->vm.mmio_ram),
+		(unsigned long long)atomic_load(&m->vm.ram_wait_ns),
+		r->check < 0 ? "failed" : "ok");
 }
 
 void report_status(struct vmm *m, char *buf, size_t len)

@@ -89,8 +89,9 @@ static int precheck(struct vmm *m, enum upgrade_mode mode, char *why, size_t len
 	}
 	r = cpr_ctx_build_state(m->ctx, &st);
 	if (r >= 0)
-		r = cpr_state_check(st, m->opt.target_level ? m->opt.target_level
-							     : cpr_ctx_get_target_level(m->ctx),
+		r = cpr_state_check(st,
+				    m->opt.target_level ? m->opt.target_level
+							: cpr_ctx_get_target_level(m->ctx),
 				    NULL, NULL, &err);
 	cpr_state_free(st);
 	if (r < 0)
@@ -351,8 +352,8 @@ static int send_vcpu_state(struct vmm *m, int sock, struct rec_pause *p)
  * the rendezvous socket when @arg is not NULL) and wait for it to connect.
  * Returns the connected socket.
  */
-int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg,
-		  pid_t *pid, int *pidfd, char *why, size_t len)
+int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg, pid_t *pid,
+		  int *pidfd, char *why, size_t len)
 {
 	char sock_path[108], optarg[512];
 	int lfd = -1, sock = -1, r;
@@ -387,8 +388,8 @@ out:
 }
 
 /* Prepare the receiver while the guest runs; returns the connected socket. */
-static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pidfd,
-			    char *why, size_t len)
+static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pidfd, char *why,
+			    size_t len)
 {
 	struct cpr_error err = { 0 };
 	int sock, r;
@@ -403,7 +404,9 @@ static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pi
 		r = cpr_transfer_wait_ack(m->ctx, sock, 0, &err);
 	if (r < 0) {
 		snprintf(why, len, "receiver pid %d: %s", (int)*pid,
-			 err.message[0] ? err.message : r == -ECHILD ? "it exited" : strerror(-r));
+			 err.message[0] ? err.message
+			 : r == -ECHILD ? "it exited"
+					: strerror(-r));
 		fd_close(sock);
 		return r;
 	}
@@ -415,8 +418,8 @@ static int transfer_prepare(struct vmm *m, const char *path, pid_t *pid, int *pi
  * receiver to run them.  Returns 1 when it does; otherwise the guest runs
  * here again and the caller stops the receiver.
  */
-int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd,
-		  char *why, size_t len)
+int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd, char *why,
+		  size_t len)
 {
 	struct rec_pause p;
 	char reply = 0;

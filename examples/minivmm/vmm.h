@@ -32,37 +32,37 @@ struct options {
 	bool no_kvm;
 	bool quiet;
 	bool verify_ram;
-	bool rt;				/* SCHED_FIFO during the pause */
-	uint64_t boot_slot;			/* 0: GUEST_BOOT_SLOT_SIZE */
+	bool rt;	    /* SCHED_FIFO during the pause */
+	uint64_t boot_slot; /* 0: GUEST_BOOT_SLOT_SIZE */
 	unsigned slot_delay_ms;
 	const char *control_path;
-	enum upgrade_mode mode;			/* for SIGUSR1 */
-	enum upgrade_mode cycle[MAX_CYCLE];	/* for --upgrade-every */
+	enum upgrade_mode mode;		    /* for SIGUSR1 */
+	enum upgrade_mode cycle[MAX_CYCLE]; /* for --upgrade-every */
 	unsigned n_cycle;
 	double upgrade_every;
-	unsigned max_upgrades;			/* 0 = no limit */
-	double exit_after;			/* after the last upgrade; < 0 = never */
+	unsigned max_upgrades; /* 0 = no limit */
+	double exit_after;     /* after the last upgrade; < 0 = never */
 	const char *upgrade_to;
 	uint32_t target_level;
-	unsigned block_modes;			/* CPR_MODE_BIT()s */
+	unsigned block_modes; /* CPR_MODE_BIT()s */
 	const char *run_dir;
 	const char *cprd_socket;
-	const char *incoming_transfer;		/* internal: socket of the old image */
-	const char *incoming_cprd;		/* internal: bundle name and socket */
+	const char *incoming_transfer; /* internal: socket of the old image */
+	const char *incoming_cprd;     /* internal: bundle name and socket */
 };
 
 /* What a hand-off measured, as the new image reports it. */
 struct upgrade_report {
 	struct rec_pause pause;
-	uint64_t t_main;		/* new image's main() */
-	uint64_t t_ram;			/* RAM adopted */
-	uint64_t t_vm;			/* VM, vCPUs, memslots built */
-	uint64_t t_recv;		/* transfer: vCPU state received */
-	uint64_t t_first_run;		/* first KVM_RUN */
+	uint64_t t_main;      /* new image's main() */
+	uint64_t t_ram;	      /* RAM adopted */
+	uint64_t t_vm;	      /* VM, vCPUs, memslots built */
+	uint64_t t_recv;      /* transfer: vCPU state received */
+	uint64_t t_first_run; /* first KVM_RUN */
 	uint64_t t_last_run;
-	bool prepared;			/* VM was built before the pause */
-	uint64_t counters_adopted[VM_MAX_VCPUS];	/* in RAM before the first run */
-	uint64_t counters_after[VM_MAX_VCPUS];		/* after a heartbeat here */
+	bool prepared;				 /* VM was built before the pause */
+	uint64_t counters_adopted[VM_MAX_VCPUS]; /* in RAM before the first run */
+	uint64_t counters_after[VM_MAX_VCPUS];	 /* after a heartbeat here */
 	int check;
 	char check_msg[256];
 };
@@ -71,7 +71,7 @@ struct vmm {
 	struct options opt;
 	int argc;
 	char **argv;
-	char self[PATH_MAX];		/* this binary, resolved at start */
+	char self[PATH_MAX]; /* this binary, resolved at start */
 	struct cpr_ctx *ctx;
 	struct cpr_ramblock *rb;
 	struct rec_vm rec;
@@ -80,15 +80,15 @@ struct vmm {
 	uint64_t ram_ino;
 	uint64_t page_size;
 	uint64_t t_main;
-	uint64_t t_resumed;		/* last time the guest (re)started here */
+	uint64_t t_resumed; /* last time the guest (re)started here */
 	int control_fd;
 	int signal_fd;
 	int timer_fd;
-	int reply_fd;			/* client awaiting an upgrade result */
+	int reply_fd; /* client awaiting an upgrade result */
 	struct upgrade_report report;
-	pid_t keeper_pid;		/* the old image's VM keeper, to reap */
-	unsigned refused;		/* upgrades refused in this image */
-	bool timer_exit;		/* the timer ends the run instead of upgrading */
+	pid_t keeper_pid; /* the old image's VM keeper, to reap */
+	unsigned refused; /* upgrades refused in this image */
+	bool timer_exit;  /* the timer ends the run instead of upgrading */
 	bool quit;
 };
 
@@ -126,18 +126,17 @@ void keeper_reap(struct vmm *m);
 /* upgrade.c: the old image's side. */
 /* Returns 1: handed off (exit now); -errno: refused, the guest runs here;
  * exec does not return on success.  @why explains a refusal. */
-int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *why,
-		size_t len);
+int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *why, size_t len);
 /* upgrade.c: the new image's side. */
 int incoming_exec(struct vmm *m);
 int incoming_transfer(struct vmm *m, const char *path);
 
 /* upgrade.c: pieces shared with cprd.c. */
 void pause_boost(struct vmm *m, bool on);
-int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg,
-		  pid_t *pid, int *pidfd, char *why, size_t len);
-int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd,
-		  char *why, size_t len);
+int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg, pid_t *pid,
+		  int *pidfd, char *why, size_t len);
+int handoff_vcpus(struct vmm *m, enum upgrade_mode mode, int sock, pid_t pid, int pidfd, char *why,
+		  size_t len);
 int prepare_incoming(struct vmm *m);
 int receive_vcpus(struct vmm *m, int sock);
 int wait_or_child(int fd, int pidfd, int timeout_ms);

@@ -89,12 +89,12 @@ int cpr_fd_close_unclaimed(struct cpr_ctx *ctx);
 int cpr_fd_check_kind(int fd, enum cpr_fd_kind kind);
 
 /* RAM blocks. */
-#define CPR_RAMBLOCK_RESIZEABLE (1u << 0)	/* reserve max_length, map used_length */
-#define CPR_RAMBLOCK_HUGEPAGES (1u << 1)	/* 2 MiB pages: hugetlb if reserved, else THP */
-#define CPR_RAMBLOCK_DONTDUMP (1u << 2)	/* MADV_DONTDUMP */
-#define CPR_RAMBLOCK_MAP_AT_ADDR (1u << 3)	/* incoming: map at the recorded address */
-#define CPR_RAMBLOCK_TAKE_RECORDED (1u << 4)	/* incoming: adopt recorded properties */
-#define CPR_RAMBLOCK_POPULATE (1u << 5)	/* prefault the mapping */
+#define CPR_RAMBLOCK_RESIZEABLE (1u << 0)    /* reserve max_length, map used_length */
+#define CPR_RAMBLOCK_HUGEPAGES (1u << 1)     /* 2 MiB pages: hugetlb if reserved, else THP */
+#define CPR_RAMBLOCK_DONTDUMP (1u << 2)	     /* MADV_DONTDUMP */
+#define CPR_RAMBLOCK_MAP_AT_ADDR (1u << 3)   /* incoming: map at the recorded address */
+#define CPR_RAMBLOCK_TAKE_RECORDED (1u << 4) /* incoming: adopt recorded properties */
+#define CPR_RAMBLOCK_POPULATE (1u << 5)	     /* prefault the mapping */
 
 int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
 		     uint64_t max_length, uint64_t align, unsigned flags,
@@ -146,8 +146,7 @@ int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err);
  */
 int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Wait (up to @timeout_ms, -1 = forever) for the receiver's ack. */
-int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms,
-			  struct cpr_error *ret_err);
+int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms, struct cpr_error *ret_err);
 int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Receiver: everything is validated and adopted; let the sender go. */
 int cpr_transfer_ack(struct cpr_ctx *ctx, int sock);

@@ -21,16 +21,16 @@ extern "C" {
 /* Named limits; see cpr-state(5) LIMITS. */
 #define CPR_HEADER_SIZE 80u
 #define CPR_HEADER_MAX 4096u
-#define CPR_STREAM_MAX (16u << 20)	 /* bytes in one stream */
-#define CPR_RECORD_MAX (64u << 10)	 /* body bytes in one record */
-#define CPR_RECORDS_MAX 65536u		 /* records in one stream, END included */
-#define CPR_FDS_MAX 16384u		 /* FD records */
-#define CPR_RAMBLOCKS_MAX 1024u		 /* RAMBLOCK records */
-#define CPR_PRIVATE_MAX 4096u		 /* VMM-private records */
-#define CPR_NAME_MAX 255u		 /* FD name, RAMBLOCK idstr */
-#define CPR_PRODUCER_MAX 128u		 /* PRODUCER name */
-#define CPR_ALIGN_MAX (1ull << 30)	 /* RAMBLOCK align */
-#define CPR_BLOCK_MAX (1ull << 46)	 /* RAMBLOCK max_length */
+#define CPR_STREAM_MAX (16u << 20) /* bytes in one stream */
+#define CPR_RECORD_MAX (64u << 10) /* body bytes in one record */
+#define CPR_RECORDS_MAX 65536u	   /* records in one stream, END included */
+#define CPR_FDS_MAX 16384u	   /* FD records */
+#define CPR_RAMBLOCKS_MAX 1024u	   /* RAMBLOCK records */
+#define CPR_PRIVATE_MAX 4096u	   /* VMM-private records */
+#define CPR_NAME_MAX 255u	   /* FD name, RAMBLOCK idstr */
+#define CPR_PRODUCER_MAX 128u	   /* PRODUCER name */
+#define CPR_ALIGN_MAX (1ull << 30) /* RAMBLOCK align */
+#define CPR_BLOCK_MAX (1ull << 46) /* RAMBLOCK max_length */
 
 /* Record types. */
 #define CPR_REC_END 0x0000u
@@ -57,16 +57,16 @@ enum cpr_fd_kind {
 /* FD record flags.  No must-understand or hint bits are defined yet. */
 
 /* RAMBLOCK must-understand flags. */
-#define CPR_RB_RESIZEABLE (1u << 0) /* used_length may change up to max_length */
-#define CPR_RB_HUGETLB (1u << 1)    /* memfd lives on hugetlbfs (2 MiB pages) */
+#define CPR_RB_RESIZEABLE (1u << 0)  /* used_length may change up to max_length */
+#define CPR_RB_HUGETLB (1u << 1)     /* memfd lives on hugetlbfs (2 MiB pages) */
 #define CPR_RB_MAP_AT_ADDR (1u << 2) /* must be mapped at host_addr */
 /* RAMBLOCK hint flags. */
 #define CPR_RB_HINT_DONTDUMP (1u << 0) /* exclude from core dumps (level 1) */
 #define CPR_RB_HINT_THP (1u << 1)      /* prefer transparent huge pages (level 2, droppable) */
 
 struct cpr_state_fd {
-	uint32_t slot;	   /* exec: fd number; transfer: index in the fd array */
-	uint32_t kind;	   /* enum cpr_fd_kind */
+	uint32_t slot; /* exec: fd number; transfer: index in the fd array */
+	uint32_t kind; /* enum cpr_fd_kind */
 	int32_t id;
 	uint32_t must_flags;
 	uint32_t hint_flags;
@@ -79,11 +79,11 @@ struct cpr_state_ramblock {
 	uint64_t max_length;
 	uint64_t host_addr;
 	uint64_t fd_offset;
-	uint32_t fd_index;	  /* index of the FD record (kind memfd) */
-	uint32_t gmem_fd_ref;	  /* 0 = none, n = FD record n-1 (level 2) */
-	uint64_t gmem_offset;	  /* offset in the guest_memfd (level 2) */
-	uint32_t must_flags;	  /* CPR_RB_* */
-	uint32_t hint_flags;	  /* CPR_RB_HINT_* */
+	uint32_t fd_index;    /* index of the FD record (kind memfd) */
+	uint32_t gmem_fd_ref; /* 0 = none, n = FD record n-1 (level 2) */
+	uint64_t gmem_offset; /* offset in the guest_memfd (level 2) */
+	uint32_t must_flags;  /* CPR_RB_* */
+	uint32_t hint_flags;  /* CPR_RB_HINT_* */
 	char idstr[CPR_NAME_MAX + 1];
 };
 
@@ -135,8 +135,8 @@ int cpr_state_set_page_shift(struct cpr_state *st, uint32_t page_shift);
 
 int cpr_state_add_fd(struct cpr_state *st, const struct cpr_state_fd *fd);
 int cpr_state_add_ramblock(struct cpr_state *st, const struct cpr_state_ramblock *rb);
-int cpr_state_add_private(struct cpr_state *st, uint32_t type, uint32_t instance,
-			  const void *data, size_t len);
+int cpr_state_add_private(struct cpr_state *st, uint32_t type, uint32_t instance, const void *data,
+			  size_t len);
 
 size_t cpr_state_fd_count(const struct cpr_state *st);
 const struct cpr_state_fd *cpr_state_fd_get(const struct cpr_state *st, size_t index);
@@ -170,8 +170,8 @@ int cpr_state_encode(const struct cpr_state *st, uint32_t target_level, cpr_diag
  * @max_level caps the reader (0 = CPR_LEVEL_MAX) so tests and tools can act
  * as an older reader.  Either a complete state is returned, or nothing.
  */
-int cpr_state_parse(const void *buf, size_t len, uint32_t max_level,
-		    struct cpr_state **ret_state, struct cpr_error *ret_err);
+int cpr_state_parse(const void *buf, size_t len, uint32_t max_level, struct cpr_state **ret_state,
+		    struct cpr_error *ret_err);
 
 const char *cpr_fd_kind_to_string(uint32_t kind);
 int cpr_fd_kind_from_string(const char *s);
