@@ -183,10 +183,8 @@ START_TEST(test_interp_run_matches_kvm)
 	struct vm vm;
 	char why[256];
 
-	if (!vm_kvm_usable(why, sizeof(why))) {
-		fprintf(stderr, "test_interp_run_matches_kvm: skipped: %s\n", why);
-		return;
-	}
+	if (!vm_kvm_usable(why, sizeof(why)))
+		test_skip_case("%s", why);
 	ram_open(&kram);
 	ram_open(&iram);
 	guest_load(kram.p, RAM_SIZE, 9, ITERS, &fp);

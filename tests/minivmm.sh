@@ -199,10 +199,10 @@ late_slots() {
 }
 
 run_engine interp --no-kvm
-if [ -w /dev/kvm ] && [ -r /dev/kvm ]; then
+if why=$("$top_builddir/tests/helper-probe" kvm); then
 	run_engine kvm
 	late_slots
 else
-	echo "# kvm: /dev/kvm not usable here, KVM mode not run"
+	echo "SKIP: minivmm under KVM and its deferred memory slots: $why"
 fi
 echo "ok"

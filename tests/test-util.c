@@ -5,12 +5,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "test-util.h"
+
+/* Linux 6.8 UAPI, for older headers. */
+#ifndef KVM_CAP_GUEST_MEMFD
+#define KVM_CAP_GUEST_MEMFD 234
+struct kvm_create_guest_memfd {
+	uint64_t size, flags, reserved[6];
+};
+#define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+#endif
 
 int test_count_fds(void)
 {
@@ -88,4 +99,61 @@ void test_skip(const char *why)
 	printf("SKIP: %s\n", why);
 	fflush(stdout);
 	exit(77);
+}
+
+int test_kvm_open(char *why, size_t len)
+{
+	_cleanup_close_ int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int v;
+
+	if (kvm < 0) {
+		int r = -errno;
+
+		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+		return r;
+	}
+	v = ioctl(kvm, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		snprintf(why, len, "/dev/kvm: API version %d (%s), want %d", v,
+			 v < 0 ? strerror(errno) : "unknown", KVM_API_VERSION);
+		return -ENODEV;
+	}
+	return TAKE_FD(kvm);
+}
+
+int test_guest_memfd(size_t size, int *ret_kvm, int *ret_vm, char *why, size_t len)
+{
+	struct kvm_create_guest_memfd g = { .size = size };
+	_cleanup_close_ int kvm = test_kvm_open(why, len), vm = -EBADF;
+	int fd;
+
+	if (kvm < 0)
+		return kvm;
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		int r = -errno;
+
+		snprintf(why, len, "KVM_CREATE_VM: %s", strerror(errno));
+		return r;
+	}
+	if (ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD) <= 0) {
+		snprintf(why, len, "this kernel's KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD)");
+		return -EOPNOTSUPP;
+	}
+	fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &g);
+	if (fd < 0) {
+		int r = -errno;
+
+		snprintf(why, len, "KVM_CREATE_GUEST_MEMFD: %s", strerror(errno));
+		return r;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*ret_kvm = TAKE_FD(kvm);
+	*ret_vm = TAKE_FD(vm);
+	return fd;
 }
