@@ -7,7 +7,14 @@ set -eu
 
 CPR_PACKAGES="build-essential autoconf automake libtool pkg-config libjson-c-dev
 libseccomp-dev libsystemd-dev check mandoc python3 systemd clang llvm
-libclang-rt-14-dev gnuplot-nox procps"
+libclang-rt-14-dev clang-format gnuplot-nox procps"
+
+# As root, a suite runs in its own PID namespace and session: whatever a
+# test signals, it cannot reach a process outside the suite.
+cpr_isolate=
+if [ "$(id -u)" = 0 ] && unshare -fp --mount-proc true 2>/dev/null; then
+	cpr_isolate="unshare -fp --mount-proc setsid"
+fi
 
 cpr_say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
