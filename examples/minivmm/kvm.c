@@ -64,8 +64,12 @@ int vm_kvm_usable(char *why, size_t len)
 		return 0;
 	}
 	r = ioctl(fd, KVM_GET_API_VERSION, 0);
-	if (r != KVM_API_VERSION) {
+	if (r < 0)
+		snprintf(why, len, "/dev/kvm: KVM_GET_API_VERSION: %s (not a KVM device)",
+			 strerror(errno));
+	else if (r != KVM_API_VERSION)
 		snprintf(why, len, "/dev/kvm: API version %d, want %d", r, KVM_API_VERSION);
+	if (r != KVM_API_VERSION) {
 		close(fd);
 		return 0;
 	}
