@@ -37,7 +37,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: minivmm [OPTIONS]\n"
 		"       minivmm --control PATH --send COMMAND\n"
-		"Run a small KVM guest whose VMM upgrades itself in place.\n\n"
+		"Run a small guest (under KVM, or in a built-in interpreter without it) whose VMM\n"
+		"upgrades itself in place.\n\n"
 		"  --ram SIZE            guest RAM (K, M, G suffixes; default 1G)\n"
 		"  --vcpus N             vCPUs (default 2, at most %u)\n"
 		"  --hugepages           2 MiB pages for guest RAM where reserved\n"

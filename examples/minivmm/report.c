@@ -84,41 +84,66 @@ static void print_counters(struct vmm *m, const uint64_t *after)
 	printf("\n");
 }
 
-static void print_pause(struct vmm *m)
+/* The instant the new image's first vCPU ran the guest again. */
+static const char *first_run(const struct vmm *m)
+{
+	return (m->rec.flags & VM_FLAG_KVM) ? "first KVM_RUN" : "first interpreted instruction";
+}
+
+/* exec: the whole machine is rebuilt inside the pause. */
+static void print_pause_exec(struct vmm *m)
+{
+	const struct upgrade_report *r = &m->report;
+	const struct rec_pause *p = &r->pause;
+	const struct vm_timing *t = &m->vm.timing;
+
+	printf("            = stop %.3f + execve %.3f + adopt RAM %.3f + %s %.3f + start %.3f\n",
+	       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main), ms(r->t_main, r->t_ram),
+	       (m->rec.flags & VM_FLAG_KVM) ? "build VM" : "set up vCPUs", ms(r->t_ram, r->t_vm),
+	       ms(r->t_vm, r->t_first_run));
+	if (!(m->rec.flags & VM_FLAG_KVM))
+		return;
+	printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside the boot slot "
+	       "%.3f\n",
+	       t->create_vm_ns / 1e6, t->create_vcpus_ns / 1e6, t->memslots_ns / 1e6);
+	if (t->t_late_slots_done)
+		printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after the "
+		       "resume "
+		       "(%.3f ms of\n"
+		       "            KVM slot setup), while the guest ran; %llu guest accesses "
+		       "waited %.3f ms for it\n",
+		       (unsigned long long)(vm_late_ram(&m->vm) >> 20),
+		       ms(r->t_first_run, t->t_late_slots_done), t->late_slots_ns / 1e6,
+		       (unsigned long long)atomic_load(&m->vm.mmio_ram),
+		       atomic_load(&m->vm.ram_wait_ns) / 1e6);
+}
+
+/* transfer, cprd: the machine was built before the pause; only registers move in it. */
+static void print_pause_handoff(struct vmm *m)
 {
 	const struct upgrade_report *r = &m->report;
 	const struct rec_pause *p = &r->pause;
 
-	printf("  pause     %.3f ms   vCPUs stopped -> first KVM_RUN of the new image\n",
-	       ms(p->t_stop, r->t_first_run));
-	if (p->mode == UPGRADE_EXEC)
-		printf("            = stop %.3f + execve %.3f + adopt RAM %.3f + build VM %.3f + "
-		       "start %.3f\n",
-		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_main),
-		       ms(r->t_main, r->t_ram), ms(r->t_ram, r->t_vm), ms(r->t_vm, r->t_first_run));
-	if (p->mode == UPGRADE_EXEC && (m->rec.flags & VM_FLAG_KVM)) {
-		printf("            build VM = KVM_CREATE_VM %.3f, then vCPUs %.3f beside the boot "
-		       "slot %.3f\n",
-		       m->vm.timing.create_vm_ns / 1e6, m->vm.timing.create_vcpus_ns / 1e6,
-		       m->vm.timing.memslots_ns / 1e6);
-		if (m->vm.timing.t_late_slots_done)
-			printf("  after     the other %llu MiB of RAM joined the VM %.3f ms after "
-			       "the resume (%.3f ms of\n"
-			       "            KVM slot setup), while the guest ran; %llu guest "
-			       "accesses waited %.3f ms for it\n",
-			       (unsigned long long)(vm_late_ram(&m->vm) >> 20),
-			       ms(r->t_first_run, m->vm.timing.t_late_slots_done),
-			       m->vm.timing.late_slots_ns / 1e6,
-			       (unsigned long long)atomic_load(&m->vm.mmio_ram),
-			       atomic_load(&m->vm.ram_wait_ns) / 1e6);
-	} else
-		printf("            = stop %.3f + move vCPU state %.3f + start %.3f\n"
-		       "  before    while the guest still ran: new process up, state %s, RAM\n"
-		       "            adopted and VM built in %.3f ms (of which VM %.3f)\n",
-		       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_recv),
-		       ms(r->t_recv, r->t_first_run),
-		       p->mode == UPGRADE_CPRD ? "claimed from cprd" : "received",
-		       ms(r->t_main, r->t_vm), ms(r->t_ram, r->t_vm));
+	printf("            = stop %.3f + move vCPU state %.3f + start %.3f\n"
+	       "  before    while the guest still ran: new process up, state %s, RAM\n"
+	       "            adopted and %s in %.3f ms (of which %s %.3f)\n",
+	       ms(p->t_stop, p->t_handoff), ms(p->t_handoff, r->t_recv),
+	       ms(r->t_recv, r->t_first_run),
+	       p->mode == UPGRADE_CPRD ? "claimed from cprd" : "received",
+	       (m->rec.flags & VM_FLAG_KVM) ? "VM built" : "vCPUs set up", ms(r->t_main, r->t_vm),
+	       (m->rec.flags & VM_FLAG_KVM) ? "VM" : "vCPUs", ms(r->t_ram, r->t_vm));
+}
+
+static void print_pause(struct vmm *m)
+{
+	const struct upgrade_report *r = &m->report;
+
+	printf("  pause     %.3f ms   vCPUs stopped -> %s of the new image\n",
+	       ms(r->pause.t_stop, r->t_first_run), first_run(m));
+	if (r->pause.mode == UPGRADE_EXEC)
+		print_pause_exec(m);
+	else
+		print_pause_handoff(m);
 }
 
 static int upgrade_checks(struct vmm *m, const uint64_t *after, char *why, size_t len)

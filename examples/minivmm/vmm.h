@@ -58,7 +58,7 @@ struct upgrade_report {
 	uint64_t t_ram;	      /* RAM adopted */
 	uint64_t t_vm;	      /* VM, vCPUs, memslots built */
 	uint64_t t_recv;      /* transfer: vCPU state received */
-	uint64_t t_first_run; /* first KVM_RUN */
+	uint64_t t_first_run; /* first vCPU ran the guest here */
 	uint64_t t_last_run;
 	bool prepared;				 /* VM was built before the pause */
 	uint64_t counters_adopted[VM_MAX_VCPUS]; /* in RAM before the first run */
