@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -393,13 +394,18 @@ static int control_read(struct conn *c)
 /* Pipelined requests: a few per wake-up, then the others get their turn. */
 #define CONTROL_BATCH 16
 
+/* Replies go out in request order: a queued one, or a "debug" due, waits. */
+static bool control_may_read(const struct conn *c)
+{
+	return !c->closing && !c->out_head && !c->debug_due && !cprd.upgrade;
+}
+
 void control_event(struct conn *c, uint32_t events)
 {
 	if (events & EPOLLOUT)
 		control_flush(c);
 	else if (events & EPOLLIN) {
-		for (int i = 0; i < CONTROL_BATCH && !c->closing && !c->out_head && !cprd.upgrade;
-		     i++)
+		for (int i = 0; i < CONTROL_BATCH && control_may_read(c); i++)
 			if (control_read(c) == -EAGAIN)
 				break;
 	} else if (events & (EPOLLERR | EPOLLHUP))
@@ -422,6 +428,53 @@ void control_idle_sweep(void)
 			control_close(c);
 		}
 	}
+}
+
+/* The peer hung up: process what it sent and the end, as the loop would. */
+static bool control_hung_up(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->src.fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/*
+ * "debug" answers once everything before it is done: the requests of this
+ * turn and what they close, the end of every connection whose peer has
+ * hung up, owner exits and passed deadlines, even if their events are
+ * still in the epoll queue.
+ */
+void control_debug_settle(void)
+{
+	struct conn *c, *next;
+
+	if (!cprd.debug_due)
+		return;
+	for (c = conns; c; c = next) {
+		next = c->next; /* control_event() closes c at most */
+		if (!c->debug_due && control_hung_up(c))
+			control_event(c, c->out_head ? EPOLLOUT : EPOLLIN);
+	}
+	store_settle();
+	cprd.debug_due = false;
+	for (c = conns; c; c = next) {
+		next = c->next;
+		if (!c->debug_due)
+			continue;
+		c->debug_due = false;
+		handle_debug_reply(c);
+		control_settle(c);
+	}
+}
+
+unsigned control_queued_fds(void)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = conns; c; c = c->next)
+		for (const struct outmsg *m = c->out_head; m; m = m->next)
+			n += (unsigned)m->n_fds;
+	return n;
 }
 
 void control_close_all(void)

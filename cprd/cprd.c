@@ -390,6 +390,7 @@ static int run(void)
 			return -errno;
 		}
 		dispatch_batch(evs, n);
+		control_debug_settle();
 		if (cprd.status_dirty)
 			notify_status();
 	}

@@ -132,6 +132,7 @@ struct conn {
 	size_t n_out;
 	bool closing;	  /* close once the output queue is flushed */
 	bool want_out;	  /* EPOLLOUT armed */
+	bool debug_due;	  /* a "debug" reply is due at the end of the loop turn */
 	uint64_t last_ns; /* last request, CLOCK_BOOTTIME */
 };
 
@@ -160,6 +161,7 @@ struct cprd {
 	uint64_t started_ns;
 	uint64_t n_requests;
 	bool status_dirty;
+	bool debug_due; /* some connection waits for a "debug" reply */
 	bool quit;
 	bool upgrade;	/* re-exec requested */
 	char *self_exe; /* for upgrade */
@@ -196,11 +198,17 @@ int control_send(struct conn *c, const char *buf, size_t len, const int *fds, si
 int control_send_json(struct conn *c, struct json_object *o, const int *fds, size_t n_fds);
 void control_close_all(void);
 void control_idle_sweep(void);
+/* End of a loop turn: hang-ups, owner exits, deadlines, then "debug" replies. */
+void control_debug_settle(void);
+/* fds duplicated into replies queued for slow peers. */
+unsigned control_queued_fds(void);
 
 /* handle.c: the dispatch table */
 void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_t n_fds);
 struct json_object *handle_ops_json(void);
 struct json_object *handle_limits_json(void);
+/* Send the "debug" reply @c waits for (handle-info.c). */
+void handle_debug_reply(struct conn *c);
 
 /* store.c: the bundle table */
 struct bundle *store_find(const char *name);
@@ -216,6 +224,7 @@ void store_usage(uid_t uid, unsigned *ret_fds, unsigned *ret_bundles);
 void store_arm_timer(void);
 void store_timer_event(void);
 void store_pidfd_event(struct bundle *b);
+void store_settle(void);
 void store_free_all(void);
 void store_conn_closed(void *conn);
 const char *store_state_name(enum bundle_state s);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Handlers that only read: hello, status, list, show. */
+/* Handlers that only read: hello, status, list, show, debug. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -266,4 +267,49 @@ int handle_show(struct request *r)
 		return ret;
 	json_object_object_add(r->reply, "bundle", handle_bundle_json(b, true));
 	return 0;
+}
+
+/* Answered at the end of the loop turn: see control_debug_settle(). */
+int handle_debug(struct request *r)
+{
+	r->conn->debug_due = true;
+	cprd.debug_due = true;
+	r->no_reply = true;
+	return 0;
+}
+
+/* The daemon's own open fds, less the one that reads them. */
+static int debug_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+void handle_debug_reply(struct conn *c)
+{
+	int n = debug_count_fds();
+	struct json_object *o;
+
+	if (n < 0) {
+		o = proto_error_new("debug", n, "cannot read /proc/self/fd", false);
+	} else {
+		o = proto_reply_new("debug");
+		if (o) {
+			add_int(o, "fds_open", n);
+			add_int(o, "fds_held", cprd.n_fds);
+			add_int(o, "fds_queued", control_queued_fds());
+			add_int(o, "bundles", cprd.n_bundles);
+			add_int(o, "connections", cprd.n_conns);
+		}
+	}
+	control_send_json(c, o, NULL, 0);
+	json_object_put(o);
 }

@@ -56,6 +56,7 @@ static const struct handler handlers[] = {
 	{ "renew", handle_renew, H_FDS_NONE, k_renew },
 	{ "drop", handle_drop, H_FDS_NONE, k_name },
 	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_none },
+	{ "debug", handle_debug, H_FDS_NONE | H_SELF, k_none },
 #ifdef CPRD_TEST_HOOKS
 	{ "test-syscall", handle_test_syscall, H_FDS_NONE | H_ADMIN, k_none },
 #endif
@@ -143,6 +144,9 @@ static int handle_dispatch(struct request *r, const char *buf, size_t len)
 	}
 	if ((h->flags & H_ADMIN) && !conf_is_admin(&cprd.cfg, r->peer->uid))
 		return handle_fail(r, -EPERM, "op \"%s\" is for administrators", h->op);
+	if ((h->flags & H_SELF) && r->peer->uid != 0 && r->peer->uid != geteuid())
+		return handle_fail(r, -EPERM, "op \"%s\" is for root and the daemon's own uid",
+				   h->op);
 	r->reply = proto_reply_new(h->op);
 	if (!r->reply)
 		return -ENOMEM;

@@ -38,6 +38,7 @@ struct request {
 #define H_FDS_ONE 0x1u	/* exactly one */
 #define H_FDS_SOME 0x2u /* 1..253 */
 #define H_ADMIN 0x10u	/* uid 0 or an admin of cprd.conf */
+#define H_SELF 0x20u	/* uid 0 or the daemon's own uid */
 
 struct handler {
 	const char *op;
@@ -69,5 +70,6 @@ int handle_release(struct request *r);
 int handle_renew(struct request *r);
 int handle_drop(struct request *r);
 int handle_upgrade(struct request *r);
+int handle_debug(struct request *r);
 
 #endif

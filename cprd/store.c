@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -528,6 +529,30 @@ void store_pidfd_event(struct bundle *b)
 {
 	log_info("bundle %s: owner pid %d exited", log_quote(b->name), (int)b->owner_pid);
 	store_remove(b, "owner exited");
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Before a "debug" reply: owners that have exited and deadlines that have
+ * passed are processed, even if their events are still in the epoll queue.
+ */
+void store_settle(void)
+{
+	struct bundle *b = cprd.bundles, *next;
+
+	for (; b; b = next) {
+		next = b->next;
+		if (b->tied && b->tie.fd >= 0 && fd_readable(b->tie.fd))
+			store_pidfd_event(b);
+	}
+	if (armed_ns && armed_ns <= now_boottime_ns())
+		store_timer_event();
 }
 
 void store_free_all(void)
