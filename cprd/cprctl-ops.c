@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * cprctl commands that read from cprd: hello, status, list, show, a raw
- * request, and "daemon status|upgrade".  Human output by default, the
+ * request, and "daemon status|upgrade|debug".  Human output by default, the
  * daemon's reply as JSON with --json.
  */
 #include <errno.h>
@@ -319,6 +319,30 @@ static int daemon_upgrade(void)
 	return 0;
 }
 
+/* daemon debug: the daemon's own counts, once it has finished what came before. */
+static int daemon_debug(void)
+{
+	struct json_object *reply = NULL;
+	int sock, r;
+
+	if (cprctl_connect(NULL, &sock) < 0)
+		return CPRCTL_EXIT_TEMP;
+	r = cprd_call_name(sock, "debug", NULL, &reply);
+	close(sock);
+	if (r < 0)
+		return cprctl_fail("debug", r, reply);
+	if (cprctl_opts.json)
+		cprctl_print_json(reply);
+	else
+		printf("fds open %lld, held %lld, queued %lld; bundles %lld; connections %lld\n",
+		       (long long)get_int(reply, "fds_open"), (long long)get_int(reply, "fds_held"),
+		       (long long)get_int(reply, "fds_queued"),
+		       (long long)get_int(reply, "bundles"),
+		       (long long)get_int(reply, "connections"));
+	json_object_put(reply);
+	return 0;
+}
+
 int cprctl_daemon_main(int argc, char *argv[])
 {
 	int r = parse_socket_opt(argc, argv, 1, 1);
@@ -327,6 +351,8 @@ int cprctl_daemon_main(int argc, char *argv[])
 		return r;
 	if (strcmp(argv[optind], "upgrade") == 0)
 		return daemon_upgrade();
+	if (strcmp(argv[optind], "debug") == 0)
+		return daemon_debug();
 	if (strcmp(argv[optind], "status") == 0) {
 		char *args[] = { (char *)"status", NULL };
 

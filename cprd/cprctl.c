@@ -46,8 +46,8 @@ static const struct cprctl_command commands[] = {
 	  "extend the lease of a claim" },
 	{ "drop", cprctl_drop_main, "drop [--socket PATH] NAME\n",
 	  "delete a bundle the caller owns" },
-	{ "daemon", cprctl_daemon_main, "daemon [--socket PATH] status|upgrade\n",
-	  "daemon status, or re-execute cprd in place keeping every bundle" },
+	{ "daemon", cprctl_daemon_main, "daemon [--socket PATH] status|upgrade|debug\n",
+	  "daemon status or counts, or re-execute cprd in place keeping every bundle" },
 	{ "request", cprctl_request_main, "request [--socket PATH] JSON\n",
 	  "send one raw request object and print the reply" },
 };
