@@ -79,7 +79,7 @@ static int claim_ack_verify(int sock, const char *name, size_t n, const char *ta
 
 START_TEST(test_store_one_request)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(5, "one"), stream = cprd_test_stream(5), empty;
 	struct json_object *reply = NULL, *v;
 	char token[64];
@@ -94,7 +94,7 @@ START_TEST(test_store_one_request)
 	json_object_put(reply);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "one"), "sealed");
 	/* + this connection, its peer pidfd, the fds and the stream */
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2 + 6), base + 2 + 6);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 2 + 6);
 	ck_assert_int_eq(cprd_test_claim_verify(sock, "one", 5, "one", 0, token, sizeof(token)), 0);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "one", token, NULL), 0);
 	/* the stream alone: a bundle without fds */
@@ -102,7 +102,7 @@ START_TEST(test_store_one_request)
 	ck_assert_int_eq(store_req(sock, "empty", empty, NULL, 0, NULL), 0);
 	ck_assert_int_eq(claim_ack_verify(sock, "empty", 0, "x", NULL), 0);
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	close(empty);
 	close(stream);
 	cprd_test_close_fds(fds, 5);
@@ -113,7 +113,7 @@ END_TEST
 /* Nothing is left of a refused store; its fds are closed; the name is free. */
 START_TEST(test_store_all_or_nothing)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(3, "aon"), wrong = cprd_test_stream(2),
 	    good = cprd_test_stream(3);
 	int p[2], kinds[3];
@@ -131,13 +131,13 @@ START_TEST(test_store_all_or_nothing)
 	ck_assert_int_eq(store_req(sock, "aon", sock, fds, 3, NULL), -EBADFD); /* a socket */
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "aon"), "absent");
 	/* + this connection and its peer pidfd: every fd of the refused stores closed */
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 2);
 	ck_assert_int_eq(store_req(sock, "aon", good, fds, 3, NULL), 0);
 	ck_assert_int_eq(store_req(sock, "aon", good, fds, 3, NULL), -EEXIST);
 	ck_assert_int_eq(cprd_call_name(sock, "create", "aon", NULL), -EEXIST);
 	ck_assert_int_eq(claim_ack_verify(sock, "aon", 3, "aon", NULL), 3);
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	close(p[0]);
 	close(p[1]);
 	close(wrong);
@@ -178,7 +178,8 @@ START_TEST(test_store_options)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_int_eq(status, 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "opt"), "sealed");
-	usleep(500000); /* the ttl */
+	usleep(500000); /* past the ttl: debug processes the expiry */
+	cprd_daemon_sync(&d);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "opt"), "absent");
 	json_object_put(o);
 	close(sock);
@@ -229,7 +230,7 @@ static void store_as(uid_t uid, gid_t gid, const char *name, size_t n)
 /* claim with ack follows claim's rules, then the bundle is gone for good. */
 START_TEST(test_claim_ack_rules)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	char token[64];
 
 	ck_assert_int_eq(cprd_test_store(sock, "take", 4, "take", NULL), 0);
@@ -251,7 +252,7 @@ START_TEST(test_claim_ack_rules)
 	ck_assert_int_eq(cprd_call_name(sock, "create", "open", NULL), 0);
 	ck_assert_int_eq(job_claim_ack("open", 0, (uid_t)-1, 0), 4);
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -260,7 +261,7 @@ END_TEST
 START_TEST(test_claim_ack_sizes)
 {
 	static const size_t sizes[] = { 1, 251, 252, 253, 505, 506, 1000 };
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	char name[16], tag[16];
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
@@ -272,7 +273,7 @@ START_TEST(test_claim_ack_sizes)
 		ck_assert_str_eq(cprd_test_bundle_state(&d, name), "absent");
 	}
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -284,7 +285,7 @@ END_TEST
  */
 START_TEST(test_claim_ack_consumer_gone)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int c = cprd_test_connect(&d);
 	struct json_object *req = json_object_new_object();
 
@@ -295,10 +296,10 @@ START_TEST(test_claim_ack_consumer_gone)
 	ck_assert_int_eq(cprd_send(c, req, NULL, 0), 0);
 	ck_assert_int_eq(scm_wait(c, 5000), 0);
 	close(c); /* the reply and the chunks unread */
-	usleep(100000);
+	cprd_daemon_sync(&d);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "lost"), "absent");
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	json_object_put(req);
 	test_assert_no_fd_leak(nfds);
 }
@@ -315,7 +316,7 @@ static int sealed_stream(size_t n, unsigned seals)
 /* A stream memfd sealed against any change is kept; any other is copied. */
 START_TEST(test_sealed_stream_kept)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(2, "st"), ino;
 	int frozen = sealed_stream(2, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
 	int partly = sealed_stream(2, F_SEAL_WRITE | F_SEAL_SHRINK), open = cprd_test_stream(2);
@@ -357,7 +358,7 @@ START_TEST(test_sealed_stream_kept)
 		cprd_test_close_fds(many, 100);
 	}
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	close(frozen);
 	close(partly);
 	close(open);
@@ -398,7 +399,7 @@ END_TEST
 /* store + claim with ack, 10,000 times: no fd and no memory growth. */
 START_TEST(test_10000_takes_no_growth)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(3, "cyc"), stream = cprd_test_stream(3);
 	long rss0 = 0, rss1;
 
@@ -414,7 +415,7 @@ START_TEST(test_10000_takes_no_growth)
 		cprd_test_close_fds(got, n_got);
 	}
 	rss1 = cprd_daemon_rss_kb(&d);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 2);
 #ifdef __SANITIZE_ADDRESS__
 	ck_assert_msg(rss1 - rss0 <= 4096, "VmRSS grew from %ld to %ld kB", rss0, rss1);
 #else
@@ -434,13 +435,13 @@ START_TEST(test_store_limits_all_or_nothing)
 	int nfds = test_count_fds(), sock, base;
 
 	cprd_daemon_start(&x, NULL, "quota = 0 4 1\n", NULL);
-	base = cprd_daemon_fds_idle(&x);
+	base = cprd_daemon_fds(&x);
 	sock = cprd_test_connect(&x);
 	ck_assert_int_eq(cprd_test_store(sock, "q1", 4, "q", NULL), -EDQUOT); /* 4 + the stream */
 	ck_assert_int_eq(cprd_test_store(sock, "q1", 3, "q", NULL), 0);
 	ck_assert_int_eq(cprd_test_store(sock, "q2", 1, "q", NULL), -EDQUOT); /* one bundle */
 	ck_assert_int_eq(cprd_call_name(sock, "show", "q2", NULL), -ENOENT);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&x, base + 2 + 4), base + 2 + 4);
+	ck_assert_int_eq(cprd_daemon_fds(&x), base + 2 + 4);
 	close(sock);
 	cprd_daemon_stop(&x);
 	test_assert_no_fd_leak(nfds);

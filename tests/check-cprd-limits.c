@@ -51,10 +51,11 @@ START_TEST(test_limit_max_connections)
 	size_t n = 0;
 
 	start("max-connections = 4\n", NULL);
-	cprd_daemon_fds_idle(&d);
 	for (int i = 0; i < 4; i++) {
 		socks[i] = cprd_test_connect(&d);
 		ck_assert_int_eq(cprd_call_name(socks[i], "hello", NULL, NULL), 0);
+		if (i == 0) /* start-up's probe connection is closed */
+			cprd_test_debug(socks[0], &(struct cprd_debug){ 0 });
 	}
 	extra = cprd_test_connect(&d);
 	ck_assert_int_eq(cprd_recv(extra, 5000, &reply, NULL, 0, &n), 0);
@@ -62,8 +63,9 @@ START_TEST(test_limit_max_connections)
 	json_object_put(reply);
 	close(extra);
 	close(socks[0]);
-	cprd_daemon_fds_idle(&d);
-	socks[0] = cprd_test_connect(&d); /* room again */
+	/* once the daemon has processed its end, there is room again */
+	cprd_test_debug(socks[1], &(struct cprd_debug){ 0 });
+	socks[0] = cprd_test_connect(&d);
 	ck_assert_int_eq(cprd_call_name(socks[0], "hello", NULL, NULL), 0);
 	for (int i = 0; i < 4; i++)
 		close(socks[i]);

@@ -2,9 +2,11 @@
 /*
  * cprd-protocol(7) against a real daemon: well-formed requests, and
  * malformed ones, each refused with an error reply, its fds closed and the
- * connection closed, while the daemon keeps serving everyone else.
+ * connection closed, while the daemon keeps serving everyone else; and
+ * "debug", the point the other suites synchronise on.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +181,7 @@ static void check_bad(const struct bad *b)
 
 START_TEST(test_proto_malformed_each_refused)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock;
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock;
 
 	ck_assert_int_ge(ARRAY_SIZE(bads), 40);
 	for (size_t i = 0; i < ARRAY_SIZE(bads); i++)
@@ -190,7 +192,7 @@ START_TEST(test_proto_malformed_each_refused)
 	ck_assert_int_eq(cprd_test_store(sock, "after-bad", 2, "ok", NULL), 0);
 	ck_assert_int_eq(cprd_call_name(sock, "drop", "after-bad", NULL), 0);
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base); /* every fd sent was closed */
+	ck_assert_int_eq(cprd_daemon_fds(&d), base); /* every fd sent was closed */
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -279,6 +281,142 @@ START_TEST(test_proto_upgrade_needs_admin)
 }
 END_TEST
 
+/* The daemon's fds as /proc shows them: only when it is idle. */
+static int proc_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *dd;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dd = opendir(path);
+	ck_assert_ptr_nonnull(dd);
+	while ((de = readdir(dd)))
+		n += de->d_name[0] != '.';
+	closedir(dd);
+	return n;
+}
+
+/* debug counts what the daemon holds: its fds, bundles, connections. */
+START_TEST(test_proto_debug_counts)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct cprd_debug a, b;
+	char token[64];
+
+	cprd_test_debug(sock, &a);
+	/* nothing else is going on: the count holds still once answered */
+	ck_assert_int_eq(a.fds_open, proc_fds(d.pid));
+	ck_assert_int_eq(a.fds_held, 0);
+	ck_assert_int_eq(a.fds_queued, 0);
+	ck_assert_int_eq(a.bundles, 0);
+	ck_assert_int_eq(a.connections, 1);
+	ck_assert_int_eq(cprd_test_store(sock, "dbg", 3, "dbg", NULL), 0);
+	cprd_test_debug(sock, &b);
+	ck_assert_int_eq(b.fds_open, a.fds_open + 4); /* 3 fds and the stream */
+	ck_assert_int_eq(b.fds_held, 4);
+	ck_assert_int_eq(b.bundles, 1);
+	ck_assert_int_eq(b.fds_open, proc_fds(d.pid));
+	ck_assert_int_eq(cprd_test_claim_verify(sock, "dbg", 3, "dbg", 0, token, sizeof(token)), 0);
+	ck_assert_int_eq(cprd_token_op(sock, "ack", "dbg", token, NULL), 0);
+	/* the ack's closes run after its reply, and before the next reply */
+	cprd_test_debug(sock, &b);
+	ck_assert_int_eq(b.fds_open, a.fds_open);
+	ck_assert_int_eq(b.fds_held, 0);
+	ck_assert_int_eq(b.bundles, 0);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* Connections that hung up are closed before the reply, with what they held. */
+START_TEST(test_proto_debug_after_hangups)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d), others[8];
+	struct cprd_debug a, b;
+
+	cprd_test_debug(sock, &a);
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+		others[i] = cprd_test_connect(&d);
+		ck_assert_int_eq(cprd_call_name(others[i], "hello", NULL, NULL), 0);
+	}
+	ck_assert_int_eq(cprd_call_name(others[0], "create", "wip", NULL), 0);
+	cprd_test_debug(sock, &b);
+	ck_assert_int_eq(b.connections, 1 + (int)ARRAY_SIZE(others));
+	ck_assert_int_eq(b.bundles, 1);
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++)
+		close(others[i]);
+	cprd_test_debug(sock, &b); /* at once: no wait for the daemon to notice */
+	ck_assert_int_eq(b.connections, 1);
+	ck_assert_int_eq(b.bundles, 0); /* the open bundle went with its connection */
+	ck_assert_int_eq(b.fds_open, a.fds_open);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* Requests sent behind a debug are answered after it, in order. */
+START_TEST(test_proto_debug_in_order)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct json_object *req = json_object_new_object(), *reply = NULL, *op;
+	size_t n = 0;
+
+	json_object_object_add(req, "op", json_object_new_string("debug"));
+	ck_assert_int_eq(cprd_send(sock, req, NULL, 0), 0);
+	json_object_object_add(req, "op", json_object_new_string("status"));
+	ck_assert_int_eq(cprd_send(sock, req, NULL, 0), 0);
+	json_object_object_add(req, "op", json_object_new_string("debug"));
+	ck_assert_int_eq(cprd_send(sock, req, NULL, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(cprd_recv(sock, 5000, &reply, NULL, 0, &n), 0);
+		ck_assert(json_object_object_get_ex(reply, "op", &op));
+		ck_assert_str_eq(json_object_get_string(op), i == 1 ? "status" : "debug");
+		json_object_put(reply);
+	}
+	json_object_put(req);
+	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* Members or fds are malformed (the connection closes); other uids are refused. */
+START_TEST(test_proto_debug_errors)
+{
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d), fd = test_memfd("dbg", 0);
+	struct json_object *req = json_object_new_object();
+	pid_t pid;
+	int status;
+
+	json_object_object_add(req, "op", json_object_new_string("debug"));
+	ck_assert_int_eq(cprd_call(sock, req, &fd, 1, NULL), -EBADF);
+	close(sock);
+	sock = cprd_test_connect(&d);
+	json_object_object_add(req, "verbose", json_object_new_boolean(1));
+	ck_assert_int_eq(cprd_call(sock, req, NULL, 0, NULL), -EINVAL);
+	close(sock);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int s;
+
+		cprd_test_become(OTHER_UID, OTHER_GID);
+		if (cprd_connect(d.sock, &s) < 0)
+			_exit(90);
+		if (cprd_call_name(s, "debug", NULL, NULL) != -EPERM)
+			_exit(1);
+		/* not malformed: the connection goes on */
+		_exit(cprd_call_name(s, "hello", NULL, NULL) == 0 ? 0 : 2);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	json_object_put(req);
+	close(fd);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *cprd_proto_suite(void)
 {
 	Suite *s = suite_create("cprd-proto");
@@ -290,6 +428,10 @@ static Suite *cprd_proto_suite(void)
 	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);
 	tcase_add_test(tc, test_proto_hello_reports);
 	tcase_add_test(tc, test_proto_upgrade_needs_admin);
+	tcase_add_test(tc, test_proto_debug_counts);
+	tcase_add_test(tc, test_proto_debug_after_hangups);
+	tcase_add_test(tc, test_proto_debug_in_order);
+	tcase_add_test(tc, test_proto_debug_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

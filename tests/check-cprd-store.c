@@ -108,17 +108,16 @@ static int bundle_count(void)
 
 START_TEST(test_store_producer_consumer_processes)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d);
 	struct job p = { .name = "vm1", .n = 8, .want = 0 };
 	struct job c = { .name = "vm1", .n = 8, .ack = true, .want = 0 };
 
 	ck_assert_int_eq(in_child(job_store, &p, (uid_t)-1, 0), 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "sealed");
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 8 + 1),
-			 base + 8 + 1); /* fds and the stream */
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 8 + 1); /* fds and the stream */
 	ck_assert_int_eq(in_child(job_claim, &c, (uid_t)-1, 0), 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "vm1"), "absent");
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -190,7 +189,8 @@ START_TEST(test_lease_lapses_after_consumer_death)
 	ck_assert_int_eq(in_child(job_claim, &c1, (uid_t)-1, 0), 0); /* dies without ack */
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "claimed");
 	ck_assert_int_eq(in_child(job_claim, &busy, (uid_t)-1, 0), 0);
-	usleep(400000);
+	usleep(400000); /* past the lease: debug processes its lapse */
+	cprd_daemon_sync(&d);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "sealed");
 	ck_assert_int_eq(in_child(job_claim, &c2, (uid_t)-1, 0), 0);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "lease"), "absent");
@@ -261,7 +261,8 @@ START_TEST(test_ttl_expires)
 	json_object_object_add(o, "ttl_ms", json_object_new_int(200));
 	ck_assert_int_eq(cprd_test_store(sock, "short", 1, "x", o), 0);
 	ck_assert_int_eq(bundle_count(), 1);
-	usleep(400000);
+	usleep(400000); /* past the ttl: debug processes the expiry */
+	cprd_daemon_sync(&d);
 	ck_assert_int_eq(bundle_count(), 0);
 	json_object_put(o);
 	close(sock);
@@ -284,19 +285,19 @@ static int job_store_tied(void *arg)
 
 START_TEST(test_tie_dies_with_owner)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d);
 
 	ck_assert_int_eq(in_child(job_store_tied, (void *)"tied", (uid_t)-1, 0), 0);
-	usleep(100000);
+	cprd_daemon_sync(&d); /* the owner's exit processed */
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "tied"), "absent");
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
 
 START_TEST(test_open_bundle_private_and_abandoned)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(3, "open");
 	struct json_object *req = json_object_new_object();
 
@@ -307,10 +308,10 @@ START_TEST(test_open_bundle_private_and_abandoned)
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "wip"), "open"); /* the owner (root) sees it */
 	ck_assert_int_eq(cprd_call_name(cprd_test_connect(&d), "claim", "wip", NULL), -EBUSY);
 	close(sock); /* abandoned before seal: gone */
-	usleep(100000);
+	cprd_daemon_sync(&d);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "wip"), "absent");
 	/* what is left: the connection leaked above and its peer pidfd */
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 2);
 	json_object_put(req);
 	cprd_test_close_fds(fds, 3);
 	test_assert_no_fd_leak(nfds + 1); /* the connection leaked on purpose above */
@@ -425,17 +426,17 @@ END_TEST
 
 START_TEST(test_chunked_1000_fds)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	char token[64];
 
 	ck_assert_int_eq(cprd_test_store(sock, "big", 1000, "chunk", NULL), 0);
 	/* + this connection and its peer pidfd */
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 1001 + 2), base + 1001 + 2);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 1001 + 2);
 	ck_assert_int_eq(
 		cprd_test_claim_verify(sock, "big", 1000, "chunk", 0, token, sizeof(token)), 0);
 	ck_assert_int_eq(cprd_token_op(sock, "ack", "big", token, NULL), 0);
 	close(sock);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -445,7 +446,7 @@ END_TEST
 /* 200 connections at once, requests interleaved across them. */
 START_TEST(test_200_concurrent_clients)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), socks[N_CLIENTS];
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), socks[N_CLIENTS];
 	char name[32], token[64];
 
 	for (int i = 0; i < N_CLIENTS; i++)
@@ -466,9 +467,9 @@ START_TEST(test_200_concurrent_clients)
 	}
 	for (int i = 0; i < N_CLIENTS; i++)
 		close(socks[i]);
-	usleep(100000);
+	cprd_daemon_sync(&d);
 	ck_assert_int_eq(bundle_count(), 0);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -500,7 +501,7 @@ static int job_parallel(void *arg)
 
 START_TEST(test_200_clients_parallel_processes)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), status;
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), status;
 	pid_t pids[N_PROCS];
 
 	for (int p = 0; p < N_PROCS; p++) {
@@ -515,7 +516,7 @@ START_TEST(test_200_clients_parallel_processes)
 			      "client process %d: status 0x%x", p, status);
 	}
 	ck_assert_int_eq(bundle_count(), 0);
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base), base);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -538,7 +539,7 @@ static void cycle(int sock, int *fds, int stream)
 /* 10,000 store/claim/ack cycles: no fd and no memory growth in the daemon. */
 START_TEST(test_10000_cycles_no_growth)
 {
-	int nfds = test_count_fds(), base = cprd_daemon_fds_idle(&d), sock = cprd_test_connect(&d);
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
 	int *fds = cprd_test_memfds(2, "cyc"), stream = cprd_test_stream(2);
 	long rss0, rss1;
 
@@ -549,7 +550,7 @@ START_TEST(test_10000_cycles_no_growth)
 		cycle(sock, fds, stream);
 	rss1 = cprd_daemon_rss_kb(&d);
 	/* + this connection and its peer pidfd */
-	ck_assert_int_eq(cprd_daemon_fds_wait(&d, base + 2), base + 2);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base + 2);
 #ifdef __SANITIZE_ADDRESS__
 	/* ASan's allocator keeps metadata and a quarantine: a looser bound */
 	ck_assert_msg(rss1 - rss0 <= 4096, "VmRSS grew from %ld to %ld kB", rss0, rss1);

@@ -160,23 +160,6 @@ void cprd_daemon_stop(struct cprd_daemon *d)
 	remove_dir(d->dir);
 }
 
-int cprd_daemon_fds(const struct cprd_daemon *d)
-{
-	char path[64];
-	DIR *dd;
-	struct dirent *de;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)d->pid);
-	dd = opendir(path);
-	ck_assert_ptr_nonnull(dd);
-	while ((de = readdir(dd)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(dd);
-	return n;
-}
-
 long cprd_daemon_rss_kb(const struct cprd_daemon *d)
 {
 	char path[64], line[256];
@@ -193,31 +176,56 @@ long cprd_daemon_rss_kb(const struct cprd_daemon *d)
 	return kb;
 }
 
-int cprd_daemon_fds_wait(const struct cprd_daemon *d, int want)
+static int reply_int(struct json_object *reply, const char *key)
 {
-	int n = cprd_daemon_fds(d);
+	struct json_object *v;
 
-	for (int i = 0; i < 200 && n != want; i++) {
-		usleep(10000);
-		n = cprd_daemon_fds(d);
-	}
-	return n;
+	ck_assert_msg(json_object_object_get_ex(reply, key, &v), "no \"%s\" in the reply", key);
+	return json_object_get_int(v);
 }
 
-/* The fd count once closed connections have been processed. */
-int cprd_daemon_fds_idle(const struct cprd_daemon *d)
+void cprd_test_debug(int sock, struct cprd_debug *ret)
 {
-	int n = cprd_daemon_fds(d), stable = 0;
+	struct json_object *reply = NULL;
 
-	while (stable < 5) {
-		int m;
+	ck_assert_int_eq(cprd_call_name(sock, "debug", NULL, &reply), 0);
+	ret->fds_open = reply_int(reply, "fds_open");
+	ret->fds_held = reply_int(reply, "fds_held");
+	ret->fds_queued = reply_int(reply, "fds_queued");
+	ret->bundles = reply_int(reply, "bundles");
+	ret->connections = reply_int(reply, "connections");
+	json_object_put(reply);
+}
 
-		usleep(5000);
-		m = cprd_daemon_fds(d);
-		stable = m == n ? stable + 1 : 0;
-		n = m;
-	}
-	return n;
+/* "debug" on a fresh connection; its own fds: the socket and the peer pidfd. */
+static int daemon_debug(const struct cprd_daemon *d, struct cprd_debug *ret)
+{
+	struct json_object *reply = NULL, *peer, *v;
+	int sock = cprd_test_connect(d), own = 1;
+
+	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, &reply), 0);
+	ck_assert(json_object_object_get_ex(reply, "peer", &peer));
+	if (json_object_object_get_ex(peer, "pidfd", &v) && json_object_get_boolean(v))
+		own++;
+	json_object_put(reply);
+	cprd_test_debug(sock, ret);
+	close(sock);
+	return own;
+}
+
+void cprd_daemon_sync(const struct cprd_daemon *d)
+{
+	struct cprd_debug dbg;
+
+	daemon_debug(d, &dbg);
+}
+
+int cprd_daemon_fds(const struct cprd_daemon *d)
+{
+	struct cprd_debug dbg;
+	int own = daemon_debug(d, &dbg);
+
+	return dbg.fds_open - own;
 }
 
 int cprd_test_connect(const struct cprd_daemon *d)

@@ -38,11 +38,22 @@ void cprd_test_fixture(TCase *tc, struct cprd_daemon *d);
 #define THIRD_GID 4242
 /* Wait for the daemon to exit: its wait status. */
 int cprd_daemon_wait(struct cprd_daemon *d);
+
+/* The "debug" reply: the daemon's counts once all it was sent is done. */
+struct cprd_debug {
+	int fds_open; /* the daemon's open fds */
+	int fds_held; /* in bundles, streams included */
+	int fds_queued;
+	int bundles;
+	int connections;
+};
+/* "debug" on @sock: answered once every earlier request, hang-up, owner
+ * exit and passed deadline has been processed. */
+void cprd_test_debug(int sock, struct cprd_debug *ret);
+/* The same on a connection of its own, closed again. */
+void cprd_daemon_sync(const struct cprd_daemon *d);
+/* The daemon's open fds once all before is done, less the asking connection's. */
 int cprd_daemon_fds(const struct cprd_daemon *d);
-/* Poll (up to 2 s) until the daemon holds @want fds; the last count. */
-int cprd_daemon_fds_wait(const struct cprd_daemon *d, int want);
-/* The count once it has been stable for a while (closes processed). */
-int cprd_daemon_fds_idle(const struct cprd_daemon *d);
 long cprd_daemon_rss_kb(const struct cprd_daemon *d);
 
 int cprd_test_connect(const struct cprd_daemon *d);
