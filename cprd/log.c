@@ -25,7 +25,7 @@ int log_verbosity(void)
 	return log_level;
 }
 
-static void log_vemit(const char *prefix, int err, const char *fmt, va_list ap)
+static void _log_printf_(3, 0) log_vemit(const char *prefix, int err, const char *fmt, va_list ap)
 {
 	char msg[1024];
 

@@ -342,7 +342,8 @@ static int parse_options(struct vmm *m, int argc, char **argv, int *ret_exit)
 
 /* ---------------------------------------------------------------- running */
 
-static void log_stderr(void *userdata, int priority, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+log_stderr(void *userdata, int priority, const char *fmt, va_list ap)
 {
 	(void)userdata;
 	if (priority > LOG_WARNING)

@@ -355,21 +355,21 @@ static int send_vcpu_state(struct vmm *m, int sock, struct rec_pause *p)
 int handoff_spawn(struct vmm *m, const char *path, const char *opt, const char *arg, pid_t *pid,
 		  int *pidfd, char *why, size_t len)
 {
-	char sock_path[108], optarg[512];
+	char sock_path[108], child_arg[512];
 	int lfd = -1, sock = -1, r;
 
 	snprintf(sock_path, sizeof(sock_path), "%s/minivmm-%d.%u.sock", m->opt.run_dir,
 		 (int)getpid(), m->rec.upgrades + 1);
 	if (arg)
-		snprintf(optarg, sizeof(optarg), "%s:%s", arg, sock_path);
+		snprintf(child_arg, sizeof(child_arg), "%s:%s", arg, sock_path);
 	else
-		snprintf(optarg, sizeof(optarg), "%s", sock_path);
+		snprintf(child_arg, sizeof(child_arg), "%s", sock_path);
 	r = cpr_transfer_listen(sock_path, &lfd);
 	if (r < 0) {
 		snprintf(why, len, "listening on %s: %s", sock_path, strerror(-r));
 		return r;
 	}
-	r = spawn_child(m, path, opt, optarg, pid);
+	r = spawn_child(m, path, opt, child_arg, pid);
 	if (r < 0) {
 		snprintf(why, len, "starting %s: %s", path, strerror(-r));
 		goto out;
