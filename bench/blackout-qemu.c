@@ -3,22 +3,22 @@
  * QEMU's own cpr-transfer pause on the same machine, RAM size and page size,
  * for bench/blackout.
  *
- * An old QEMU runs a KVM guest with its RAM in a memfd, fully populated
- * (prealloc=on).  A new QEMU is started with -incoming on a main and a cpr
- * channel; QMP on the old one sets mode cpr-transfer and migrates.  The new
- * QEMU then receives the memfds, builds its VM while the guest still runs in
- * the old one, the old one stops the guest and sends device state, and the
- * new one resumes it.  The pause is the new QEMU's trace event
- * "vm_state_notify running 1" minus the old one's "running 0 reason
- * finish-migrate" (both stamped with the wall clock by QEMU's log trace
- * backend).  The hand-overs are chained: each new QEMU is the next old one.
+ * An old QEMU runs a guest, under KVM or (on a machine without it) TCG,
+ * with its RAM in a memfd, fully populated (prealloc=on).  A new QEMU is started with -incoming on
+ * a main and a cpr channel; QMP on the old one sets mode cpr-transfer and migrates.  The new QEMU
+ * then receives the memfds, builds its VM while the guest still runs in the old one, the old one
+ * stops the guest and sends device state, and the new one resumes it.  The pause is the new QEMU's
+ * trace event "vm_state_notify running 1" minus the old one's "running 0 reason finish-migrate"
+ * (both stamped with the wall clock by QEMU's log trace backend).  The hand-overs are chained: each
+ * new QEMU is the next old one.
  *
  * QEMU sends the first event after it has paused its vCPUs and the second
  * before it resumes them, so its figure leaves out stopping and starting the
  * vCPUs, which minivmm's pause includes: the comparison favours QEMU.
  *
- * The guest is the firmware with no boot device: it idles.  The VM uses the
- * host CPU model without arch-capabilities, which this nested KVM refuses.
+ * The guest is the firmware with no boot device: it idles.  Under KVM the VM
+ * uses the host CPU model without arch-capabilities, which this nested KVM
+ * refuses; under TCG, QEMU's default CPU model.
  * Every QEMU dies with the bench (PR_SET_PDEATHSIG), and no step waits on a
  * dead or wedged QEMU for longer than QMP_TIMEOUT_MS.
  */
@@ -59,6 +59,7 @@ struct qemu {
 
 struct qemu_run {
 	const char *qemu;
+	const char *accel; /* "kvm" or "tcg" */
 	const char *dir;
 	unsigned gib;
 	unsigned page_kib;
@@ -229,9 +230,13 @@ static int qemu_spawn(const struct qemu_run *c, unsigned idx, bool incoming, str
 	argv[n++] = (char *)"-name";
 	argv[n++] = name;
 	argv[n++] = (char *)"-machine";
-	argv[n++] = (char *)"q35,accel=kvm,memory-backend=ram0,aux-ram-share=on";
-	argv[n++] = (char *)"-cpu";
-	argv[n++] = (char *)"host,-arch-capabilities";
+	argv[n++] = (char *)"q35,memory-backend=ram0,aux-ram-share=on";
+	argv[n++] = (char *)"-accel";
+	argv[n++] = (char *)c->accel;
+	if (!strcmp(c->accel, "kvm")) {
+		argv[n++] = (char *)"-cpu";
+		argv[n++] = (char *)"host,-arch-capabilities";
+	}
 	argv[n++] = (char *)"-object";
 	argv[n++] = mem;
 	argv[n++] = (char *)"-m";
@@ -399,10 +404,10 @@ static double handover(const struct qemu_run *c, struct qemu *old, struct qemu *
 	return (t_run - t_stop) * 1e3;
 }
 
-double qemu_cpr_pause(const char *qemu, const char *dir, unsigned gib, unsigned page_kib,
-		      unsigned reps)
+double qemu_cpr_pause(const char *qemu, const char *accel, const char *dir, unsigned gib,
+		      unsigned page_kib, unsigned reps)
 {
-	struct qemu_run c = { qemu, dir, gib, page_kib };
+	struct qemu_run c = { qemu, accel, dir, gib, page_kib };
 	struct qemu q[2] = { 0 };
 	double v[BLACKOUT_MAX_REPS];
 	unsigned n = 0, cur = 0;
@@ -427,7 +432,7 @@ double qemu_cpr_pause(const char *qemu, const char *dir, unsigned gib, unsigned 
 		}
 		qemu_quit(&q[cur], false);
 		v[n++] = ms;
-		fprintf(stderr, "  qemu     pause %8.3f ms (cpr-transfer)\n", ms);
+		fprintf(stderr, "  qemu     pause %8.3f ms (cpr-transfer, %s)\n", ms, accel);
 		cur = !cur;
 	}
 	qemu_quit(&q[0], !ok);

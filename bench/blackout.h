@@ -13,9 +13,10 @@ double blackout_median(double *v, unsigned n);
 /* 1 if @qemu is QEMU 10 or newer (cpr-transfer); else 0 and why. */
 int qemu_usable(const char *qemu, char *why, size_t len);
 /* QEMU's cpr-transfer pause (ms, median of @reps chained hand-overs) of a
- * KVM guest with @gib GiB of populated RAM on @page_kib pages; NAN if it
- * could not be measured (the reason is on stderr).  Scratch files in @dir. */
-double qemu_cpr_pause(const char *qemu, const char *dir, unsigned gib, unsigned page_kib,
-		      unsigned reps);
+ * guest with @gib GiB of populated RAM on @page_kib pages, under @accel
+ * ("kvm" or "tcg"); NAN if it could not be measured (the reason is on
+ * stderr).  Scratch files in @dir. */
+double qemu_cpr_pause(const char *qemu, const char *accel, const char *dir, unsigned gib,
+		      unsigned page_kib, unsigned reps);
 
 #endif
