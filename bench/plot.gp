@@ -1,18 +1,33 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Guest pause versus RAM size per upgrade mode, from bench/blackout's
 # blackout.dat (columns: ram_gib page_kib mode pause_ms floor_ms copy_ms
-# qemu_ms; qemu_ms is nan when QEMU was not measured).
-#   gnuplot -e "dat='blackout.dat'; out='blackout'" bench/plot.gp
+# qemu_ms backend qemu_accel; a figure not measured is nan).  bench/blackout
+# passes which backend minivmm ran on (kvm, interpreter) and what QEMU ran
+# under (kvm, tcg, none); qemu_max_gib > 0 says TCG was measured up to it.
+#   gnuplot -e "dat='blackout.dat'; out='blackout'; backend='kvm'; qemu_accel='kvm'" bench/plot.gp
 if (!exists("dat")) dat = 'blackout.dat'
 if (!exists("out")) out = 'blackout'
+if (!exists("backend")) backend = 'kvm'
+if (!exists("qemu_accel")) qemu_accel = 'kvm'
+if (!exists("qemu_max_gib")) qemu_max_gib = 0
 
-set title "minivmm: guest pause during an in-place VMM upgrade"
+kvm = (backend eq 'kvm')
+floor_exec = kvm ? "floor: bare exec + KVM build (4 KiB)" \
+		 : "floor: bare exec + interpreter vCPU start (4 KiB)"
+floor_transfer = kvm ? "floor: one message + KVM_SET_REGS" \
+		     : "floor: one message + interpreter register load"
+qemu_how = (qemu_accel eq 'none') ? "not measured in this run" \
+	   : sprintf("under %s, this run%s", (qemu_accel eq 'tcg') ? "TCG" : "KVM", \
+		     qemu_max_gib > 0 ? sprintf(" (<= %d GiB)", qemu_max_gib) : "")
+
+set title sprintf("minivmm on %s: guest pause during an in-place VMM upgrade", \
+		  kvm ? "KVM" : "its interpreter (no KVM)")
 set xlabel "guest RAM (GiB, fully populated)"
 set ylabel "guest pause (ms, log scale)"
 set logscale y
 set format y "%g"
 set xrange [0.5:8.5]
-set yrange [0.01:100000]
+set yrange [0.001:100000]
 set xtics (1, 2, 4, 8)
 set key below maxrows 5
 set grid ytics mytics xtics
@@ -35,11 +50,11 @@ plot sel("transfer", 4)    using 1:4 title "transfer, 4 KiB pages" lw 2 pt 7, \
      sel("exec", 4)        using 1:4 title "exec, 4 KiB pages" lw 2 pt 9, \
      sel("exec", 2048)     using 1:4 title "exec, 2 MiB pages" lw 2 pt 11, \
      sel("exec", 4)        using 1:6 title "copy: save + restore" dt 2 lw 1 pt 1, \
-     sel("exec", 4)        using 1:5 title "floor: bare exec + KVM build (4 KiB)" dt 4 lw 1 pt 2, \
-     sel("transfer", 4)    using 1:5 title "floor: one message + KVM_SET_REGS" dt 4 lw 1 pt 6, \
-     sel("transfer", 4)    using 1:7 title "QEMU 10 cpr-transfer, this run, 4 KiB pages" dt 3 lw 2 pt 3, \
-     sel("transfer", 2048) using 1:7 title "QEMU 10 cpr-transfer, this run, 2 MiB pages" dt 3 lw 2 pt 4, \
-     $qemu using 1:2 title "QEMU 10.0 cpr-transfer (reference figures)" dt 3 lw 1 pt 3
+     sel("exec", 4)        using 1:5 title floor_exec dt 4 lw 1 pt 2, \
+     sel("transfer", 4)    using 1:5 title floor_transfer dt 4 lw 1 pt 6, \
+     sel("transfer", 4)    using 1:7 title "QEMU 10 cpr-transfer ".qemu_how.", 4 KiB pages" dt 3 lw 2 pt 3, \
+     sel("transfer", 2048) using 1:7 title "QEMU 10 cpr-transfer ".qemu_how.", 2 MiB pages" dt 3 lw 2 pt 4, \
+     $qemu using 1:2 title "QEMU 10.0 cpr-transfer under KVM (reference figures)" dt 3 lw 1 pt 3
 set terminal svg size 960,640 noenhanced
 set output out.'.svg'
 replot
