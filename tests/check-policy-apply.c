@@ -533,28 +533,38 @@ static bool i386_calls_work(char *why, size_t len)
 	return false;
 }
 
-/* i386 calls kill under a policy that does not name the arch, even under
- * "default allow"; a policy that names it judges them by its rules. */
-START_TEST(test_cpr_policy_apply_other_arches_i386)
+/* A call of another arch kills under a policy that does not name the arch,
+ * even under "default allow"; a policy that names it judges it by its rules
+ * (@denied: a child whose call the rules refuse with EPERM, or NULL). */
+static void check_other_arch(const char *arch, int (*allowed)(void *), int (*denied)(void *))
 {
 	int nfds = test_count_fds();
-	struct cpr_policy *vmm, *p;
-	char why[160];
+	struct cpr_policy *vmm = policy_shipped("vmm-exec.policy");
+	struct cpr_policy *p =
+		policy_from_text("default allow\narch x86 x32\nerrno EPERM getppid\n");
 	int status;
 
-	if (!i386_calls_work(why, sizeof(why)))
-		test_skip_case("%s", why);
-	vmm = policy_shipped("vmm-exec.policy");
-	status = run_child(vmm, child_int80_getpid, NULL);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "i386: %#x", status);
-	p = policy_from_text("default allow\narch x86 x32\nerrno EPERM getppid\n");
-	status = run_child(p, child_int80_getpid, NULL);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "i386: %#x", status);
-	status = run_child(p, child_int80_getppid, NULL);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "i386: %#x", status);
+	status = run_child(vmm, allowed, NULL);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "%s: %#x", arch, status);
+	status = run_child(p, allowed, NULL);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %#x", arch, status);
+	if (denied) {
+		status = run_child(p, denied, NULL);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %#x", arch,
+			      status);
+	}
 	cpr_policy_free(p);
 	cpr_policy_free(vmm);
 	test_assert_no_fd_leak(nfds);
+}
+
+START_TEST(test_cpr_policy_apply_other_arches_i386)
+{
+	char why[160];
+
+	if (!i386_calls_work(why, sizeof(why)))
+		test_skip_case("%s", why);
+	check_other_arch("i386", child_int80_getpid, child_int80_getppid);
 }
 END_TEST
 
@@ -562,19 +572,7 @@ END_TEST
  * (without x32 support a named arch's allowed call fails ENOSYS). */
 START_TEST(test_cpr_policy_apply_other_arches_x32)
 {
-	int nfds = test_count_fds();
-	struct cpr_policy *vmm = policy_shipped("vmm-exec.policy");
-	struct cpr_policy *p;
-	int status;
-
-	status = run_child(vmm, child_x32_getpid, NULL);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "x32: %#x", status);
-	p = policy_from_text("default allow\narch x86 x32\nerrno EPERM getppid\n");
-	status = run_child(p, child_x32_getpid, NULL);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "x32: %#x", status);
-	cpr_policy_free(p);
-	cpr_policy_free(vmm);
-	test_assert_no_fd_leak(nfds);
+	check_other_arch("x32", child_x32_getpid, NULL);
 }
 END_TEST
 #endif
