@@ -33,6 +33,58 @@ static struct json_tokener *proto_tokener(unsigned max_depth)
 	return tok;
 }
 
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+ * above U+10FFFF.  Bytes above 0x7f are only valid inside strings, so the
+ * whole message can be checked before it is parsed. */
+static bool utf8_valid(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		size_t n;
+		unsigned char lo = 0x80, hi = 0xbf;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) { /* E0: no overlong; ED: no surrogate */
+			n = 2;
+			lo = c == 0xe0 ? 0xa0 : 0x80;
+			hi = c == 0xed ? 0x9f : 0xbf;
+		} else if (c >= 0xf0 && c <= 0xf4) { /* F0: no overlong; F4: <= U+10FFFF */
+			n = 3;
+			lo = c == 0xf0 ? 0x90 : 0x80;
+			hi = c == 0xf4 ? 0x8f : 0xbf;
+		} else {
+			return false; /* a continuation byte, C0, C1 or F5..FF */
+		}
+		if (n > len - i - 1 || p[i + 1] < lo || p[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= n; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* An escaped NUL (\u0000) would cut a string or key short wherever it is
+ * used as a C string.  Outside strings a backslash is a syntax error the
+ * tokener refuses, so every escape seen here is inside one. */
+static bool has_escaped_nul(const char *buf, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (buf[i] != '\\')
+			continue;
+		if (buf[i + 1] == 'u' && len - i >= 6 && memcmp(buf + i + 2, "0000", 4) == 0)
+			return true;
+		i++; /* the escaped character */
+	}
+	return false;
+}
+
 int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_object **ret,
 		char *why, size_t why_len)
 {
@@ -47,6 +99,14 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 	}
 	if (memchr(buf, 0, len)) {
 		snprintf(why, why_len, "NUL byte in request");
+		return -EPROTO;
+	}
+	if (!utf8_valid((const unsigned char *)buf, len)) {
+		snprintf(why, why_len, "request is not valid UTF-8");
+		return -EPROTO;
+	}
+	if (has_escaped_nul(buf, len)) {
+		snprintf(why, why_len, "escaped NUL (\\u0000) in a string");
 		return -EPROTO;
 	}
 	tok = proto_tokener(max_depth);

@@ -63,6 +63,11 @@ static const struct bad bads[] = {
 	{ "comment", "/* x */{\"op\":\"hello\"}", 0, "EPROTO" },
 	{ "NaN", "{\"op\":\"hello\",\"version\":NaN}", 0, "EINVAL" },
 	{ "bad UTF-8", "{\"op\":\"hello\",\"client\":\"\xff\xfe\"}", 0, "EPROTO" },
+	{ "overlong UTF-8", "{\"op\":\"hello\",\"client\":\"\xc0\xaf\"}", 0, "EPROTO" },
+	{ "UTF-8 surrogate", "{\"op\":\"hello\",\"client\":\"\xed\xa0\x80\"}", 0, "EPROTO" },
+	{ "escaped NUL in the op", "{\"op\":\"hello\\u0000junk\"}", 0, "EPROTO" },
+	{ "escaped NUL in a name", "{\"op\":\"create\",\"name\":\"a\\u0000b\"}", 0, "EPROTO" },
+	{ "escaped NUL in a key", "{\"op\":\"hello\",\"cl\\u0000x\":\"a\"}", 0, "EPROTO" },
 	{ "unknown field", "{\"op\":\"hello\",\"x\":1}", 0, "EINVAL" },
 	{ "version a string", "{\"op\":\"hello\",\"version\":\"1\"}", 0, "EINVAL" },
 	{ "version negative", "{\"op\":\"hello\",\"version\":-1}", 0, "EINVAL" },
@@ -193,6 +198,28 @@ START_TEST(test_proto_malformed_each_refused)
 	ck_assert_int_eq(cprd_call_name(sock, "drop", "after-bad", NULL), 0);
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds(&d), base); /* every fd sent was closed */
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* What the strictness checks must not refuse: characters of every UTF-8
+ * length, and an escaped backslash before "u0000", which is text. */
+START_TEST(test_proto_valid_text_accepted)
+{
+	static const char req[] = "{\"op\":\"hello\",\"client\":\"caf\xc3\xa9 \xe2\x82\xac "
+				  "\xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \\\\u0000\"}";
+	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
+	struct json_object *reply = NULL;
+	int got[4];
+	size_t n_got;
+
+	ck_assert_int_ge(scm_send(sock, req, sizeof(req) - 1, NULL, 0), 0);
+	ck_assert_int_eq(cprd_recv(sock, 5000, &reply, got, 4, &n_got), 0);
+	ck_assert_uint_eq(n_got, 0);
+	ck_assert_msg(strcmp(cprd_test_error(reply), "") == 0, "refused: %s (%s)",
+		      cprd_test_error(reply), cprd_reply_message(reply));
+	json_object_put(reply);
+	close(sock);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -424,6 +451,7 @@ static Suite *cprd_proto_suite(void)
 
 	cprd_test_fixture(tc, &d);
 	tcase_add_test(tc, test_proto_malformed_each_refused);
+	tcase_add_test(tc, test_proto_valid_text_accepted);
 	tcase_add_test(tc, test_proto_empty_message_closes);
 	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);
 	tcase_add_test(tc, test_proto_hello_reports);
