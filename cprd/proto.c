@@ -85,6 +85,34 @@ static bool has_escaped_nul(const char *buf, size_t len)
 	return false;
 }
 
+/* Containers on the deepest path, the request object counting as 1.  The
+ * tokener already stopped anything deeper than one past the limit, so the
+ * recursion is bounded. */
+static unsigned json_depth(struct json_object *o)
+{
+	unsigned d = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			unsigned v = json_depth(val);
+
+			(void)key;
+			d = v > d ? v : d;
+		}
+		return d + 1;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			unsigned v = json_depth(json_object_array_get_idx(o, i));
+
+			d = v > d ? v : d;
+		}
+		return d + 1;
+	}
+	return 0;
+}
+
 int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_object **ret,
 		char *why, size_t why_len)
 {
@@ -131,6 +159,12 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		snprintf(why, why_len, "request is not a JSON object");
+		return -EPROTO;
+	}
+	/* json-c lets an empty innermost container one level past its limit. */
+	if (json_depth(o) > max_depth) {
+		json_object_put(o);
+		snprintf(why, why_len, "bad JSON: nesting too deep");
 		return -EPROTO;
 	}
 	*ret = o;

@@ -45,6 +45,11 @@ struct bad {
 };
 
 #define TOKEN "0123456789abcdef0123456789abcdef"
+/* The request object and 15 arrays: the default max-json-depth, 16. */
+#define OPEN15 "[[[[[[[[[[[[[[["
+#define CLOSE15 "]]]]]]]]]]]]]]]"
+#define DEEP(inner, extra_open, extra_close) \
+	"{\"op\":\"hello\",\"client\":" extra_open OPEN15 inner CLOSE15 extra_close "}"
 static const struct bad bads[] = {
 	{ "truncated object", "{\"op\":", 0, "EPROTO" },
 	{ "array", "[]", 0, "EPROTO" },
@@ -130,6 +135,10 @@ static const struct bad bads[] = {
 	{ "claim with an fd", "{\"op\":\"claim\",\"name\":\"a\"}", 1, "EBADF" },
 	{ "ack with 253 fds", "{\"op\":\"ack\",\"name\":\"a\",\"token\":\"" TOKEN "\"}", 253,
 	  "EBADF" },
+	{ "nesting at the limit, innermost empty", DEEP("", "", ""), 0, "EINVAL" },
+	{ "nesting at the limit, innermost a value", DEEP("1", "", ""), 0, "EINVAL" },
+	{ "nesting past the limit, innermost empty", DEEP("", "[", "]"), 0, "EPROTO" },
+	{ "nesting past the limit, innermost a value", DEEP("1", "[", "]"), 0, "EPROTO" },
 	{ "NUL inside", NULL, 0, "EPROTO" },
 	{ "nesting deeper than max-json-depth", NULL, 0, "EPROTO" },
 	{ "larger than max-request", NULL, 0, "EMSGSIZE" },
