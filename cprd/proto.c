@@ -70,32 +70,46 @@ static bool utf8_valid(const unsigned char *p, size_t len)
 	return true;
 }
 
-/* An escaped NUL (\u0000) would cut a string or key short wherever it is
- * used as a C string.  Outside strings a backslash is a syntax error the
- * tokener refuses, so every escape seen here is inside one. */
-static bool has_escaped_nul(const char *buf, size_t len)
+/* One pass over the raw bytes, before parsing: refuses an escaped NUL
+ * (\u0000), which would cut a string or member name short wherever it is
+ * used as a C string, and counts the members of every object (one ':'
+ * outside strings each), so that a duplicate member, which the tokener
+ * silently replaces, shows as a member missing from the parsed tree.  A
+ * backslash outside strings is a syntax error the tokener refuses. */
+static int raw_scan(const char *buf, size_t len, size_t *ret_members)
 {
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (buf[i] != '\\')
-			continue;
-		if (buf[i + 1] == 'u' && len - i >= 6 && memcmp(buf + i + 2, "0000", 4) == 0)
-			return true;
-		i++; /* the escaped character */
+	size_t members = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (!in_string) {
+			members += buf[i] == ':';
+			in_string = buf[i] == '"';
+		} else if (buf[i] == '"') {
+			in_string = false;
+		} else if (buf[i] == '\\' && i + 1 < len) {
+			if (buf[i + 1] == 'u' && len - i >= 6 &&
+			    memcmp(buf + i + 2, "0000", 4) == 0)
+				return -EPROTO;
+			i++; /* the escaped character */
+		}
 	}
-	return false;
+	*ret_members = members;
+	return 0;
 }
 
-/* Containers on the deepest path, the request object counting as 1.  The
- * tokener already stopped anything deeper than one past the limit, so the
- * recursion is bounded. */
-static unsigned json_depth(struct json_object *o)
+/* Containers on the deepest path, the request object counting as 1, and
+ * the members of every object in @members.  The tokener already stopped
+ * anything deeper than one past the limit, so the recursion is bounded. */
+static unsigned json_walk(struct json_object *o, size_t *members)
 {
 	unsigned d = 0;
 
 	if (json_object_is_type(o, json_type_object)) {
+		*members += (size_t)json_object_object_length(o);
 		json_object_object_foreach(o, key, val)
 		{
-			unsigned v = json_depth(val);
+			unsigned v = json_walk(val, members);
 
 			(void)key;
 			d = v > d ? v : d;
@@ -104,7 +118,7 @@ static unsigned json_depth(struct json_object *o)
 	}
 	if (json_object_is_type(o, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(o); i++) {
-			unsigned v = json_depth(json_object_array_get_idx(o, i));
+			unsigned v = json_walk(json_object_array_get_idx(o, i), members);
 
 			d = v > d ? v : d;
 		}
@@ -119,7 +133,8 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 	struct json_tokener *tok;
 	struct json_object *o;
 	enum json_tokener_error jerr;
-	size_t end;
+	size_t end, raw_members = 0, members = 0;
+	unsigned depth;
 
 	if (len == 0) {
 		snprintf(why, why_len, "empty message");
@@ -133,7 +148,7 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 		snprintf(why, why_len, "request is not valid UTF-8");
 		return -EPROTO;
 	}
-	if (has_escaped_nul(buf, len)) {
+	if (raw_scan(buf, len, &raw_members) < 0) {
 		snprintf(why, why_len, "escaped NUL (\\u0000) in a string");
 		return -EPROTO;
 	}
@@ -162,9 +177,15 @@ int proto_parse(const char *buf, size_t len, unsigned max_depth, struct json_obj
 		return -EPROTO;
 	}
 	/* json-c lets an empty innermost container one level past its limit. */
-	if (json_depth(o) > max_depth) {
+	depth = json_walk(o, &members);
+	if (depth > max_depth) {
 		json_object_put(o);
 		snprintf(why, why_len, "bad JSON: nesting too deep");
+		return -EPROTO;
+	}
+	if (members != raw_members) {
+		json_object_put(o);
+		snprintf(why, why_len, "bad JSON: a member name repeated in one object");
 		return -EPROTO;
 	}
 	*ret = o;

@@ -139,6 +139,10 @@ static const struct bad bads[] = {
 	{ "nesting at the limit, innermost a value", DEEP("1", "", ""), 0, "EINVAL" },
 	{ "nesting past the limit, innermost empty", DEEP("", "[", "]"), 0, "EPROTO" },
 	{ "nesting past the limit, innermost a value", DEEP("1", "[", "]"), 0, "EPROTO" },
+	{ "op twice", "{\"op\":\"hello\",\"op\":\"hello\"}", 0, "EPROTO" },
+	{ "member twice, deeper",
+	  "{\"op\":\"create\",\"name\":\"a\",\"consumers\":{\"uids\":[1],\"uids\":[2]}}", 0,
+	  "EPROTO" },
 	{ "NUL inside", NULL, 0, "EPROTO" },
 	{ "nesting deeper than max-json-depth", NULL, 0, "EPROTO" },
 	{ "larger than max-request", NULL, 0, "EMSGSIZE" },
@@ -212,11 +216,12 @@ START_TEST(test_proto_malformed_each_refused)
 END_TEST
 
 /* What the strictness checks must not refuse: characters of every UTF-8
- * length, and an escaped backslash before "u0000", which is text. */
+ * length, an escaped backslash before "u0000", which is text, and colons
+ * and escaped quotes inside a string. */
 START_TEST(test_proto_valid_text_accepted)
 {
 	static const char req[] = "{\"op\":\"hello\",\"client\":\"caf\xc3\xa9 \xe2\x82\xac "
-				  "\xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \\\\u0000\"}";
+				  "\xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \\\\u0000 a:b \\\" c:\"}";
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
 	struct json_object *reply = NULL;
 	int got[4];
