@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "kvm-probe.h"
 #include "test-util.h"
 
 /* Linux 6.8 UAPI, for older headers. */
@@ -103,22 +104,7 @@ void test_skip(const char *why)
 
 int test_kvm_open(char *why, size_t len)
 {
-	_cleanup_close_ int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	int v;
-
-	if (kvm < 0) {
-		int r = -errno;
-
-		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
-		return r;
-	}
-	v = ioctl(kvm, KVM_GET_API_VERSION, 0);
-	if (v != KVM_API_VERSION) {
-		snprintf(why, len, "/dev/kvm: API version %d (%s), want %d", v,
-			 v < 0 ? strerror(errno) : "unknown", KVM_API_VERSION);
-		return -ENODEV;
-	}
-	return TAKE_FD(kvm);
+	return kvm_probe(why, len);
 }
 
 int test_guest_memfd(size_t size, int *ret_kvm, int *ret_vm, char *why, size_t len)

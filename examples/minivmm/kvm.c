@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kvm-probe.h"
 #include "minivmm.h"
 
 /* The vCPU kick: interrupts KVM_RUN; the handler only has to exist. */
@@ -56,23 +57,10 @@ static void sched_other(pthread_t t)
 
 int vm_kvm_usable(char *why, size_t len)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	int r;
+	int fd = kvm_probe(why, len);
 
-	if (fd < 0) {
-		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+	if (fd < 0)
 		return 0;
-	}
-	r = ioctl(fd, KVM_GET_API_VERSION, 0);
-	if (r < 0)
-		snprintf(why, len, "/dev/kvm: KVM_GET_API_VERSION: %s (not a KVM device)",
-			 strerror(errno));
-	else if (r != KVM_API_VERSION)
-		snprintf(why, len, "/dev/kvm: API version %d, want %d", r, KVM_API_VERSION);
-	if (r != KVM_API_VERSION) {
-		close(fd);
-		return 0;
-	}
 	close(fd);
 	return 1;
 }
