@@ -13,9 +13,24 @@
 #include "internal.h"
 #include "scm.h"
 #include "client.h"
+#include "errnames.h"
 
 #define CLIENT_MSG_FDS 253u
-#define CLIENT_TIMEOUT_MS 30000
+
+static int client_timeout_ms = CPRD_CLIENT_TIMEOUT_MS;
+
+int cprd_set_timeout(int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return -EINVAL;
+	client_timeout_ms = timeout_ms;
+	return 0;
+}
+
+int cprd_timeout(void)
+{
+	return client_timeout_ms;
+}
 
 const char *cprd_socket_path(const char *path)
 {
@@ -30,6 +45,8 @@ int cprd_connect(const char *path, int *ret_fd)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = client_timeout_ms / 1000,
+			      .tv_usec = (client_timeout_ms % 1000) * 1000 };
 
 	path = cprd_socket_path(path);
 	if (fd < 0)
@@ -37,13 +54,13 @@ int cprd_connect(const char *path, int *ret_fd)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
+	/* SO_SNDTIMEO bounds connect() to a full backlog and every send;
+	 * cprd_recv() waits in recvmsg() itself, bounded by SO_RCVTIMEO. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	/* cprd_recv() waits in recvmsg() itself, bounded by this timeout. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO,
-		       &(struct timeval){ .tv_sec = CLIENT_TIMEOUT_MS / 1000 },
-		       sizeof(struct timeval)) < 0)
-		return -errno;
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
@@ -86,14 +103,17 @@ int cprd_recv(int sock, int timeout_ms, struct json_object **ret, int *fds, size
 
 	if (!buf && !(buf = malloc(CPRD_CLIENT_REPLY_MAX)))
 		return -ENOMEM;
-	if (timeout_ms == CLIENT_TIMEOUT_MS) {
+	if (timeout_ms == client_timeout_ms) {
 		/* A socket of cprd_connect() waits in recvmsg(), up to its
 		 * SO_RCVTIMEO of the same length; any other says EAGAIN at once
 		 * and is polled. */
 		int64_t t0 = scm_now_ms();
 
 		n = scm_recv(sock, buf, CPRD_CLIENT_REPLY_MAX, fds, max_fds, &n_fds, 0);
-		if (n == -EAGAIN && scm_now_ms() - t0 >= CLIENT_TIMEOUT_MS - 1000)
+		if (n == -EAGAIN &&
+		    scm_now_ms() - t0 >=
+			    client_timeout_ms -
+				    (client_timeout_ms > 2000 ? 1000 : client_timeout_ms / 2))
 			return -ETIMEDOUT;
 		if (n != -EAGAIN)
 			goto got;
@@ -114,33 +134,6 @@ got:
 	}
 	*ret_n_fds = n_fds;
 	return 0;
-}
-
-static const struct {
-	const char *name;
-	int err;
-} client_errnos[] = {
-	{ "EPROTO", EPROTO },	    { "EINVAL", EINVAL },
-	{ "EMSGSIZE", EMSGSIZE },   { "EOPNOTSUPP", EOPNOTSUPP },
-	{ "EBADF", EBADF },	    { "ENOENT", ENOENT },
-	{ "EEXIST", EEXIST },	    { "EACCES", EACCES },
-	{ "EPERM", EPERM },	    { "EBUSY", EBUSY },
-	{ "ESTALE", ESTALE },	    { "EDQUOT", EDQUOT },
-	{ "ENOSPC", ENOSPC },	    { "EBADMSG", EBADMSG },
-	{ "EFBIG", EFBIG },	    { "EAGAIN", EAGAIN },
-	{ "ENOMEM", ENOMEM },	    { "EIO", EIO },
-	{ "EBADFD", EBADFD },	    { "EMFILE", EMFILE },
-	{ "ENFILE", ENFILE },	    { "EPROTONOSUPPORT", EPROTONOSUPPORT },
-	{ "ETIMEDOUT", ETIMEDOUT }, { "ERANGE", ERANGE },
-	{ "ESRCH", ESRCH },
-};
-
-int cprd_errno_from_name(const char *name)
-{
-	for (size_t i = 0; name && i < ARRAY_SIZE(client_errnos); i++)
-		if (strcmp(client_errnos[i].name, name) == 0)
-			return client_errnos[i].err;
-	return EIO;
 }
 
 const char *cprd_reply_message(struct json_object *reply)
@@ -177,7 +170,7 @@ int cprd_call(int sock, struct json_object *req, const int *fds, size_t n_fds,
 
 	if (r < 0)
 		return r;
-	r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, got, CLIENT_MSG_FDS, &n_got);
+	r = cprd_recv(sock, client_timeout_ms, &reply, got, CLIENT_MSG_FDS, &n_got);
 	if (r < 0)
 		return r;
 	scm_close_all(got, n_got); /* no op of this kind answers with fds */
@@ -224,7 +217,7 @@ static int client_replies(int sock, size_t n, struct json_object **ret_last)
 		struct json_object *reply = NULL;
 		int got[CLIENT_MSG_FDS];
 		size_t n_got = 0;
-		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, got, CLIENT_MSG_FDS, &n_got);
+		int r = cprd_recv(sock, client_timeout_ms, &reply, got, CLIENT_MSG_FDS, &n_got);
 
 		if (r < 0)
 			return first ? first : r;
@@ -333,7 +326,7 @@ static int client_chunks(int sock, int *fds, size_t off, size_t n)
 	while (off < n) {
 		struct json_object *o = NULL;
 		size_t got = 0;
-		int r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &o, fds + off, CLIENT_MSG_FDS, &got);
+		int r = cprd_recv(sock, client_timeout_ms, &o, fds + off, CLIENT_MSG_FDS, &got);
 
 		if (r == 0 &&
 		    (client_int(o, "first") != (int64_t)off ||
@@ -361,7 +354,7 @@ static int client_claim(int sock, struct json_object *req, struct json_object **
 	int r = cprd_send(sock, req, NULL, 0);
 
 	if (r == 0)
-		r = cprd_recv(sock, CLIENT_TIMEOUT_MS, &reply, first, CLIENT_MSG_FDS, &n_first);
+		r = cprd_recv(sock, client_timeout_ms, &reply, first, CLIENT_MSG_FDS, &n_first);
 	if (r < 0)
 		return r;
 	r = client_status(reply);

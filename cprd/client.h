@@ -14,6 +14,11 @@ struct json_object;
 
 #define CPRD_CLIENT_REPLY_MAX (256u << 10)
 #define CPRD_SOCKET_ENV "CPRD_SOCKET"
+#define CPRD_CLIENT_TIMEOUT_MS 30000 /* default bound on connect, each send and each reply */
+
+/* The bound on every connect, send and reply wait of this process (ms). */
+int cprd_set_timeout(int timeout_ms);
+int cprd_timeout(void);
 
 /* @path, else $CPRD_SOCKET, else the default socket. */
 const char *cprd_socket_path(const char *path);
@@ -56,7 +61,6 @@ int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, i
 int cprd_token_op(int sock, const char *op, const char *name, const char *token,
 		  struct json_object **ret_reply);
 
-int cprd_errno_from_name(const char *name);
 /* The "message" of an error reply, or "". */
 const char *cprd_reply_message(struct json_object *reply);
 

@@ -295,26 +295,38 @@ int cprctl_request_main(int argc, char *argv[])
 }
 
 /*
- * daemon upgrade: cprd re-executes itself, keeping every bundle, and the new
- * image answers on this very connection.
+ * daemon upgrade: cprd hands every bundle to a new process of itself (or of
+ * @exe), which answers on this very connection; if the new image does not
+ * take over, the old one answers why and keeps everything.  The daemon is
+ * given two thirds of our timeout, so that its answer arrives before we
+ * give up.
  */
-static int daemon_upgrade(void)
+static int daemon_upgrade(const char *exe)
 {
-	struct json_object *reply = NULL;
+	struct json_object *req = json_object_new_object(), *reply = NULL;
 	int sock, r;
 
-	if (cprctl_connect(NULL, &sock) < 0)
+	if (!req)
 		return CPRCTL_EXIT_TEMP;
-	r = cprd_call_name(sock, "upgrade", NULL, &reply);
+	json_object_object_add(req, "op", json_object_new_string("upgrade"));
+	json_object_object_add(req, "timeout_ms", json_object_new_int(cprd_timeout() / 3 * 2));
+	if (exe)
+		json_object_object_add(req, "exe", json_object_new_string(exe));
+	if (cprctl_connect(NULL, &sock) < 0) {
+		json_object_put(req);
+		return CPRCTL_EXIT_TEMP;
+	}
+	r = cprd_call(sock, req, NULL, 0, &reply);
+	json_object_put(req);
 	close(sock);
 	if (r < 0)
 		return cprctl_fail("upgrade", r, reply);
 	if (cprctl_opts.json)
 		cprctl_print_json(reply);
 	else
-		printf("cprd upgraded in place: pid %lld, %lld bundles, %lld fds kept\n",
-		       (long long)get_int(reply, "pid"), (long long)get_int(reply, "bundles"),
-		       (long long)get_int(reply, "fds"));
+		printf("cprd upgraded: pid %lld -> pid %lld, %lld bundles, %lld fds kept\n",
+		       (long long)get_int(reply, "previous_pid"), (long long)get_int(reply, "pid"),
+		       (long long)get_int(reply, "bundles"), (long long)get_int(reply, "fds"));
 	json_object_put(reply);
 	return 0;
 }
@@ -345,12 +357,40 @@ static int daemon_debug(void)
 
 int cprctl_daemon_main(int argc, char *argv[])
 {
-	int r = parse_socket_opt(argc, argv, 1, 1);
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "exe", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
+		{ 0 },
+	};
+	const char *exe = NULL;
+	int c;
 
-	if (r)
-		return r;
+	while ((c = getopt_long(argc, argv, "s:e:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			arg_socket = optarg;
+			break;
+		case 'e':
+			exe = optarg;
+			break;
+		case CPRCTL_OPT_JSON:
+			cprctl_opts.json = true;
+			break;
+		case 'h':
+			cprctl_print_usage(stdout, argv[0]);
+			exit(0);
+		default:
+			return cprctl_usage_error("%s: invalid option", argv[0]);
+		}
+	}
+	if (argc - optind != 1)
+		return cprctl_usage_error("%s: wrong number of arguments", argv[0]);
+	if (exe && strcmp(argv[optind], "upgrade") != 0)
+		return cprctl_usage_error("daemon: --exe goes with upgrade only");
 	if (strcmp(argv[optind], "upgrade") == 0)
-		return daemon_upgrade();
+		return daemon_upgrade(exe);
 	if (strcmp(argv[optind], "debug") == 0)
 		return daemon_debug();
 	if (strcmp(argv[optind], "status") == 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "cprctl.h"
 #include "cprctl-ops.h"
 
@@ -46,8 +47,9 @@ static const struct cprctl_command commands[] = {
 	  "extend the lease of a claim" },
 	{ "drop", cprctl_drop_main, "drop [--socket PATH] NAME\n",
 	  "delete a bundle the caller owns" },
-	{ "daemon", cprctl_daemon_main, "daemon [--socket PATH] status|upgrade|debug\n",
-	  "daemon status or counts, or re-execute cprd in place keeping every bundle" },
+	{ "daemon", cprctl_daemon_main,
+	  "daemon [--socket PATH] status|debug\ndaemon [--socket PATH] [--exe PATH] upgrade\n",
+	  "daemon status or counts, or hand every bundle to a new cprd process" },
 	{ "request", cprctl_request_main, "request [--socket PATH] JSON\n",
 	  "send one raw request object and print the reply" },
 };
@@ -122,10 +124,24 @@ static void help(void)
 		printf("  %-10s %s\n", commands[i].name, commands[i].summary);
 	printf("\nOptions:\n"
 	       "  --json      machine-readable output (one JSON object) on stdout\n"
+	       "  --timeout MS  give up on the daemon after MS milliseconds (default 30000)\n"
 	       "  --help      this text\n"
 	       "  --version   the version of cprctl\n"
 	       "\nExit status: 0 success, 1 refused or failed, 100 usage or\n"
 	       "configuration error, 111 temporary failure.  See cprctl(1).\n");
+}
+
+/* --timeout MS: the bound on connecting to the daemon and on each reply. */
+static int parse_timeout(const char *s)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v == 0 || v > CPRCTL_TIMEOUT_MAX_MS || *s == '-')
+		return -EINVAL;
+	return cprd_set_timeout((int)v);
 }
 
 static const struct cprctl_command *find_command(const char *name)
@@ -138,10 +154,12 @@ static const struct cprctl_command *find_command(const char *name)
 
 int main(int argc, char *argv[])
 {
-	enum { OPT_VERSION = 0x101 };
+	enum { OPT_VERSION = 0x101, OPT_TIMEOUT };
 	static const struct option options[] = { { "json", no_argument, NULL, CPRCTL_OPT_JSON },
 						 { "help", no_argument, NULL, CPRCTL_OPT_HELP },
 						 { "version", no_argument, NULL, OPT_VERSION },
+						 { "timeout", required_argument, NULL,
+						   OPT_TIMEOUT },
 						 {} };
 	const struct cprctl_command *cmd;
 	int c;
@@ -158,6 +176,12 @@ int main(int argc, char *argv[])
 		case OPT_VERSION:
 			printf("cprctl %s\n", PACKAGE_VERSION);
 			return CPRCTL_EXIT_OK;
+		case OPT_TIMEOUT:
+			if (parse_timeout(optarg) < 0)
+				return cprctl_usage_error("--timeout: '%s' is not a number of "
+							  "milliseconds from 1 to %d",
+							  optarg, CPRCTL_TIMEOUT_MAX_MS);
+			break;
 		default:
 			return cprctl_usage_error("invalid option");
 		}

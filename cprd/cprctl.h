@@ -14,6 +14,8 @@
 #define CPRCTL_EXIT_USAGE 100 /* usage or configuration error: permanent */
 #define CPRCTL_EXIT_TEMP 111  /* temporary failure: retrying may help */
 
+#define CPRCTL_TIMEOUT_MAX_MS 3600000 /* --timeout */
+
 /* Options shared by every command; set by the front end and by commands. */
 struct cprctl_options {
 	bool json; /* --json: machine-readable output on stdout */

@@ -490,6 +490,8 @@ int main(int argc, char *argv[])
 		log_warnx("running without the seccomp filter (--no-sandbox)");
 	else if (sandbox_apply(arg_policy) < 0)
 		return EXIT_USAGE;
+	if (upgrade_take_over() < 0)
+		return EXIT_TEMP;
 	notify_ready();
 	notify_watchdog_setup();
 	upgrade_reply();
@@ -498,8 +500,8 @@ int main(int argc, char *argv[])
 		r = run();
 		if (!cprd.upgrade)
 			break;
-		/* returns only when the exec failed, with everything as before */
-		upgrade_exec();
+		/* returns only when the new image did not take over */
+		upgrade_run();
 		cprd.upgrade = false;
 	}
 	shutdown_daemon();

@@ -163,7 +163,7 @@ struct cprd {
 	bool status_dirty;
 	bool debug_due; /* some connection waits for a "debug" reply */
 	bool quit;
-	bool upgrade;	/* re-exec requested */
+	bool upgrade;	/* an upgrade was requested */
 	char *self_exe; /* for upgrade */
 	char **argv;
 };
@@ -261,8 +261,12 @@ int sandbox_apply(const char *policy_path);
 int sandbox_dump(const char *policy_path);
 
 /* upgrade.c */
+/* New image: 1 when started by an upgrade, 0 if not, < 0 refused (exit). */
 int upgrade_incoming(void);
-int upgrade_exec(void);
+/* New image, set up and sandboxed: ack and wait for the commit (< 0: exit). */
+int upgrade_take_over(void);
+/* Old image: returns only when the new image did not take over. */
+int upgrade_run(void);
 void upgrade_reply(void);
 
 #endif

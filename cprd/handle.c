@@ -16,6 +16,7 @@
 
 #include "internal.h"
 #include "cprd.h"
+#include "errnames.h"
 #include "handle.h"
 #include "log.h"
 #include "proto.h"
@@ -28,6 +29,7 @@ static const char *const k_create[] = { "name", "consumers", "ttl_ms", "tie", NU
 static const char *const k_store[] = { "name", "consumers", "ttl_ms", "tie", NULL };
 static const char *const k_claim[] = { "name", "lease_ms", "ack", NULL };
 static const char *const k_token[] = { "name", "token", NULL };
+static const char *const k_upgrade[] = { "exe", "timeout_ms", NULL };
 static const char *const k_renew[] = { "name", "token", "lease_ms", NULL };
 
 #ifdef CPRD_TEST_HOOKS
@@ -55,7 +57,7 @@ static const struct handler handlers[] = {
 	{ "release", handle_release, H_FDS_NONE, k_token },
 	{ "renew", handle_renew, H_FDS_NONE, k_renew },
 	{ "drop", handle_drop, H_FDS_NONE, k_name },
-	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_none },
+	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_upgrade },
 	{ "debug", handle_debug, H_FDS_NONE | H_SELF, k_none },
 #ifdef CPRD_TEST_HOOKS
 	{ "test-syscall", handle_test_syscall, H_FDS_NONE | H_ADMIN, k_none },
@@ -194,7 +196,7 @@ void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_
 		struct json_object *e = proto_error_new(r.op, ret, r.why, r.fatal);
 
 		log_debug("pid %d uid %u: %s: %s: %s", (int)c->peer.pid, (unsigned)c->peer.uid,
-			  r.op ? r.op : "?", proto_errno_name(ret), r.why);
+			  r.op ? r.op : "?", cprd_errno_name(ret), r.why);
 		control_send_json(c, e, NULL, 0);
 		json_object_put(e);
 		if (r.fatal)

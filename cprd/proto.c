@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "cprd.h"
+#include "errnames.h"
 #include "proto.h"
 
 /* One tokener for every request, reset after each: no allocation per request. */
@@ -291,35 +292,6 @@ bool proto_name_valid(const char *s)
 	return true;
 }
 
-static const struct {
-	int err;
-	const char *name;
-} proto_errnos[] = {
-	{ EPROTO, "EPROTO" },	    { EINVAL, "EINVAL" },
-	{ EMSGSIZE, "EMSGSIZE" },   { EOPNOTSUPP, "EOPNOTSUPP" },
-	{ EBADF, "EBADF" },	    { ENOENT, "ENOENT" },
-	{ EEXIST, "EEXIST" },	    { EACCES, "EACCES" },
-	{ EPERM, "EPERM" },	    { EBUSY, "EBUSY" },
-	{ ESTALE, "ESTALE" },	    { EDQUOT, "EDQUOT" },
-	{ ENOSPC, "ENOSPC" },	    { EBADMSG, "EBADMSG" },
-	{ EFBIG, "EFBIG" },	    { EAGAIN, "EAGAIN" },
-	{ ENOMEM, "ENOMEM" },	    { EIO, "EIO" },
-	{ EBADFD, "EBADFD" },	    { EMFILE, "EMFILE" },
-	{ ENFILE, "ENFILE" },	    { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
-	{ ETIMEDOUT, "ETIMEDOUT" }, { ERANGE, "ERANGE" },
-	{ ESRCH, "ESRCH" },
-};
-
-const char *proto_errno_name(int err)
-{
-	if (err < 0)
-		err = -err;
-	for (size_t i = 0; i < ARRAY_SIZE(proto_errnos); i++)
-		if (proto_errnos[i].err == err)
-			return proto_errnos[i].name;
-	return "EIO";
-}
-
 struct json_object *proto_reply_new(const char *op)
 {
 	struct json_object *o = json_object_new_object();
@@ -341,7 +313,7 @@ struct json_object *proto_error_new(const char *op, int err, const char *message
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	if (op)
 		json_object_object_add(o, "op", json_object_new_string(op));
-	json_object_object_add(o, "error", json_object_new_string(proto_errno_name(err)));
+	json_object_object_add(o, "error", json_object_new_string(cprd_errno_name(err)));
 	json_object_object_add(o, "message", json_object_new_string(message ? message : ""));
 	if (fatal)
 		json_object_object_add(o, "closing", json_object_new_boolean(1));

@@ -28,7 +28,6 @@ struct json_object *proto_get_obj(struct json_object *req, const char *key);
 /* Bundle names: 1..CPRD_BUNDLE_NAME_MAX of [A-Za-z0-9._:@+=-] and '/'. */
 bool proto_name_valid(const char *s);
 
-const char *proto_errno_name(int err);
 struct json_object *proto_reply_new(const char *op);
 struct json_object *proto_error_new(const char *op, int err, const char *message, bool fatal);
 /* Serialise compactly; *ret_len excludes the NUL. */

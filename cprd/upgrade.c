@@ -1,20 +1,43 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * "cprctl daemon upgrade": cprd re-executes itself through libcpr's exec
- * path with every sealed and claimed bundle intact.  Each held fd is
- * registered with cpr_fd_save() ("cprd-b<ID>" slot, "cprd-b<ID>-s" stream),
- * the bundle table travels as VMM-private records (one JSON manifest per
- * bundle), and so do the listening sockets and the requester's connection,
- * on which the new image answers once it is ready.  If the exec fails,
- * libcpr has restored everything and the old image keeps serving.
+ * "cprctl daemon upgrade": cprd hands every sealed and claimed bundle to a
+ * new process of itself by cpr-transfer over a socket pair, and exits only
+ * once that process has taken everything and is ready to serve.
+ *
+ *   old: fork + execve(new image, CPRD_UPGRADE_FD=N) -> cpr_transfer_send
+ *   new: cpr_transfer_recv -> adopt -> sandbox -> cpr_transfer_ack
+ *   old: ack -> write "C" (commit) -> MAINPID=<new> -> _exit(0)
+ *   new: "C" -> READY=1 -> answer the requester -> serve
+ *
+ * Each held fd is registered with cpr_fd_save() ("cprd-b<ID>" slot,
+ * "cprd-b<ID>-s" stream), the bundle table travels as VMM-private records
+ * (one JSON manifest per bundle), and so do the listening sockets and the
+ * requester's connection, on which the new image answers.  Until the
+ * commit the old image owns everything and serves no request (the table
+ * must not change under the copy); if the new image cannot be executed,
+ * refuses its configuration or the state, is killed by a seccomp filter,
+ * crashes or does not ack in time, it is killed and the old image answers
+ * the requester with the reason and goes on serving.  A new image without
+ * the commit exits: only one process ever owns a bundle.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <systemd/sd-daemon.h>
 
 #include <cpr/cpr.h>
 
@@ -28,21 +51,58 @@
 #define UPGRADE_REC_BUNDLE 0x8c0du /* one manifest per bundle, instance = index */
 #define UPGRADE_KEY_LISTEN "cprd-listen"
 #define UPGRADE_KEY_CONN "cprd-upgrade-conn"
+#define UPGRADE_ENV_FD "CPRD_UPGRADE_FD" /* the new image's end of the socket pair */
+#define UPGRADE_COMMIT "C"		 /* old -> new: serve, I am leaving */
+#define UPGRADE_EXIT_EXEC 127		 /* the child's execve() failed */
+#define UPGRADE_EXIT_TEMP 111
+#define UPGRADE_TIMEOUT_DEFAULT_MS 10000u
+#define UPGRADE_TIMEOUT_MAX_MS 600000
 
 extern char **environ;
 
 static struct conn *upgrade_conn;     /* the requester, old image */
+static char *upgrade_exe;	      /* the new image's executable */
+static uint64_t upgrade_timeout_ms;   /* for the new image to take over */
 static int upgrade_reply_fd = -EBADF; /* the requester, new image */
+static pid_t upgrade_previous_pid;    /* the old image, new image */
+
+/* "exe" runs a program as the daemon: only for uid 0 and the daemon's uid. */
+static int upgrade_request_exe(struct request *r, const char **ret)
+{
+	const char *exe = NULL;
+
+	if (proto_get_str(r->req, "exe", false, PATH_MAX - 1, &exe) < 0)
+		return handle_bad_field(r, "exe", -EINVAL);
+	if (exe && exe[0] != '/')
+		return handle_fail(r, -EINVAL, "\"exe\" must be an absolute path");
+	if (exe && r->peer->uid != 0 && r->peer->uid != geteuid())
+		return handle_fail(r, -EPERM, "only uid 0 or the daemon's uid may name \"exe\"");
+	*ret = exe ? exe : cprd.self_exe;
+	if (!*ret)
+		return handle_fail(r, -ENOENT, "the daemon's own executable is unknown");
+	return 0;
+}
 
 int handle_upgrade(struct request *r)
 {
 	size_t need = cprd.n_fds + cprd.n_listen + 1;
+	uint64_t timeout = UPGRADE_TIMEOUT_DEFAULT_MS;
+	const char *exe = NULL;
+	int q;
 
 	if (need > CPR_FDS_MAX)
-		return handle_fail(r, -EFBIG, "%zu fds exceed what one exec state carries (%u)",
-				   need, CPR_FDS_MAX);
-	if (!cprd.self_exe)
-		return handle_fail(r, -ENOENT, "the daemon's own executable is unknown");
+		return handle_fail(r, -EFBIG, "%zu fds exceed what one hand-off carries (%u)", need,
+				   CPR_FDS_MAX);
+	if (proto_get_u64(r->req, "timeout_ms", false, UPGRADE_TIMEOUT_MAX_MS, &timeout) < 0 ||
+	    timeout == 0)
+		return handle_bad_field(r, "timeout_ms", -EINVAL);
+	q = upgrade_request_exe(r, &exe);
+	if (q < 0)
+		return q;
+	upgrade_exe = strdup(exe);
+	if (!upgrade_exe)
+		return handle_fail(r, -ENOMEM, "out of memory");
+	upgrade_timeout_ms = timeout;
 	upgrade_conn = r->conn;
 	cprd.upgrade = true;
 	r->no_reply = true; /* the new image answers */
@@ -118,29 +178,248 @@ static void upgrade_refuse(int r, const char *why)
 	json_object_put(e);
 }
 
-/* Returns only on failure, with everything as before. */
-int upgrade_exec(void)
+/*
+ * The new image: fork, then execve() of the executable with the daemon's
+ * own argv and environment, plus CPRD_UPGRADE_FD naming its end of the
+ * socket pair.  Everything else is close-on-exec.  The child inherits the
+ * seccomp filter, so between fork() and execve() it only clears one
+ * CLOEXEC flag and sets two variables.
+ */
+static int upgrade_spawn(const char *exe, int child_sock, pid_t *ret_pid, int *ret_pidfd)
+{
+	pid_t pid = fork();
+	int pidfd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", child_sock);
+		if (fcntl(child_sock, F_SETFD, 0) < 0 || setenv(UPGRADE_ENV_FD, num, 1) < 0)
+			_exit(UPGRADE_EXIT_TEMP);
+		if (getenv("WATCHDOG_PID")) { /* the watchdog follows the main process */
+			snprintf(num, sizeof(num), "%d", getpid());
+			setenv("WATCHDOG_PID", num, 1);
+		}
+		execve(exe, cprd.argv, environ);
+		_exit(UPGRADE_EXIT_EXEC);
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		int r = -errno;
+
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return r;
+	}
+	*ret_pid = pid;
+	*ret_pidfd = pidfd;
+	return 0;
+}
+
+/* Why the new image did not take over, from its exit status. */
+static void upgrade_describe_exit(pid_t pid, int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == UPGRADE_EXIT_EXEC)
+		snprintf(buf, len, "the new image (pid %d) could not be executed (execve failed)",
+			 (int)pid);
+	else if (WIFEXITED(status))
+		snprintf(buf, len,
+			 "the new image (pid %d) exited with status %d before taking over",
+			 (int)pid, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		snprintf(
+			buf, len,
+			"the new image (pid %d) was killed by SIGSYS before taking over: a seccomp "
+			"filter refused one of its system calls",
+			(int)pid);
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len,
+			 "the new image (pid %d) was killed by signal %d (%s) before "
+			 "taking over",
+			 (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "the new image (pid %d) stopped before taking over", (int)pid);
+}
+
+struct upgrade_run {
+	struct cpr_ctx *ctx;
+	int sock;  /* ours; the child has the other end */
+	pid_t pid; /* the new image */
+	int pidfd;
+	int64_t deadline_ms;
+	char why[384];
+};
+
+static int64_t upgrade_now_ms(void)
+{
+	return (int64_t)(now_boottime_ns() / 1000000u);
+}
+
+/*
+ * Wait for the new image's ack, its exit, a signal for the daemon or the
+ * deadline, whichever comes first.  A signal is left pending for the loop.
+ */
+static int upgrade_wait_ack(struct upgrade_run *u)
 {
 	struct cpr_error err = { 0 };
-	struct cpr_ctx *ctx = NULL;
-	int r = cpr_ctx_new(&ctx);
 
-	if (r == 0)
-		r = cpr_ctx_set_producer(ctx, "cprd " PACKAGE_VERSION, 0);
-	if (r == 0)
-		r = upgrade_save(ctx);
-	if (r == 0) {
-		log_info("upgrade: re-executing %s with %u bundles, %u fds", cprd.self_exe,
-			 cprd.n_bundles, cprd.n_fds);
-		r = cpr_exec(ctx, cprd.self_exe, cprd.argv, environ, &err);
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = u->sock, .events = POLLIN },
+			{ .fd = u->pidfd, .events = POLLIN },
+			{ .fd = cprd.signal_fd, .events = POLLIN },
+		};
+		int64_t left = u->deadline_ms - upgrade_now_ms();
+		int n;
+
+		if (left <= 0) {
+			snprintf(u->why, sizeof(u->why),
+				 "the new image (pid %d) did not take over within the timeout",
+				 (int)u->pid);
+			return -ETIMEDOUT;
+		}
+		n = poll(p, 3, (int)MIN(left, INT32_MAX));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (p[0].revents) {
+			int r = cpr_transfer_wait_ack(u->ctx, u->sock, 0, &err);
+
+			if (r < 0)
+				snprintf(u->why, sizeof(u->why), "%s",
+					 err.message[0] ? err.message : strerror(-r));
+			return r;
+		}
+		if (p[1].revents)
+			return -ECHILD; /* described from its exit status */
+		if (p[2].revents) {
+			snprintf(u->why, sizeof(u->why), "interrupted by a signal for the daemon");
+			return -EINTR;
+		}
 	}
-	log_errno(r, "upgrade failed%s%s; still serving", err.message[0] ? ": " : "", err.message);
-	upgrade_refuse(r, err.message[0] ? err.message : "cannot re-execute");
-	cpr_ctx_free(ctx); /* saved fds are borrowed: the bundles keep them */
-	upgrade_conn = NULL;
+}
+
+/*
+ * The new image does not take over: stop it, reap it, say why.  One that
+ * hung up on its own is given until the deadline to exit, so that its exit
+ * status, the best reason there is, can be reported.
+ */
+static void upgrade_abort(struct upgrade_run *u, int r)
+{
+	struct pollfd p = { .fd = u->pidfd, .events = POLLIN };
+	int64_t left = u->deadline_ms - upgrade_now_ms();
+	bool exited = false;
+	int status = 0;
+	char why[sizeof(u->why)];
+
+	if (u->pid > 0) {
+		if (r != -ETIMEDOUT && r != -EINTR && left > 0)
+			exited = poll(&p, 1, (int)MIN(left, INT32_MAX)) == 1;
+		syscall(SYS_pidfd_send_signal, u->pidfd, SIGKILL, NULL, 0);
+		while (waitpid(u->pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (exited) {
+		char desc[160];
+
+		upgrade_describe_exit(u->pid, status, desc, sizeof(desc));
+		if (u->why[0] && r != -ECHILD)
+			snprintf(why, sizeof(why), "%s (%.200s)", desc, u->why);
+		else
+			snprintf(why, sizeof(why), "%s", desc);
+		memcpy(u->why, why, sizeof(why));
+	}
+	log_errno(r, "upgrade failed: %s; still serving %u bundles", u->why, cprd.n_bundles);
+	upgrade_refuse(-ECANCELED, u->why);
+}
+
+/* The new image holds everything: let it serve, and leave. */
+static int upgrade_commit(struct upgrade_run *u)
+{
+	char msg[64];
+
+	if (write(u->sock, UPGRADE_COMMIT, 1) != 1) {
+		snprintf(u->why, sizeof(u->why), "the new image (pid %d) hung up after its ack",
+			 (int)u->pid);
+		return -EPIPE;
+	}
+	log_info("upgrade: pid %d took %u bundles, %u fds; this image exits", (int)u->pid,
+		 cprd.n_bundles, cprd.n_fds);
+	snprintf(msg, sizeof(msg), "MAINPID=%d", (int)u->pid);
+	sd_notify(0, msg);
+	/* no clean-up: the bundles, and their fd-store entries, are the new image's */
+	_exit(0);
+}
+
+static int upgrade_start(struct upgrade_run *u)
+{
+	struct cpr_error err = { 0 };
+	int sv[2], r;
+
+	r = cpr_ctx_new(&u->ctx);
+	if (r == 0)
+		r = cpr_ctx_set_producer(u->ctx, "cprd " PACKAGE_VERSION, 0);
+	if (r == 0)
+		r = upgrade_save(u->ctx);
+	if (r < 0) {
+		snprintf(u->why, sizeof(u->why), "cannot record the bundle table: %s",
+			 strerror(-r));
+		return r;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	u->sock = sv[0];
+	r = upgrade_spawn(upgrade_exe, sv[1], &u->pid, &u->pidfd);
+	cpr_close(sv[1]);
+	if (r < 0) {
+		snprintf(u->why, sizeof(u->why), "cannot start %s: %s", log_quote(upgrade_exe),
+			 strerror(-r));
+		return r;
+	}
+	log_info("upgrade: started %s as pid %d for %u bundles, %u fds", upgrade_exe, (int)u->pid,
+		 cprd.n_bundles, cprd.n_fds);
+	r = setsockopt(u->sock, SOL_SOCKET, SO_SNDTIMEO,
+		       &(struct timeval){ .tv_sec = (time_t)(upgrade_timeout_ms / 1000),
+					  .tv_usec = (long)(upgrade_timeout_ms % 1000) * 1000 },
+		       sizeof(struct timeval));
+	if (r == 0)
+		r = cpr_transfer_send(u->ctx, u->sock, &err);
+	if (r < 0 && !u->why[0])
+		snprintf(u->why, sizeof(u->why), "sending the state to the new image (pid %d): %s",
+			 (int)u->pid, err.message[0] ? err.message : strerror(-r));
 	return r;
 }
 
+/*
+ * Hand every bundle to a new process and exit once it has taken them; on
+ * any failure of the new image (it cannot be executed, refuses its
+ * configuration, is killed by the filter, crashes, hangs) it is killed and
+ * this image goes on serving with everything as before.  Returns only then.
+ */
+int upgrade_run(void)
+{
+	struct upgrade_run u = { .sock = -EBADF, .pidfd = -EBADF };
+	int r;
+
+	u.deadline_ms = upgrade_now_ms() + (int64_t)upgrade_timeout_ms;
+	r = upgrade_start(&u);
+	if (r == 0)
+		r = upgrade_wait_ack(&u);
+	if (r == 0)
+		r = upgrade_commit(&u); /* returns only if the new image died after its ack */
+	if (r < 0)
+		upgrade_abort(&u, r);
+	cpr_close(u.sock);
+	cpr_close(u.pidfd);
+	cpr_ctx_free(u.ctx); /* saved fds are borrowed: the bundles keep them */
+	upgrade_conn = NULL;
+	free(upgrade_exe);
+	upgrade_exe = NULL;
+	return r;
+}
 static int upgrade_claim_state(struct json_object *m, struct bundle *b)
 {
 	const char *token = NULL;
@@ -266,34 +545,84 @@ static void upgrade_adopt_all(struct cpr_ctx *ctx, const struct cpr_state *st)
 	}
 }
 
+static struct cpr_ctx *incoming_ctx; /* until the upgrade is committed */
+static int incoming_sock = -EBADF;   /* to the old image */
+
+static int upgrade_incoming_fd(void)
+{
+	const char *e = getenv(UPGRADE_ENV_FD);
+	uint64_t fd;
+	int r;
+
+	if (!e)
+		return -ENOENT;
+	r = conf_parse_u64(e, 3, INT32_MAX, &fd);
+	unsetenv(UPGRADE_ENV_FD);
+	if (r < 0 || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_warnx("upgrade: %s=%s names no open fd", UPGRADE_ENV_FD, log_quote(e));
+		return -EBADF;
+	}
+	return (int)fd;
+}
+
 /* 1 when started by an upgrade (listeners and bundles taken), 0 if not. */
 int upgrade_incoming(void)
 {
 	struct cpr_error err = { 0 };
-	struct cpr_ctx *ctx = NULL;
-	int r = cpr_ctx_new(&ctx), fd;
+	int sock = upgrade_incoming_fd(), r, fd;
 
-	if (r == 0)
-		r = cpr_exec_incoming(ctx, &err);
-	if (r <= 0) {
-		if (r < 0)
-			log_errno(r, "upgrade: incoming state refused: %s", err.message);
-		cpr_ctx_free(ctx);
+	if (sock == -ENOENT)
 		return 0;
+	if (sock < 0)
+		return sock;
+	r = cpr_ctx_new(&incoming_ctx);
+	if (r == 0)
+		r = cpr_transfer_recv(incoming_ctx, sock, &err);
+	if (r < 0) {
+		log_errno(r, "upgrade: the old image's state refused: %s", err.message);
+		cpr_close(sock);
+		return r;
 	}
-	for (int32_t i = 0; cpr_fd_find(ctx, UPGRADE_KEY_LISTEN, i, CPR_FD_SOCKET, &fd) == 0; i++)
+	incoming_sock = sock;
+	upgrade_previous_pid = getppid();
+	for (int32_t i = 0;
+	     cpr_fd_find(incoming_ctx, UPGRADE_KEY_LISTEN, i, CPR_FD_SOCKET, &fd) == 0; i++)
 		if (control_add_listener(fd) < 0)
 			cpr_close(fd);
-	if (cpr_fd_find(ctx, UPGRADE_KEY_CONN, 0, CPR_FD_SOCKET, &fd) == 0)
+	if (cpr_fd_find(incoming_ctx, UPGRADE_KEY_CONN, 0, CPR_FD_SOCKET, &fd) == 0)
 		upgrade_reply_fd = fd;
-	upgrade_adopt_all(ctx, cpr_ctx_incoming_state(ctx));
-	cpr_fd_close_unclaimed(ctx);
-	cpr_ctx_free(ctx);
-	log_info("upgrade: running the new image with %u bundles, %u fds", cprd.n_bundles,
-		 cprd.n_fds);
-	return cprd.n_listen > 0 ? 1 : 0;
+	upgrade_adopt_all(incoming_ctx, cpr_ctx_incoming_state(incoming_ctx));
+	cpr_fd_close_unclaimed(incoming_ctx);
+	log_info("upgrade: the new image holds %u bundles, %u fds", cprd.n_bundles, cprd.n_fds);
+	return cprd.n_listen > 0 ? 1 : -ENOTSOCK;
 }
 
+/*
+ * Ready to serve: ack, then wait for the old image's commit.  Without it
+ * (the old image gave up, timed out or died) this image must not serve:
+ * the old one may still own every bundle.
+ */
+int upgrade_take_over(void)
+{
+	struct pollfd p = { .fd = incoming_sock, .events = POLLIN };
+	char c = 0;
+	int r;
+
+	if (incoming_sock < 0)
+		return 0;
+	r = cpr_transfer_ack(incoming_ctx, incoming_sock);
+	if (r == 0)
+		r = poll(&p, 1, UPGRADE_TIMEOUT_MAX_MS) == 1 && read(incoming_sock, &c, 1) == 1 &&
+				    c == UPGRADE_COMMIT[0]
+			    ? 0
+			    : -ECANCELED;
+	incoming_sock = cpr_close(incoming_sock);
+	cpr_ctx_free(incoming_ctx);
+	incoming_ctx = NULL;
+	if (r < 0)
+		log_errno(r, "upgrade: the old image did not hand over; it keeps every bundle");
+	return r;
+}
 /* Once the new image is ready: answer the upgrade request and hang up. */
 void upgrade_reply(void)
 {
@@ -305,6 +634,7 @@ void upgrade_reply(void)
 		return;
 	o = proto_reply_new("upgrade");
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "previous_pid", json_object_new_int(upgrade_previous_pid));
 	json_object_object_add(o, "bundles", json_object_new_int64(cprd.n_bundles));
 	json_object_object_add(o, "fds", json_object_new_int64(cprd.n_fds));
 	s = proto_format(o, &len);

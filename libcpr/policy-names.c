@@ -16,6 +16,7 @@
 #endif
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -129,6 +130,8 @@ static const struct constant constants[] = {
 	C(SO_TYPE),
 	C(SO_ERROR),
 	C(SO_SNDBUF),
+	C(SO_SNDTIMEO),
+	C(SO_RCVTIMEO),
 	C(SO_RCVBUF),
 	C(SO_PASSCRED),
 	C(SO_PEERCRED),
@@ -190,6 +193,8 @@ static const struct constant constants[] = {
 	C(PIDFD_NONBLOCK),
 	C(GRND_NONBLOCK),
 	C(KCMP_FILE),
+	/* ioctl */
+	C(TCGETS),
 	/* prctl */
 	C(PR_SET_PDEATHSIG),
 	C(PR_GET_DUMPABLE),

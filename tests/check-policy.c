@@ -29,17 +29,6 @@
 
 #define SENTINEL ((struct cpr_policy *)0x1)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 struct cpr_policy *policy_from_text(const char *text)
 {
 	struct cpr_error err = { 0 };

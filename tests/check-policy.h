@@ -11,6 +11,17 @@
 #define HELPER_ENV "CPR_CHECK_POLICY_HELPER"
 #define HELPER_OK 42
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* A child's exit status when it could not even set itself up. */
 #define CHILD_SETUP_FAILED 250
 

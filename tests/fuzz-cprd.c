@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	store_conn_closed(c);
 	store_free_all();
-	cprd.upgrade = false; /* "upgrade" is answered by an exec this target never makes */
+	cprd.upgrade = false; /* "upgrade" is answered by a hand-off this target never makes */
 	close(sv[0]);
 	close(sv[1]);
 	free(c);

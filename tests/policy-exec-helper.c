@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The new image in the "cprctl daemon upgrade" test: a plain C library
- * program, built without sanitizers, that must start under the filter of
- * cprd.policy it inherited through execve().  Checks that it runs under a
- * filter and that the exec state memfd and the preserved eventfd arrived.
+ * The new image in the "cprctl daemon upgrade" test of the shipped
+ * cprd.policy: a plain C library program, built without sanitizers, that
+ * must start under the filter it inherited from the old image (fork +
+ * execve), receive the old image's state by cpr-transfer on the socket
+ * the old image named, and ack it.  Checks that it runs under a filter and
+ * that the preserved eventfd arrived.
  * Usage:
- *   policy-exec-helper EVENTFD
+ *   policy-exec-helper SOCKET_FD
  * Exits 42 when every check holds, another code naming the first failure.
  */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <cpr/cpr.h>
@@ -34,18 +34,24 @@ static int seccomp_mode(void)
 
 int main(int argc, char *argv[])
 {
-	const char *token = getenv(CPR_EXEC_ENV);
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
 	uint64_t v = 0;
-	int state_fd, ev;
+	int sock, ev;
 
-	if (argc != 2 || !token || sscanf(token, "fd=%d,", &state_fd) != 1)
+	if (argc != 2 || (sock = atoi(argv[1])) < 3)
 		return 1;
-	if (fcntl(state_fd, F_GETFD) < 0)
+	if (cpr_ctx_new(&ctx) < 0 || cpr_transfer_recv(ctx, sock, &err) != 0) {
+		fprintf(stderr, "cpr_transfer_recv: %s\n", err.message);
 		return 2;
-	ev = atoi(argv[1]);
-	if (read(ev, &v, sizeof(v)) != sizeof(v) || v != 7)
+	}
+	if (cpr_fd_find(ctx, "ev", 0, CPR_FD_EVENTFD, &ev) < 0 ||
+	    read(ev, &v, sizeof(v)) != sizeof(v) || v != 7)
 		return 3;
 	if (seccomp_mode() != 2)
 		return 4;
+	if (cpr_transfer_ack(ctx, sock) < 0)
+		return 5;
+	cpr_ctx_free(ctx);
 	return 42;
 }
