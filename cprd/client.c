@@ -402,8 +402,8 @@ int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object
 	return r;
 }
 
-int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
-		   int **ret_fds, size_t *ret_n_fds)
+int cprd_claim_take(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
+		    int **ret_fds, size_t *ret_n_fds)
 {
 	struct json_object *req = client_req("claim", name);
 	int r;
@@ -413,6 +413,47 @@ int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, i
 	json_object_object_add(req, "ack", json_object_new_boolean(1));
 	r = client_claim(sock, req, ret_reply, ret_stream_fd, ret_fds, ret_n_fds);
 	json_object_put(req);
+	return r;
+}
+
+const char *cprd_reply_token(struct json_object *reply)
+{
+	struct json_object *t;
+
+	if (!reply || !json_object_object_get_ex(reply, "token", &t) ||
+	    !json_object_is_type(t, json_type_string))
+		return NULL;
+	return json_object_get_string(t);
+}
+
+int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
+		   int **ret_fds, size_t *ret_n_fds)
+{
+	struct json_object *reply = NULL;
+	int stream = -EBADF, *fds = NULL, r;
+	const char *token;
+	size_t n = 0;
+
+	r = cprd_claim_take(sock, name, &reply, &stream, &fds, &n);
+	/* every fd arrived: confirm, and the daemon forgets the bundle */
+	if (r == 0) {
+		token = cprd_reply_token(reply);
+		r = token ? cprd_token_op(sock, "ack", name, token, NULL) : -EPROTO;
+		if (r < 0) {
+			cpr_close(stream);
+			scm_close_all(fds, n);
+			free(fds);
+		}
+	}
+	if (ret_reply)
+		*ret_reply = reply;
+	else
+		json_object_put(reply);
+	if (r == 0) {
+		*ret_stream_fd = stream;
+		*ret_fds = fds;
+		*ret_n_fds = n;
+	}
 	return r;
 }
 

@@ -52,8 +52,20 @@ int cprd_store(int sock, const char *name, struct json_object *opts, int stream_
 int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object **ret_reply,
 	       int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
 /*
- * claim with "ack": true: the same, but the daemon forgets the bundle once it
- * has sent it (no token, no lease, no ack to send).
+ * claim with "ack": true: the claim is bound to @sock.  The caller sends
+ * "ack" with the reply's token (cprd_reply_token()) on @sock once it holds
+ * every fd and is done with what may fail; closing @sock before that seals
+ * the bundle again.
+ */
+int cprd_claim_take(int sock, const char *name, struct json_object **ret_reply,
+		    int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
+/* The "token" of a claim's reply, or NULL. */
+const char *cprd_reply_token(struct json_object *reply);
+/*
+ * Take a bundle for good: cprd_claim_take(), then, once every fd has
+ * arrived, "ack" on the same connection; the daemon forgets the bundle.  If
+ * the fds cannot all be received (a full fd table: -EPROTO) no ack is sent,
+ * and the daemon seals the bundle again when @sock is closed.
  */
 int cprd_claim_ack(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
 		   int **ret_fds, size_t *ret_n_fds);

@@ -218,19 +218,15 @@ static int save_fd(int dirfd, const char *name, int fd)
 	return r;
 }
 
-static int save_all(const char *dir, int stream, const int *fds, size_t n)
+static int save_all(int dirfd, int stream, const int *fds, size_t n)
 {
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 	char name[32];
+	int r = save_fd(dirfd, "stream", stream);
 
-	if (dirfd < 0)
-		return -errno;
-	r = save_fd(dirfd, "stream", stream);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		snprintf(name, sizeof(name), "fd-%zu", i);
 		r = save_fd(dirfd, name, fds[i]);
 	}
-	close(dirfd);
 	return r;
 }
 
@@ -270,7 +266,9 @@ struct claim_args {
 	const char *save;
 	unsigned long long lease;
 	bool ack;
-	bool take; /* claim with "ack": true */
+	bool take; /* claim with "ack": true, acked once saved or handed to PROG */
+	char **prog;
+	int dirfd; /* --save, opened before the claim */
 };
 
 static int claim_parse(int argc, char *argv[], struct claim_args *a)
@@ -285,6 +283,7 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	char *end;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+s:l:d:ath", opts, NULL)) != -1) {
@@ -293,7 +292,12 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 			a->socket = optarg;
 			break;
 		case 'l':
-			a->lease = strtoull(optarg, NULL, 10);
+			errno = 0;
+			a->lease = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || a->lease == 0)
+				return cprctl_usage_error("claim: --lease: '%s' is not a number "
+							  "of milliseconds",
+							  optarg);
 			break;
 		case 'd':
 			a->save = optarg;
@@ -316,61 +320,164 @@ static int claim_parse(int argc, char *argv[], struct claim_args *a)
 	}
 	if (argc - optind < 1)
 		return cprctl_usage_error("claim: NAME is required");
-	if (a->take && (a->ack || a->lease))
-		return cprctl_usage_error("claim: --take goes with neither --ack nor --lease");
+	if (a->take && a->ack)
+		return cprctl_usage_error("claim: --take acknowledges by itself: no --ack with it");
+	a->prog = optind + 1 < argc ? argv + optind + 1 : NULL;
 	return 0;
+}
+
+/* Is @prog something execvp() can run? Checked before anything is claimed. */
+static int prog_runnable(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+
+	if (strchr(prog, '/'))
+		return access(prog, X_OK) == 0 ? 0 : -errno;
+	if (!*prog)
+		return -ENOENT;
+	for (path = path ? path : "/usr/bin:/bin"; *path;) {
+		size_t n = strcspn(path, ":");
+
+		if (snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, n ? path : ".", prog) <
+			    (int)sizeof(buf) &&
+		    access(buf, X_OK) == 0)
+			return 0;
+		path += n + (path[n] == ':');
+	}
+	return -ENOENT;
+}
+
+static int claim_refuse(const char *what, const char *arg, int r)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s %s: %s; nothing claimed", what, arg, strerror(-r));
+	if (cprctl_opts.json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "ok", json_object_new_boolean(0));
+		json_object_object_add(o, "op", json_object_new_string("claim"));
+		json_object_object_add(o, "message", json_object_new_string(msg));
+		json_object_object_add(o, "claimed", json_object_new_boolean(0));
+		cprctl_print_json(o);
+		json_object_put(o);
+	}
+	cprctl_warnx("claim: %s", msg);
+	return CPRCTL_EXIT_USAGE;
+}
+
+/* Everything that can fail without the daemon, checked before the claim. */
+static int claim_validate(struct claim_args *a)
+{
+	int r;
+
+	if (a->save) {
+		a->dirfd = open(a->save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (a->dirfd < 0 || faccessat(a->dirfd, ".", W_OK, AT_EACCESS) < 0)
+			return claim_refuse("--save", a->save, -errno);
+	}
+	if (a->prog && (r = prog_runnable(a->prog[0])) < 0)
+		return claim_refuse("program", a->prog[0], r);
+	return 0;
+}
+
+/* After a failure past the claim: give it back, and say so (--json too). */
+static int claim_undo(int sock, const char *name, const char *token, const char *what, int r)
+{
+	/* a claim of --take would also end with the connection: say so now */
+	bool released = token && cprd_token_op(sock, "release", name, token, NULL) == 0;
+
+	if (cprctl_opts.json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "ok", json_object_new_boolean(0));
+		json_object_object_add(o, "op", json_object_new_string("claim"));
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "message", json_object_new_string(what));
+		json_object_object_add(o, "released", json_object_new_boolean(released));
+		if (!released && token)
+			json_object_object_add(o, "token", json_object_new_string(token));
+		cprctl_print_json(o);
+		json_object_put(o);
+	}
+	if (released)
+		cprctl_warnx("claim: %s: %s; the claim is given back", what, strerror(-r));
+	else
+		cprctl_warnx("claim: %s: %s; the claim stays, token %s", what, strerror(-r),
+			     token ? token : "?");
+	return cprctl_errno_exit(r);
+}
+
+static void claim_print(const struct claim_args *a, struct json_object *reply, const char *name,
+			size_t n, const char *token)
+{
+	if (cprctl_opts.json)
+		cprctl_print_json(reply);
+	else if (a->take)
+		printf("taken %s: %zu fds, acknowledged\n", name, n);
+	else
+		printf("claimed %s: %zu fds, token %s, lease %lld ms%s\n", name, n, token,
+		       (long long)json_object_get_int64(json_object_object_get(reply, "lease_ms")),
+		       a->ack ? ", acknowledged" : "");
 }
 
 int cprctl_claim_main(int argc, char *argv[])
 {
-	struct claim_args a = { 0 };
+	struct claim_args a = { .dirfd = -1 };
 	struct json_object *reply = NULL;
 	int sock, stream = -1, *fds = NULL, r;
 	size_t n = 0;
 	const char *name, *token;
 
 	r = claim_parse(argc, argv, &a);
-	if (r)
+	if (r == 0)
+		r = claim_validate(&a);
+	if (r) {
+		if (a.dirfd >= 0)
+			close(a.dirfd);
 		return r;
+	}
 	name = argv[optind];
 	if (cprctl_connect(a.socket, &sock) < 0)
 		return CPRCTL_EXIT_TEMP;
 	if (a.take)
-		r = cprd_claim_ack(sock, name, &reply, &stream, &fds, &n);
+		r = cprd_claim_take(sock, name, &reply, &stream, &fds, &n);
 	else
 		r = cprd_claim(sock, name, a.lease, &reply, &stream, &fds, &n);
 	if (r < 0) {
 		close(sock);
+		if (a.dirfd >= 0)
+			close(a.dirfd);
 		return cprctl_fail("claim", r, reply);
 	}
-	/* taken: no claim is left to acknowledge, hence no token */
-	token = a.take ? "" : json_object_get_string(json_object_object_get(reply, "token"));
-	if (a.save)
-		r = save_all(a.save, stream, fds, n);
-	if (r == 0 && a.ack)
-		r = cprd_token_op(sock, "ack", name, token, NULL);
-	close(sock);
-	if (r == 0 && optind + 1 < argc)
-		r = exec_with_fds(argv + optind + 1, name, token, stream, fds, n);
-	if (r < 0) {
-		cprctl_warnx("claim: %s", strerror(-r));
-		json_object_put(reply);
-		return cprctl_errno_exit(r);
+	token = cprd_reply_token(reply);
+	if (a.save) {
+		r = save_all(a.dirfd, stream, fds, n);
+		close(a.dirfd);
+		if (r < 0)
+			r = claim_undo(sock, name, token, "saving the bundle", r);
 	}
-	if (cprctl_opts.json)
-		cprctl_print_json(reply);
-	else if (a.take)
-		printf("taken %s: %zu fds, acknowledged\n", name, n);
-	else
-		printf("claimed %s: %zu fds, token %s, lease %lld ms%s\n", name, n, token,
-		       (long long)json_object_get_int64(json_object_object_get(reply, "lease_ms")),
-		       a.ack ? ", acknowledged" : "");
+	/* taken: acknowledged once saved, or right before PROG gets the fds */
+	if (r == 0 && (a.ack || a.take)) {
+		r = token ? cprd_token_op(sock, "ack", name, token, NULL) : -EPROTO;
+		if (r < 0)
+			r = claim_undo(sock, name, token, "acknowledging", r);
+	}
+	close(sock);
+	if (r == 0 && !a.prog)
+		claim_print(&a, reply, name, n, token);
+	if (r == 0 && a.prog) {
+		r = exec_with_fds(a.prog, name, a.take ? "" : token, stream, fds, n);
+		cprctl_warnx("claim: %s: %s", a.prog[0], strerror(-r));
+		r = cprctl_errno_exit(r);
+	}
 	close(stream);
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
 	json_object_put(reply);
-	return 0;
+	return r;
 }
 
 static int token_cmd(int argc, char *argv[], const char *op)

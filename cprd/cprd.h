@@ -34,7 +34,9 @@ struct cprd_src {
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif
 
-#define CPRD_PROTOCOL_VERSION 1
+/* cprd-protocol(7), VERSIONS: 1 the first ops; 2 "store", a claim's "ack"
+ * confirmed by the consumer, "upgrade" by hand-off. */
+#define CPRD_PROTOCOL_VERSION 2
 #define CPRD_BUNDLE_NAME_MAX 128u /* bytes in a bundle name */
 #define CPRD_CONSUMERS_MAX 64u	  /* uids, and gids, per bundle */
 #define CPRD_TOKEN_LEN 32u	  /* hex characters in a claim token */
@@ -119,6 +121,7 @@ struct bundle {
 	bool persisted;	     /* parked in the service manager's fd store */
 	bool tied;	     /* created with "tie": dies with its owner */
 	void *open_conn;     /* the connection filling an open bundle */
+	void *claim_conn;    /* claim with "ack": released if it ends before the ack */
 };
 
 struct outmsg;
@@ -134,6 +137,7 @@ struct conn {
 	bool want_out;	  /* EPOLLOUT armed */
 	bool debug_due;	  /* a "debug" reply is due at the end of the loop turn */
 	uint64_t last_ns; /* last request, CLOCK_BOOTTIME */
+	unsigned version; /* agreed by "hello"; 0 until then: the daemon's */
 };
 
 /* Global daemon state (one per process). */
@@ -205,7 +209,9 @@ unsigned control_queued_fds(void);
 
 /* handle.c: the dispatch table */
 void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_t n_fds);
-struct json_object *handle_ops_json(void);
+struct json_object *handle_ops_json(unsigned version);
+/* The protocol version agreed on @c. */
+unsigned handle_version(const struct conn *c);
 struct json_object *handle_limits_json(void);
 /* Send the "debug" reply @c waits for (handle-info.c). */
 void handle_debug_reply(struct conn *c);

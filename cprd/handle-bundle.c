@@ -297,40 +297,15 @@ static int lease_arg(struct request *r, uint64_t *ret)
 	return 0;
 }
 
-/* "lease_ms", or with "ack": true (the claim acknowledges itself) none. */
+/* "lease_ms" and "ack". */
 static int claim_args(struct request *r, bool *ret_ack, uint64_t *ret_lease)
 {
 	bool ack = false;
 
 	if (proto_get_bool(r->req, "ack", false, &ack) < 0)
 		return handle_bad_field(r, "ack", -EINVAL);
-	if (ack && proto_get_obj(r->req, "lease_ms")) {
-		r->fatal = true;
-		return handle_fail(r, -EINVAL, "field \"lease_ms\" has no meaning with \"ack\"");
-	}
 	*ret_ack = ack;
-	return ack ? 0 : lease_arg(r, ret_lease);
-}
-
-/*
- * With "ack": true the bundle is handed over for good, as s6-fdholderd's
- * retrieve-and-delete does: no lease, no token, and the daemon forgets the
- * bundle once every message of the reply is sent (handle_request()).  Up
- * to 252 fds ride on the reply itself, after the stream.
- */
-static int claim_and_ack(struct request *r, struct bundle *b)
-{
-	int ret = claim_reply(r, b, MIN(b->n_fds, CPRD_MSG_FDS_MAX - 1));
-
-	if (ret < 0)
-		return handle_fail(r, ret, "cannot claim");
-	b->claims++;
-	r->done = b;
-	r->done_if_sent = true;
-	json_object_object_add(r->reply, "acked", json_object_new_boolean(1));
-	log_info("bundle %s claimed and acknowledged by pid %d uid %u", b->name, (int)r->peer->pid,
-		 (unsigned)r->peer->uid);
-	return 0;
+	return lease_arg(r, ret_lease);
 }
 
 int handle_claim(struct request *r)
@@ -350,19 +325,26 @@ int handle_claim(struct request *r)
 	if (b->state != BUNDLE_SEALED)
 		return handle_fail(r, -EBUSY, "bundle %s is %s", b->name,
 				   store_state_name(b->state));
-	if (ack)
-		return claim_and_ack(r, b);
+	/*
+	 * With "ack": true the claim is for taking the bundle for good (as
+	 * s6-fdholderd's retrieve-and-delete): up to 252 fds ride on the reply
+	 * itself, and the claim ends with this connection unless the consumer
+	 * acks first, once it has every fd.  A consumer whose fd table was
+	 * full (MSG_CTRUNC) never acks, and the bundle is sealed again.
+	 */
 	ret = store_claim(b, r->peer, lease);
 	if (ret == 0)
-		ret = claim_reply(r, b, 0);
+		ret = claim_reply(r, b, ack ? MIN(b->n_fds, CPRD_MSG_FDS_MAX - 1) : 0);
 	if (ret < 0) {
 		store_release(b);
 		return handle_fail(r, ret, "cannot claim");
 	}
+	if (ack)
+		b->claim_conn = r->conn;
 	json_object_object_add(r->reply, "token", json_object_new_string(b->token));
 	json_object_object_add(r->reply, "lease_ms", json_object_new_int64((int64_t)lease));
-	log_info("bundle %s claimed by pid %d uid %u", b->name, (int)r->peer->pid,
-		 (unsigned)r->peer->uid);
+	log_info("bundle %s claimed by pid %d uid %u%s", b->name, (int)r->peer->pid,
+		 (unsigned)r->peer->uid, ack ? ", to be acknowledged on its connection" : "");
 	return 0;
 }
 

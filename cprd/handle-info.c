@@ -59,19 +59,23 @@ struct json_object *handle_limits_json(void)
 int handle_hello(struct request *r)
 {
 	struct json_object *o = r->reply, *levels, *peer;
-	uint64_t v;
+	uint64_t v = 0;
 
-	if (proto_get_u64(r->req, "version", false, UINT32_MAX, &v) < 0)
+	if (proto_get_u64(r->req, "version", false, UINT32_MAX, &v) < 0 ||
+	    (v == 0 && json_object_object_get_ex(r->req, "version", NULL)))
 		return handle_bad_field(r, "version", -EINVAL);
+	if (v) /* the lower of the two, for the rest of the connection */
+		r->conn->version = (unsigned)MIN(v, CPRD_PROTOCOL_VERSION);
 	if (proto_get_str(r->req, "client", false, 128, &(const char *){ NULL }) < 0)
 		return handle_bad_field(r, "client", -EINVAL);
 	levels = json_object_new_array();
 	add_int(o, "protocol", CPRD_PROTOCOL_VERSION);
+	add_int(o, "version", handle_version(r->conn));
 	json_object_object_add(o, "server", json_object_new_string("cprd " PACKAGE_VERSION));
 	for (uint32_t l = CPR_LEVEL_MIN; levels && l <= CPR_LEVEL_MAX; l++)
 		json_object_array_add(levels, json_object_new_int((int)l));
 	json_object_object_add(o, "levels", levels);
-	json_object_object_add(o, "ops", handle_ops_json());
+	json_object_object_add(o, "ops", handle_ops_json(handle_version(r->conn)));
 	json_object_object_add(o, "limits", handle_limits_json());
 	peer = json_object_new_object();
 	if (peer) {

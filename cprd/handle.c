@@ -44,23 +44,23 @@ static int handle_test_syscall(struct request *r)
 #endif
 
 static const struct handler handlers[] = {
-	{ "hello", handle_hello, H_FDS_NONE, k_hello },
-	{ "status", handle_status, H_FDS_NONE, k_none },
-	{ "list", handle_list, H_FDS_NONE, k_list },
-	{ "show", handle_show, H_FDS_NONE, k_name },
-	{ "create", handle_create, H_FDS_NONE, k_create },
-	{ "put", handle_put, H_FDS_SOME, k_name },
-	{ "seal", handle_seal, H_FDS_ONE, k_name },
-	{ "store", handle_store, H_FDS_SOME, k_store },
-	{ "claim", handle_claim, H_FDS_NONE, k_claim },
-	{ "ack", handle_ack, H_FDS_NONE, k_token },
-	{ "release", handle_release, H_FDS_NONE, k_token },
-	{ "renew", handle_renew, H_FDS_NONE, k_renew },
-	{ "drop", handle_drop, H_FDS_NONE, k_name },
-	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_upgrade },
-	{ "debug", handle_debug, H_FDS_NONE | H_SELF, k_none },
+	{ "hello", handle_hello, H_FDS_NONE, k_hello, 1 },
+	{ "status", handle_status, H_FDS_NONE, k_none, 1 },
+	{ "list", handle_list, H_FDS_NONE, k_list, 1 },
+	{ "show", handle_show, H_FDS_NONE, k_name, 1 },
+	{ "create", handle_create, H_FDS_NONE, k_create, 1 },
+	{ "put", handle_put, H_FDS_SOME, k_name, 1 },
+	{ "seal", handle_seal, H_FDS_ONE, k_name, 1 },
+	{ "store", handle_store, H_FDS_SOME, k_store, 2 },
+	{ "claim", handle_claim, H_FDS_NONE, k_claim, 1 },
+	{ "ack", handle_ack, H_FDS_NONE, k_token, 1 },
+	{ "release", handle_release, H_FDS_NONE, k_token, 1 },
+	{ "renew", handle_renew, H_FDS_NONE, k_renew, 1 },
+	{ "drop", handle_drop, H_FDS_NONE, k_name, 1 },
+	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_upgrade, 1 },
+	{ "debug", handle_debug, H_FDS_NONE | H_SELF, k_none, 1 },
 #ifdef CPRD_TEST_HOOKS
-	{ "test-syscall", handle_test_syscall, H_FDS_NONE | H_ADMIN, k_none },
+	{ "test-syscall", handle_test_syscall, H_FDS_NONE | H_ADMIN, k_none, 1 },
 #endif
 };
 
@@ -82,12 +82,18 @@ int handle_fail(struct request *r, int err, const char *fmt, ...)
 	return err;
 }
 
-struct json_object *handle_ops_json(void)
+unsigned handle_version(const struct conn *c)
+{
+	return c->version ? c->version : CPRD_PROTOCOL_VERSION;
+}
+
+struct json_object *handle_ops_json(unsigned version)
 {
 	struct json_object *a = json_object_new_array();
 
 	for (size_t i = 0; a && i < ARRAY_SIZE(handlers); i++)
-		json_object_array_add(a, json_object_new_string(handlers[i].op));
+		if (handlers[i].since <= version)
+			json_object_array_add(a, json_object_new_string(handlers[i].op));
 	return a;
 }
 
@@ -132,10 +138,20 @@ static int handle_dispatch(struct request *r, const char *buf, size_t len)
 		return handle_fail(r, -EPROTO, "field \"op\" (a string) is required");
 	}
 	h = handle_lookup(r->op);
-	if (!h) {
+	if (!h || h->since > handle_version(r->conn)) {
+		char q[48];
+
+		cpr_quote(q, sizeof(q), r->op, strlen(r->op));
 		r->op = NULL;
 		r->fatal = true;
-		return handle_fail(r, -EOPNOTSUPP, "unknown op");
+		if (h)
+			return handle_fail(r, -EOPNOTSUPP,
+					   "op \"%s\" is protocol %u; this connection agreed to %u", q,
+					   h->since, handle_version(r->conn));
+		return handle_fail(r, -EOPNOTSUPP,
+				   "unknown op \"%s\": this daemon speaks protocol %u (\"hello\" lists "
+				   "its ops)",
+				   q, CPRD_PROTOCOL_VERSION);
 	}
 	ret = proto_check_keys(r->req, h->keys, r->why, sizeof(r->why));
 	if (ret == 0)
@@ -205,8 +221,8 @@ void handle_request(struct conn *c, const char *buf, size_t len, int *fds, size_
 		ret = handle_send_reply(&r);
 	}
 	/* after the reply: the peer is not kept waiting while the fds are closed */
-	if (r.done && (ret >= 0 || !r.done_if_sent))
-		store_remove(r.done, r.done_if_sent ? "claimed and acknowledged" : "acknowledged");
+	if (r.done)
+		store_remove(r.done, "acknowledged");
 	free(r.out_own);
 	json_object_put(r.reply);
 	json_object_put(r.req);

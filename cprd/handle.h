@@ -26,8 +26,7 @@ struct request {
 	size_t out_lead;     /* leading fds that are no slot (the stream): chunks
 			      * count "first" from after them */
 	int *out_own;	     /* freed after the reply (the array, not the fds) */
-	struct bundle *done; /* removed once the reply is out (ack, claim with ack) */
-	bool done_if_sent;   /* ...only if every message of the reply was sent */
+	struct bundle *done; /* removed once the reply is out (ack) */
 	bool fatal;	     /* malformed: close the connection after the reply */
 	bool no_reply;	     /* answered later (upgrade) */
 	char why[256];
@@ -45,6 +44,7 @@ struct handler {
 	int (*fn)(struct request *r);
 	unsigned flags;
 	const char *const *keys; /* allowed fields besides "op" */
+	unsigned since;		 /* the protocol version that introduced it */
 };
 
 /* Malformed: fill r->why, mark fatal, return -EINVAL. */

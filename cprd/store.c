@@ -377,6 +377,7 @@ int store_claim(struct bundle *b, const struct cprd_peer *peer, uint64_t lease_m
 
 void store_release(struct bundle *b)
 {
+	b->claim_conn = NULL;
 	b->state = BUNDLE_SEALED;
 	b->lease_ns = 0;
 	memset(b->token, 0, sizeof(b->token));
@@ -464,8 +465,14 @@ void store_conn_closed(void *conn)
 
 	for (; b; b = next) {
 		next = b->next;
-		if (b->state == BUNDLE_OPEN && b->open_conn == conn)
+		if (b->state == BUNDLE_OPEN && b->open_conn == conn) {
 			store_remove(b, "abandoned before seal");
+		} else if (b->state == BUNDLE_CLAIMED && b->claim_conn == conn) {
+			log_info("bundle %s sealed again: pid %d hung up before acknowledging its "
+				 "claim",
+				 b->name, (int)b->claimer_pid);
+			store_release(b);
+		}
 	}
 }
 

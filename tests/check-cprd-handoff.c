@@ -2,8 +2,8 @@
 /*
  * The short hand-off through a real cprd: "store" (create + put + seal in
  * one request, all or nothing) and "claim" with "ack": true (the bundle is
- * handed over for good), with their access rules, limits and hostile
- * variants, and a producer's sealed stream memfd kept without a copy.
+ * taken for good once the consumer acks on the same connection), with their access rules, limits
+ * and hostile variants, and a producer's sealed stream memfd kept without a copy.
  */
 #include <check.h>
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -62,9 +63,8 @@ static int claim_ack_verify(int sock, const char *name, size_t n, const char *ta
 	for (size_t i = 0; i < n; i++)
 		ck_assert_msg(cprd_test_memfd_is(fds[i], i, tag), "fd %zu has the wrong content",
 			      i);
-	ck_assert(json_object_object_get_ex(reply, "acked", &v) && json_object_get_boolean(v));
-	ck_assert(!json_object_object_get_ex(reply, "token", NULL));
-	ck_assert(!json_object_object_get_ex(reply, "lease_ms", NULL));
+	ck_assert(json_object_object_get_ex(reply, "token", &v));
+	ck_assert_uint_eq(strlen(json_object_get_string(v)), 32);
 	ck_assert(json_object_object_get_ex(reply, "inline", &v));
 	r = json_object_get_int(v);
 	ck_assert_int_eq(r, (int)(n < 252 ? n : 252));
@@ -279,9 +279,9 @@ START_TEST(test_claim_ack_sizes)
 END_TEST
 
 /*
- * A consumer that takes a bundle and dies unread loses it once the daemon
- * has sent it (here one message: up to 252 fds ride on the reply); the
- * daemon keeps nothing.
+ * A consumer that claims with "ack" and hangs up without acknowledging
+ * (here unread: up to 252 fds ride on the reply) takes nothing: the bundle
+ * is sealed again at once, for the next consumer.
  */
 START_TEST(test_claim_ack_consumer_gone)
 {
@@ -297,10 +297,48 @@ START_TEST(test_claim_ack_consumer_gone)
 	ck_assert_int_eq(scm_wait(c, 5000), 0);
 	close(c); /* the reply and the chunks unread */
 	cprd_daemon_sync(&d);
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "lost"), "sealed");
+	ck_assert_int_eq(claim_ack_verify(sock, "lost", 200, "lost", NULL), 200);
 	ck_assert_str_eq(cprd_test_bundle_state(&d, "lost"), "absent");
 	close(sock);
 	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	json_object_put(req);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/*
+ * A consumer whose fd table cannot hold the bundle (RLIMIT_NOFILE: the
+ * kernel truncates the control data, MSG_CTRUNC) gets an error, sends no
+ * ack, and the bundle is sealed again when it hangs up: nothing is lost.
+ */
+START_TEST(test_claim_ack_fd_table_full)
+{
+	int nfds = test_count_fds(), base = cprd_daemon_fds(&d), sock = cprd_test_connect(&d);
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(cprd_test_store(sock, "big", 100, "big", NULL), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = { 40, 40 };
+		int s, stream, *fds, r;
+		size_t n;
+
+		if (cprd_connect(d.sock, &s) < 0 || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(90);
+		r = cprd_claim_ack(s, "big", NULL, &stream, &fds, &n);
+		_exit(r == -EPROTO ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	cprd_daemon_sync(&d);
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "big"), "sealed");
+	ck_assert_int_eq(claim_ack_verify(sock, "big", 100, "big", NULL), 100);
+	ck_assert_str_eq(cprd_test_bundle_state(&d, "big"), "absent");
+	close(sock);
+	ck_assert_int_eq(cprd_daemon_fds(&d), base);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -481,6 +519,7 @@ static Suite *cprd_handoff_suite(void)
 	tcase_add_test(tc, test_claim_ack_rules);
 	tcase_add_test(tc, test_claim_ack_sizes);
 	tcase_add_test(tc, test_claim_ack_consumer_gone);
+	tcase_add_test(tc, test_claim_ack_fd_table_full);
 	tcase_add_test(tc, test_sealed_stream_kept);
 	tcase_add_test(tc, test_show_describes_stream);
 	tcase_add_test(tc, test_10000_takes_no_growth);

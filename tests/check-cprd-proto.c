@@ -100,8 +100,6 @@ static const struct bad bads[] = {
 	  "EINVAL" },
 	{ "claim ack a number", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":1}", 0, "EINVAL" },
 	{ "claim ack a string", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":\"true\"}", 0, "EINVAL" },
-	{ "claim ack with a lease", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"lease_ms\":5}",
-	  0, "EINVAL" },
 	{ "claim ack with a token",
 	  "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true,\"token\":\"" TOKEN "\"}", 0, "EINVAL" },
 	{ "claim ack with an fd", "{\"op\":\"claim\",\"name\":\"a\",\"ack\":true}", 1, "EBADF" },
@@ -283,7 +281,9 @@ START_TEST(test_proto_hello_reports)
 
 	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, &reply), 0);
 	ck_assert(json_object_object_get_ex(reply, "protocol", &v));
-	ck_assert_int_eq(json_object_get_int(v), 1);
+	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert(json_object_object_get_ex(reply, "version", &v));
+	ck_assert_int_eq(json_object_get_int(v), 2);
 	ck_assert(json_object_object_get_ex(reply, "levels", &v));
 	ck_assert_uint_eq(json_object_array_length(v), 2);
 	ck_assert(json_object_object_get_ex(reply, "ops", &v));
@@ -297,6 +297,60 @@ START_TEST(test_proto_hello_reports)
 	ck_assert_int_eq(json_object_get_int(v), getpid());
 	json_object_put(reply);
 	close(sock);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* One request on a connection that first said hello with @version. */
+static int versioned_call(unsigned version, const char *req_json, struct json_object **ret_hello,
+			  struct json_object **ret_reply)
+{
+	struct json_object *hello = json_object_new_object(), *req = json_tokener_parse(req_json);
+	int sock = cprd_test_connect(&d), r;
+
+	json_object_object_add(hello, "op", json_object_new_string("hello"));
+	json_object_object_add(hello, "version", json_object_new_int((int)version));
+	ck_assert_int_eq(cprd_call(sock, hello, NULL, 0, ret_hello), 0);
+	r = cprd_call(sock, req, NULL, 0, ret_reply);
+	json_object_put(hello);
+	json_object_put(req);
+	close(sock);
+	return r;
+}
+
+/*
+ * "hello" agrees on the lower of the two versions for the connection: an
+ * op newer than that is refused naming the op and its version, and an
+ * unknown op is named in the refusal.
+ */
+START_TEST(test_proto_versions)
+{
+	int nfds = test_count_fds();
+	struct json_object *hello = NULL, *reply = NULL, *v;
+
+	ck_assert_int_eq(versioned_call(1, "{\"op\":\"store\",\"name\":\"x\"}", &hello, &reply),
+			 -EOPNOTSUPP);
+	ck_assert(json_object_object_get_ex(hello, "version", &v));
+	ck_assert_int_eq(json_object_get_int(v), 1);
+	ck_assert(json_object_object_get_ex(hello, "protocol", &v));
+	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert(json_object_object_get_ex(hello, "ops", &v));
+	ck_assert(array_has(v, "claim") && !array_has(v, "store"));
+	ck_assert_msg(strstr(cprd_reply_message(reply), "op \"store\" is protocol 2"),
+		      "message: %s", cprd_reply_message(reply));
+	json_object_put(hello);
+	json_object_put(reply);
+	ck_assert_int_eq(versioned_call(7, "{\"op\":\"frobnicate\"}", &hello, &reply), -EOPNOTSUPP);
+	ck_assert(json_object_object_get_ex(hello, "version", &v));
+	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert_msg(strstr(cprd_reply_message(reply), "unknown op \"frobnicate\""), "message: %s",
+		      cprd_reply_message(reply));
+	json_object_put(hello);
+	json_object_put(reply);
+	ck_assert_int_eq(versioned_call(9, "{\"op\":\"hello\",\"version\":0}", &hello, &reply),
+			 -EINVAL);
+	json_object_put(hello);
+	json_object_put(reply);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -469,6 +523,7 @@ static Suite *cprd_proto_suite(void)
 	tcase_add_test(tc, test_proto_empty_message_closes);
 	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);
 	tcase_add_test(tc, test_proto_hello_reports);
+	tcase_add_test(tc, test_proto_versions);
 	tcase_add_test(tc, test_proto_upgrade_needs_admin);
 	tcase_add_test(tc, test_proto_debug_counts);
 	tcase_add_test(tc, test_proto_debug_after_hangups);

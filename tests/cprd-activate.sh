@@ -35,7 +35,7 @@ cmp -s "$T/stream" "$T/got/stream" || fail "stream content"
 "$CPRCTL" show vm-a 2>/dev/null && fail "bundle still visible"
 rc=0; "$CPRCTL" show vm-a 2>/dev/null || rc=$?
 [ "$rc" = 1 ] || fail "show of a missing bundle: exit $rc, want 1"
-# claim --take: the daemon forgets the bundle once it has sent it
+# claim --take: the daemon forgets the bundle once cprctl has saved it and acked
 "$CPRCTL" store --stream "$T/stream" vm-b "$T/f0" "$T/f1" "$T/f2" > /dev/null || fail "store vm-b"
 rc=0; "$CPRCTL" claim --take --ack vm-b 2>/dev/null || rc=$?
 [ "$rc" = 100 ] || fail "claim --take --ack: exit $rc, want 100"
@@ -45,6 +45,26 @@ grep -q "taken vm-b: 3 fds, acknowledged" "$T/out" || fail "take output: $(cat "
 for i in 0 1 2; do cmp -s "$T/f$i" "$T/took/fd-$i" || fail "taken fd $i content"; done
 cmp -s "$T/stream" "$T/took/stream" || fail "taken stream content"
 "$CPRCTL" show vm-b 2>/dev/null && fail "a taken bundle is still visible"
+# claim checks what it can before claiming: nothing is claimed for a missing
+# --save directory or program (exit 100), with a JSON answer under --json
+"$CPRCTL" store --stream "$T/stream" vm-c "$T/f0" "$T/f1" "$T/f2" > /dev/null || fail "store vm-c"
+rc=0; "$CPRCTL" claim --save "$T/missing" --ack vm-c 2> "$T/err" || rc=$?
+[ "$rc" = 100 ] || fail "claim --save MISSING: exit $rc, want 100"
+grep -q "nothing claimed" "$T/err" || fail "claim --save MISSING: $(cat "$T/err")"
+rc=0; "$CPRCTL" --json claim --save "$T/missing" --take vm-c > "$T/out" 2>/dev/null || rc=$?
+[ "$rc" = 100 ] || fail "claim --json --save MISSING: exit $rc, want 100"
+grep -q '"claimed": *false' "$T/out" || fail "no JSON answer: $(cat "$T/out")"
+rc=0; "$CPRCTL" claim vm-c no-such-program-here 2>/dev/null || rc=$?
+[ "$rc" = 100 ] || fail "claim with a missing program: exit $rc, want 100"
+"$CPRCTL" list | grep -q "^vm-c *sealed" || fail "vm-c claimed by a refused command"
+# a save that fails after the claim gives the claim back, with or without --take
+mkdir -p "$T/trap/fd-1"
+for how in --ack --take; do
+	rc=0; "$CPRCTL" claim --save "$T/trap" $how vm-c 2> "$T/err" || rc=$?
+	[ "$rc" = 1 ] || fail "claim $how with a failing save: exit $rc, want 1"
+	grep -q "given back" "$T/err" || fail "claim $how with a failing save: $(cat "$T/err")"
+	"$CPRCTL" list | grep -q "^vm-c *sealed" || fail "vm-c not sealed again after $how"
+done
 # a stream that needs a newer reader: refused (EPROTONOSUPPORT), nothing kept
 cat > "$T/new.json" <<'JSON'
 { "header": { "emit_level": 1, "incompat_features": 128 }, "records": [ { "type": "END" } ] }
