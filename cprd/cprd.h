@@ -119,6 +119,7 @@ struct bundle {
 	unsigned claims;     /* how many times handed out */
 	struct cprd_src tie; /* fd: owner's pidfd; the bundle dies with it */
 	bool persisted;	     /* parked in the service manager's fd store */
+	unsigned n_parked;   /* fds it holds there (pieces, stream, manifest) */
 	bool tied;	     /* created with "tie": dies with its owner */
 	void *open_conn;     /* the connection filling an open bundle */
 	void *claim_conn;    /* claim with "ack": released if it ends before the ack */
@@ -156,7 +157,8 @@ struct cprd {
 	int watchdog_fd;
 	uint64_t watchdog_usec;
 	bool fdstore; /* park bundles in the service manager's fd store */
-	unsigned fdstore_max;
+	unsigned fdstore_max; /* FileDescriptorStoreMax= ($FDSTORE), 0: unknown */
+	unsigned fdstore_used; /* fds parked there */
 	unsigned n_conns;
 	struct bundle *bundles;
 	unsigned n_bundles;

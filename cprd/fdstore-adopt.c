@@ -135,6 +135,8 @@ static int adopt_group(struct piece *p, size_t n, char *why, size_t why_len)
 		return r;
 	}
 	b->persisted = true;
+	b->n_parked = (unsigned)n;
+	cprd.fdstore_used += (unsigned)n;
 	for (size_t i = 0; i < n; i++)
 		p[i].fd = -EBADF; /* the bundle owns them now */
 	r = store_adopt(b);

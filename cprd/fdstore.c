@@ -135,46 +135,117 @@ static void fdstore_unpark_upto(const struct bundle *b, size_t n_slots, bool str
 	}
 }
 
-static int fdstore_park_fds(struct bundle *b, struct json_object *same, size_t *ret_sent)
+/* Is @fd, of @st, an open file another parked bundle holds? */
+static const struct bundle *fdstore_held_elsewhere(const struct bundle *self, int fd,
+						   const struct stat *st)
 {
-	_cleanup_free_ struct stat *st = calloc(b->n_fds ? b->n_fds : 1, sizeof(*st));
-	char name[FDSTORE_NAME_MAX];
-	int r;
+	for (const struct bundle *o = cprd.bundles; o; o = o->next) {
+		struct stat ost;
 
-	if (!st)
-		return -ENOMEM;
+		if (o == self || !o->persisted)
+			continue;
+		for (size_t i = 0; i < o->n_fds; i++)
+			if (fstat(o->fds[i], &ost) == 0 && ost.st_dev == st->st_dev &&
+			    ost.st_ino == st->st_ino && fdstore_same_file(o->fds[i], fd))
+				return o;
+	}
+	return NULL;
+}
+
+/*
+ * What parking @b takes: one fd per distinct open file, the stream and the
+ * manifest; refused (-EXFULL, @why says why) when the store could not keep
+ * all of it.  The service manager keeps one copy of an open file however
+ * often it is sent: a file another parked bundle holds would be dropped.
+ */
+static int fdstore_plan(const struct bundle *b, struct stat *st, struct json_object *same,
+			unsigned *ret_need, char *why, size_t why_len)
+{
+	unsigned need = 2;
+
 	for (size_t i = 0; i < b->n_fds; i++) {
+		const struct bundle *o;
 		long dup;
 
 		if (fstat(b->fds[i], &st[i]) < 0)
 			return -errno;
 		dup = fdstore_dup_of(b, st, i);
-		*ret_sent = i;
-		if (dup >= 0) {
-			json_object_array_add(same, json_object_new_int64(dup));
+		json_object_array_add(same, json_object_new_int64(dup));
+		if (dup >= 0)
 			continue;
+		o = fdstore_held_elsewhere(b, b->fds[i], &st[i]);
+		if (o) {
+			snprintf(
+				why, why_len,
+				"the fd in slot %zu is the open file bundle %s holds, which the fd "
+				"store keeps once",
+				i, log_quote(o->name));
+			return -EXFULL;
 		}
-		json_object_array_add(same, json_object_new_int64(-1));
+		need++;
+	}
+	if (cprd.fdstore_max &&
+	    need > cprd.fdstore_max - MIN(cprd.fdstore_used, cprd.fdstore_max)) {
+		snprintf(why, why_len, "the fd store holds %u of %u fds and this bundle needs %u",
+			 cprd.fdstore_used, cprd.fdstore_max, need);
+		return -EXFULL;
+	}
+	*ret_need = need;
+	return 0;
+}
+
+/* A new open file of the stream memfd: never the same file as any other. */
+static int fdstore_stream_copy(const struct bundle *b)
+{
+	char path[40];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", b->stream_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int fdstore_park_fds(struct bundle *b, struct json_object *same, size_t *ret_sent)
+{
+	_cleanup_close_ int stream = -EBADF;
+	char name[FDSTORE_NAME_MAX];
+	int r;
+
+	for (size_t i = 0; i < b->n_fds; i++) {
+		*ret_sent = i;
+		if (json_object_get_int64(json_object_array_get_idx(same, i)) >= 0)
+			continue;
 		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-%zu", b->id, i);
 		r = fdstore_send(b->fds[i], name);
 		if (r < 0)
 			return r;
 	}
 	*ret_sent = b->n_fds;
+	stream = fdstore_stream_copy(b);
+	if (stream < 0)
+		return stream;
 	snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-s", b->id);
-	return fdstore_send(b->stream_fd, name);
+	return fdstore_send(stream, name);
 }
 
 int fdstore_park(struct bundle *b)
 {
+	_cleanup_free_ struct stat *st = calloc(b->n_fds ? b->n_fds : 1, sizeof(*st));
 	struct json_object *same = json_object_new_array(), *m;
 	_cleanup_close_ int mfd = -EBADF;
-	char name[FDSTORE_NAME_MAX];
+	char name[FDSTORE_NAME_MAX], why[256] = "";
+	unsigned need = 0;
 	size_t sent = 0, len;
 	const char *s;
-	int r;
+	int r = st && same ? fdstore_plan(b, st, same, &need, why, sizeof(why)) : -ENOMEM;
 
-	r = fdstore_park_fds(b, same, &sent);
+	if (r == -EXFULL) {
+		log_warnx("bundle %s: not parked in the fd store: %s", log_quote(b->name), why);
+		json_object_put(same);
+		return r;
+	}
+	if (r == 0)
+		r = fdstore_park_fds(b, same, &sent);
 	m = fdstore_manifest_json(b, same);
 	if (r == 0) {
 		s = proto_format(m, &len);
@@ -192,6 +263,8 @@ int fdstore_park(struct bundle *b)
 		return r;
 	}
 	b->persisted = true;
+	b->n_parked = need;
+	cprd.fdstore_used += need;
 	return 0;
 }
 
@@ -203,4 +276,6 @@ void fdstore_unpark(struct bundle *b)
 	fdstore_remove(name); /* the manifest first: what is left is incomplete */
 	fdstore_unpark_upto(b, b->n_fds, true);
 	b->persisted = false;
+	cprd.fdstore_used -= MIN(b->n_parked, cprd.fdstore_used);
+	b->n_parked = 0;
 }

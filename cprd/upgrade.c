@@ -114,6 +114,7 @@ static struct json_object *upgrade_bundle_json(const struct bundle *b)
 	struct json_object *o = rebuild_manifest(b);
 
 	json_object_object_add(o, "persisted", json_object_new_boolean(b->persisted));
+	json_object_object_add(o, "parked", json_object_new_int64(b->n_parked));
 	if (b->state == BUNDLE_CLAIMED) {
 		json_object_object_add(o, "token", json_object_new_string(b->token));
 		json_object_object_add(o, "claimer_uid", json_object_new_int64(b->claimer_uid));
@@ -458,7 +459,7 @@ static int upgrade_take_fds(struct cpr_ctx *ctx, uint64_t id, size_t n, int *fds
 }
 
 static const char *const upgrade_extra_keys[] = {
-	"persisted", "token", "claimer_uid", "claimer_pid", "lease_ns", NULL,
+	"persisted", "parked", "token", "claimer_uid", "claimer_pid", "lease_ns", NULL,
 };
 
 static int upgrade_rebuild(struct cpr_ctx *ctx, struct json_object *m, uint64_t id, size_t n,
@@ -466,9 +467,11 @@ static int upgrade_rebuild(struct cpr_ctx *ctx, struct json_object *m, uint64_t 
 {
 	struct bundle claim = { .state = BUNDLE_SEALED }, *b;
 	bool persisted = false;
+	uint64_t parked = 0;
 	int r;
 
 	if (proto_get_bool(m, "persisted", true, &persisted) < 0 ||
+	    proto_get_u64(m, "parked", false, CPR_FDS_MAX + 2u, &parked) < 0 ||
 	    upgrade_claim_state(m, &claim) < 0) {
 		snprintf(why, why_len, "bad upgrade fields");
 		return -EBADMSG;
@@ -489,6 +492,8 @@ static int upgrade_rebuild(struct cpr_ctx *ctx, struct json_object *m, uint64_t 
 	b->lease_ns = claim.lease_ns;
 	b->state = claim.state;
 	b->persisted = persisted;
+	b->n_parked = persisted ? (unsigned)parked : 0;
+	cprd.fdstore_used += b->n_parked;
 	return store_adopt(b);
 }
 

@@ -12,7 +12,8 @@
  * STATEDIR/events gets one line per event ("ready N", "exit STATUS",
  * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid,
  * STATEDIR/status the last STATUS= text, and STATEDIR/store the names held,
- * one per line.  With HARNESS_JUNK set, the
+ * one per line.  HARNESS_FDSTORE_MAX plays FileDescriptorStoreMax= (fds
+ * beyond it are dropped, $FDSTORE says it).  With HARNESS_JUNK set, the
  * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
  * exits with its status.
  */
@@ -106,6 +107,15 @@ static bool same_file(int a, int b)
 	return syscall(SYS_kcmp, me, me, KCMP_FILE, a, b) == 0;
 }
 
+/* FileDescriptorStoreMax=: $HARNESS_FDSTORE_MAX, else STORE_MAX. */
+static size_t store_max(void)
+{
+	const char *e = getenv("HARNESS_FDSTORE_MAX");
+	size_t n = e ? strtoul(e, NULL, 10) : STORE_MAX;
+
+	return n && n < STORE_MAX ? n : STORE_MAX;
+}
+
 static void store_add(const char *name, int fd)
 {
 	for (size_t i = 0; i < n_store; i++)
@@ -113,7 +123,7 @@ static void store_add(const char *name, int fd)
 			close(fd);
 			return;
 		}
-	if (n_store == STORE_MAX) {
+	if (n_store == store_max()) { /* FileDescriptorStoreMax= reached: dropped */
 		close(fd);
 		return;
 	}
@@ -235,7 +245,8 @@ static void exec_cprd(int lfd, const char *notify_path, char **argv)
 	snprintf(num, sizeof(num), "%d", (int)getpid());
 	setenv("LISTEN_PID", num, 1);
 	setenv("NOTIFY_SOCKET", notify_path, 1);
-	setenv("FDSTORE", "20000", 1);
+	snprintf(num, sizeof(num), "%zu", store_max());
+	setenv("FDSTORE", num, 1);
 	execv(argv[0], argv);
 	_exit(127);
 }
