@@ -256,7 +256,7 @@ static int setup_activation(void)
 			close(fd);
 			/* if it came from the fd store, it would come back every start */
 			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names[i]);
-			sd_notify(0, msg);
+			notify_send(msg);
 		}
 	}
 	cprd.listen_store_fds = TAKE_PTR(store_fds);
@@ -336,6 +336,9 @@ static void dispatch(struct cprd_src *src, uint32_t events)
 		break; /* see dispatch_batch() */
 	case TAG_SWEEP:
 		sweep_event();
+		break;
+	case TAG_NOTIFY:
+		notify_flush();
 		break;
 	}
 }
@@ -429,6 +432,8 @@ static int setup_config(void)
 static void shutdown_daemon(void)
 {
 	notify_stopping();
+	notify_flush();
+	notify_free();
 	control_close_all();
 	store_free_all();
 	for (size_t i = 0; i < cprd.n_listen; i++)
@@ -471,6 +476,7 @@ int main(int argc, char *argv[])
 		log_warn("cannot set up the event loop");
 		return EXIT_TEMP;
 	}
+	notify_setup();
 	r = upgrade_incoming();
 	if (r < 0)
 		return EXIT_TEMP;

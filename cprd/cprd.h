@@ -21,6 +21,7 @@ enum cprd_tag {
 	TAG_WATCHDOG,
 	TAG_PIDFD,
 	TAG_SWEEP,
+	TAG_NOTIFY,
 };
 
 struct cprd_src {
@@ -244,7 +245,19 @@ bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);
 bool access_may_claim(const struct bundle *b, const struct cprd_peer *p);
 bool access_may_see(const struct bundle *b, const struct cprd_peer *p);
 
-/* notify.c */
+/* notify.c: never blocks; text waits in a queue, fds are sent now or not */
+int notify_setup(void);
+int notify_send(const char *text);
+/*
+ * FDSTORE=1 with @fd, piece @slot of bundle @bundle: 1 sent, 0 queued (the
+ * fd is looked up again when it goes out; *@owned, if given, is taken by the
+ * queue), -ENOTCONN without a service manager, other -errno on failure.
+ */
+int notify_send_piece(const char *text, uint64_t bundle, long slot, int fd, int *owned);
+void notify_flush(void);
+int notify_drain(int timeout_ms);
+bool notify_pending(void);
+void notify_free(void);
 void notify_ready(void);
 void notify_status(void);
 void notify_stopping(void);
@@ -252,7 +265,14 @@ int notify_watchdog_setup(void);
 void notify_watchdog_event(void);
 
 /* fdstore.c */
+#define FDSTORE_SLOT_NONE (-3L)	    /* a text notification */
+#define FDSTORE_SLOT_MANIFEST (-2L) /* a bundle's manifest memfd */
+#define FDSTORE_SLOT_STREAM (-1L)   /* a bundle's stream */
 int fdstore_setup(void);
+/* For a queued piece: its fd now (*ret_close: a temporary to close), or < 0. */
+int fdstore_piece_fd(uint64_t id, long slot, int *ret_fd, bool *ret_close);
+/* A queued piece went out (@r 0) or failed; the manifest makes it persisted. */
+void fdstore_piece_sent(uint64_t id, long slot, int r);
 int fdstore_park(struct bundle *b);
 void fdstore_unpark(struct bundle *b);
 int fdstore_adopt(int *fds, char **names, size_t n);

@@ -70,7 +70,7 @@ static void piece_discard(struct piece *p)
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", p->name);
-	sd_notify(0, msg);
+	notify_send(msg);
 	p->fd = cpr_close(p->fd);
 }
 

@@ -38,6 +38,16 @@
 #define FDSTORE_MANIFEST_MAX (256u << 10)
 #define FDSTORE_NAME_MAX 64u
 
+static void fdstore_piece_name(uint64_t id, long slot, char *buf, size_t len)
+{
+	if (slot == FDSTORE_SLOT_MANIFEST)
+		snprintf(buf, len, "cprd-b%" PRIu64 "-m", id);
+	else if (slot == FDSTORE_SLOT_STREAM)
+		snprintf(buf, len, "cprd-b%" PRIu64 "-s", id);
+	else
+		snprintf(buf, len, "cprd-b%" PRIu64 "-%ld", id, slot);
+}
+
 int fdstore_setup(void)
 {
 	const char *e = getenv("FDSTORE");
@@ -58,15 +68,14 @@ int fdstore_setup(void)
 	return 1;
 }
 
-static int fdstore_send(int fd, const char *name)
+/* FDSTORE=1 for piece @slot of @b: 1 sent, 0 queued, -errno. */
+static int fdstore_send(const struct bundle *b, long slot, int fd, int *owned)
 {
-	char msg[FDSTORE_NAME_MAX + 40];
+	char msg[FDSTORE_NAME_MAX + 40], name[FDSTORE_NAME_MAX];
 
-	int r;
-
+	fdstore_piece_name(b->id, slot, name, sizeof(name));
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
-	r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
-	return r > 0 ? 0 : r == 0 ? -ENOTCONN : r; /* 0: no NOTIFY_SOCKET after all */
+	return notify_send_piece(msg, b->id, slot, fd, owned);
 }
 
 static void fdstore_remove(const char *name)
@@ -74,7 +83,7 @@ static void fdstore_remove(const char *name)
 	char msg[FDSTORE_NAME_MAX + 40];
 
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-	sd_notify(0, msg);
+	notify_send(msg);
 }
 
 static bool fdstore_same_file(int a, int b)
@@ -126,11 +135,11 @@ static void fdstore_unpark_upto(const struct bundle *b, size_t n_slots, bool str
 	char name[FDSTORE_NAME_MAX];
 
 	for (size_t i = 0; i < n_slots; i++) {
-		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-%zu", b->id, i);
+		fdstore_piece_name(b->id, (long)i, name, sizeof(name));
 		fdstore_remove(name);
 	}
 	if (stream) {
-		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-s", b->id);
+		fdstore_piece_name(b->id, FDSTORE_SLOT_STREAM, name, sizeof(name));
 		fdstore_remove(name);
 	}
 }
@@ -205,18 +214,60 @@ static int fdstore_stream_copy(const struct bundle *b)
 	return fd < 0 ? -errno : fd;
 }
 
+int fdstore_piece_fd(uint64_t id, long slot, int *ret_fd, bool *ret_close)
+{
+	const struct bundle *b = store_find_id(id);
+	int fd;
+
+	if (!b || !b->n_parked)
+		return -ENOENT;
+	if (slot == FDSTORE_SLOT_STREAM) {
+		fd = fdstore_stream_copy(b);
+		if (fd < 0)
+			return fd;
+		*ret_close = true;
+		*ret_fd = fd;
+		return 0;
+	}
+	if (slot < 0 || (size_t)slot >= b->n_fds)
+		return -ENOENT;
+	*ret_close = false;
+	*ret_fd = b->fds[slot];
+	return 0;
+}
+
+/* Every piece is out: the bundle survives a restart from now on. */
+static void fdstore_parked(struct bundle *b)
+{
+	b->persisted = true;
+	log_debug("bundle %s parked in the fd store (%u fds)", log_quote(b->name), b->n_parked);
+}
+
+void fdstore_piece_sent(uint64_t id, long slot, int r)
+{
+	struct bundle *b = store_find_id(id);
+
+	if (!b || !b->n_parked)
+		return;
+	if (r < 0) {
+		log_errno(r, "bundle %s: the fd store refused a piece; not persisted",
+			  log_quote(b->name));
+		fdstore_unpark(b);
+	} else if (slot == FDSTORE_SLOT_MANIFEST) {
+		fdstore_parked(b);
+	}
+}
+
 static int fdstore_park_fds(struct bundle *b, struct json_object *same, size_t *ret_sent)
 {
 	_cleanup_close_ int stream = -EBADF;
-	char name[FDSTORE_NAME_MAX];
 	int r;
 
 	for (size_t i = 0; i < b->n_fds; i++) {
 		*ret_sent = i;
 		if (json_object_get_int64(json_object_array_get_idx(same, i)) >= 0)
 			continue;
-		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-%zu", b->id, i);
-		r = fdstore_send(b->fds[i], name);
+		r = fdstore_send(b, (long)i, b->fds[i], NULL);
 		if (r < 0)
 			return r;
 	}
@@ -224,16 +275,22 @@ static int fdstore_park_fds(struct bundle *b, struct json_object *same, size_t *
 	stream = fdstore_stream_copy(b);
 	if (stream < 0)
 		return stream;
-	snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-s", b->id);
-	return fdstore_send(stream, name);
+	r = fdstore_send(b, FDSTORE_SLOT_STREAM, stream, NULL);
+	return r < 0 ? r : 0;
 }
 
+/*
+ * Park @b: its distinct fds, a fresh open file of its stream, then the
+ * manifest, so that a bundle with a manifest is complete.  Pieces the
+ * service manager cannot take now wait in the notification queue; the
+ * bundle is persisted once its manifest has gone out (at once, usually).
+ */
 int fdstore_park(struct bundle *b)
 {
 	_cleanup_free_ struct stat *st = calloc(b->n_fds ? b->n_fds : 1, sizeof(*st));
 	struct json_object *same = json_object_new_array(), *m;
 	_cleanup_close_ int mfd = -EBADF;
-	char name[FDSTORE_NAME_MAX], why[256] = "";
+	char why[256] = "";
 	unsigned need = 0;
 	size_t sent = 0, len;
 	const char *s;
@@ -244,6 +301,8 @@ int fdstore_park(struct bundle *b)
 		json_object_put(same);
 		return r;
 	}
+	b->n_parked = need; /* reserved: the pieces may still be queued */
+	cprd.fdstore_used += need;
 	if (r == 0)
 		r = fdstore_park_fds(b, same, &sent);
 	m = fdstore_manifest_json(b, same);
@@ -252,19 +311,18 @@ int fdstore_park(struct bundle *b)
 		r = memfd_new_sealed("cprd-manifest", s, len, &mfd);
 	}
 	json_object_put(m);
-	if (r == 0) {
-		snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-m", b->id);
-		r = fdstore_send(mfd, name);
-	}
+	if (r == 0)
+		r = fdstore_send(b, FDSTORE_SLOT_MANIFEST, mfd, &mfd);
 	if (r < 0) {
 		log_errno(r, "bundle %s: cannot park it in the fd store, ignoring",
 			  log_quote(b->name));
 		fdstore_unpark_upto(b, sent, sent == b->n_fds);
+		cprd.fdstore_used -= MIN(b->n_parked, cprd.fdstore_used);
+		b->n_parked = 0;
 		return r;
 	}
-	b->persisted = true;
-	b->n_parked = need;
-	cprd.fdstore_used += need;
+	if (r == 1)
+		fdstore_parked(b);
 	return 0;
 }
 
@@ -272,7 +330,7 @@ void fdstore_unpark(struct bundle *b)
 {
 	char name[FDSTORE_NAME_MAX];
 
-	snprintf(name, sizeof(name), "cprd-b%" PRIu64 "-m", b->id);
+	fdstore_piece_name(b->id, FDSTORE_SLOT_MANIFEST, name, sizeof(name));
 	fdstore_remove(name); /* the manifest first: what is left is incomplete */
 	fdstore_unpark_upto(b, b->n_fds, true);
 	b->persisted = false;

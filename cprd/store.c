@@ -447,7 +447,7 @@ void store_remove(struct bundle *b, const char *why)
 	unsigned held = (unsigned)b->n_fds + (b->stream_fd >= 0);
 
 	log_debug("bundle %s (%zu fds) %s", log_quote(b->name), b->n_fds, why);
-	if (b->persisted)
+	if (b->n_parked) /* parked, or on its way there */
 		fdstore_unpark(b);
 	store_unlink(b);
 	usage_sub(b->owner_uid, held, 1);

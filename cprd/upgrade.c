@@ -6,7 +6,7 @@
  *
  *   old: fork + execve(new image, CPRD_UPGRADE_FD=N) -> cpr_transfer_send
  *   new: cpr_transfer_recv -> adopt -> sandbox -> cpr_transfer_ack
- *   old: ack -> write "C" (commit) -> MAINPID=<new> -> _exit(0)
+ *   old: ack -> MAINPID=<new> -> write "C" (commit) -> _exit(0)
  *   new: "C" -> READY=1 -> answer the requester -> serve
  *
  * Each held fd is registered with cpr_fd_save() ("cprd-b<ID>" slot,
@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <systemd/sd-daemon.h>
 
 #include <cpr/cpr.h>
 
@@ -57,6 +56,7 @@
 #define UPGRADE_EXIT_TEMP 111
 #define UPGRADE_TIMEOUT_DEFAULT_MS 10000u
 #define UPGRADE_TIMEOUT_MAX_MS 600000
+#define UPGRADE_NOTIFY_MS 2000 /* for the service manager to read MAINPID= */
 
 extern char **environ;
 
@@ -342,15 +342,20 @@ static int upgrade_commit(struct upgrade_run *u)
 {
 	char msg[64];
 
+	/* the service manager follows the new main pid before it says READY=1 */
+	snprintf(msg, sizeof(msg), "MAINPID=%d", (int)u->pid);
+	notify_send(msg);
+	if (notify_drain(UPGRADE_NOTIFY_MS) < 0)
+		log_warnx("upgrade: the service manager has not read MAINPID=%d", (int)u->pid);
 	if (write(u->sock, UPGRADE_COMMIT, 1) != 1) {
+		snprintf(msg, sizeof(msg), "MAINPID=%d", (int)getpid());
+		notify_send(msg);
 		snprintf(u->why, sizeof(u->why), "the new image (pid %d) hung up after its ack",
 			 (int)u->pid);
 		return -EPIPE;
 	}
 	log_info("upgrade: pid %d took %u bundles, %u fds; this image exits", (int)u->pid,
 		 cprd.n_bundles, cprd.n_fds);
-	snprintf(msg, sizeof(msg), "MAINPID=%d", (int)u->pid);
-	sd_notify(0, msg);
 	/* no clean-up: the bundles, and their fd-store entries, are the new image's */
 	_exit(0);
 }
@@ -406,6 +411,10 @@ int upgrade_run(void)
 	int r;
 
 	u.deadline_ms = upgrade_now_ms() + (int64_t)upgrade_timeout_ms;
+	/* what the fd store is still owed goes out first: the table then says
+	 * exactly what is parked */
+	if (notify_pending() && notify_drain(UPGRADE_NOTIFY_MS) < 0)
+		log_warnx("upgrade: the service manager is not reading its notifications");
 	r = upgrade_start(&u);
 	if (r == 0)
 		r = upgrade_wait_ack(&u);

@@ -24,7 +24,6 @@
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +32,7 @@
 
 #include "check-policy.h"
 #include "internal.h"
+#include "scm.h"
 #include "test-util.h"
 
 extern char **environ;
@@ -423,20 +423,32 @@ static int child_cprd_loop(void *arg)
 	return 0;
 }
 
-/* sd_notify(3) exactly as libsystemd does it, under cprd's filter. */
+/*
+ * Notifications as cprd/notify.c sends them, under cprd's filter: one
+ * datagram socket connected to $NOTIFY_SOCKET (made by an upgrade's new
+ * image under the old image's filter), non-blocking sends, an fd by
+ * SCM_RIGHTS for the fd store.
+ */
 static int child_cprd_notify(void *arg)
 {
-	int fds[1] = { STDERR_FILENO };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fds[1] = { STDERR_FILENO }, fd;
+	const char *e = getenv("NOTIFY_SOCKET");
 
-	if (cpr_policy_apply(arg) < 0)
+	if (cpr_policy_apply(arg) < 0 || !e)
 		return CHILD_SETUP_FAILED;
-	if (sd_notify(0, "READY=1") <= 0)
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return 1;
-	if (sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=held", fds, 1) <= 0)
+	if (send(fd, "READY=1", 7, MSG_DONTWAIT | MSG_NOSIGNAL) != 7)
 		return 2;
-	if (sd_notify(0, "STATUS=serving\nWATCHDOG=1") <= 0)
+	if (scm_send(fd, "FDSTORE=1\nFDNAME=held", 21, fds, 1) != 21)
 		return 3;
-	return 0;
+	if (send(fd, "STATUS=serving\nWATCHDOG=1", 25, MSG_DONTWAIT | MSG_NOSIGNAL) != 25)
+		return 4;
+	return close(fd) == 0 ? 0 : 5;
 }
 
 static void notify_expect(int sock, const char *text, bool with_fd)

@@ -12,7 +12,8 @@
  * STATEDIR/events gets one line per event ("ready N", "exit STATUS",
  * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid,
  * STATEDIR/status the last STATUS= text, and STATEDIR/store the names held,
- * one per line.  HARNESS_FDSTORE_MAX plays FileDescriptorStoreMax= (fds
+ * one per line.  With HARNESS_STALL set, the notification socket is not
+ * read until SIGUSR1 (a service manager that hangs).  HARNESS_FDSTORE_MAX plays FileDescriptorStoreMax= (fds
  * beyond it are dropped, $FDSTORE says it).  With HARNESS_JUNK set, the
  * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
  * exits with its status.
@@ -290,7 +291,7 @@ int main(int argc, char *argv[])
 	char notify_path[512];
 	struct pollfd p[2];
 	sigset_t mask;
-	bool stopping = false;
+	bool stopping = false, stalled;
 	int lfd, nfd, sfd;
 	pid_t pid;
 
@@ -303,6 +304,7 @@ int main(int argc, char *argv[])
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	nfd = notify_socket(notify_path);
@@ -315,7 +317,8 @@ int main(int argc, char *argv[])
 		write_store();
 	}
 	pid = start(lfd, notify_path, argv + 3);
-	p[0] = (struct pollfd){ .fd = nfd, .events = POLLIN };
+	stalled = getenv("HARNESS_STALL") != NULL;
+	p[0] = (struct pollfd){ .fd = stalled ? -1 : nfd, .events = POLLIN };
 	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	for (;;) {
 		struct signalfd_siginfo si;
@@ -323,9 +326,16 @@ int main(int argc, char *argv[])
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			return 111;
-		drain_notify(nfd);
+		if (!stalled)
+			drain_notify(nfd);
 		if (!(p[1].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
 			continue;
+		if (si.ssi_signo == SIGUSR1) { /* the service manager reads again */
+			stalled = false;
+			p[0].fd = nfd;
+			drain_notify(nfd);
+			continue;
+		}
 		if (si.ssi_signo == SIGTERM) {
 			stopping = true;
 			kill(pid, SIGTERM);
