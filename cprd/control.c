@@ -92,6 +92,12 @@ int control_add_listener(int fd)
 	r = fd_set_nonblock(fd);
 	if (r < 0)
 		return r;
+	/* Identity is SO_PEERCRED's, read at accept.  A socket unit with
+	 * PassCredentials= would make every message carry SCM_CREDENTIALS;
+	 * off, the kernel discards what a client attaches, and an accepted
+	 * socket inherits the listener's setting. */
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &(int){ 0 }, sizeof(int)) < 0)
+		return -errno;
 	src = &listen_srcs[cprd.n_listen];
 	*src = (struct cprd_src){ .tag = TAG_LISTEN, .fd = fd };
 	ev.data.ptr = src;

@@ -8,10 +8,13 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -355,6 +358,62 @@ START_TEST(test_proto_versions)
 }
 END_TEST
 
+/*
+ * A passed listening socket with SO_PASSCRED (a socket unit's
+ * PassCredentials=) has it turned off, so that credentials a client
+ * attaches never reach the daemon; the request is served.
+ */
+START_TEST(test_proto_passcred_off)
+{
+	int nfds = test_count_fds(), one = 1, v = 1, l, s = -1, status;
+	char dir[] = "/tmp/cprd-passcred-XXXXXX", conf[64], cprd[4096];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t sl = sizeof(v);
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", dir);
+	snprintf(conf, sizeof(conf), "%s/conf", dir);
+	close(open(conf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	snprintf(cprd, sizeof(cprd), "%s", test_build_path("cprd/cprd"));
+	l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(l, 8), 0);
+	ck_assert_int_eq(setsockopt(l, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", getpid());
+		if (dup2(l, 3) < 0 || setenv("LISTEN_FDS", "1", 1) < 0 ||
+		    setenv("LISTEN_PID", num, 1) < 0)
+			_exit(126);
+		execl(cprd, "cprd", "--no-sandbox", "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && s < 0; i++) {
+		if (cprd_connect(sa.sun_path, &s) == 0 &&
+		    cprd_call_name(s, "hello", NULL, NULL) < 0)
+			s = cpr_close(s);
+		if (s < 0)
+			usleep(10000);
+	}
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(getsockopt(l, SOL_SOCKET, SO_PASSCRED, &v, &sl), 0);
+	ck_assert_int_eq(v, 0);
+	close(s);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	close(l);
+	unlink(sa.sun_path);
+	unlink(conf);
+	rmdir(dir);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 START_TEST(test_proto_upgrade_needs_admin)
 {
 	int nfds = test_count_fds();
@@ -524,6 +583,7 @@ static Suite *cprd_proto_suite(void)
 	tcase_add_test(tc, test_proto_semantic_error_keeps_connection);
 	tcase_add_test(tc, test_proto_hello_reports);
 	tcase_add_test(tc, test_proto_versions);
+	tcase_add_test(tc, test_proto_passcred_off);
 	tcase_add_test(tc, test_proto_upgrade_needs_admin);
 	tcase_add_test(tc, test_proto_debug_counts);
 	tcase_add_test(tc, test_proto_debug_after_hangups);
