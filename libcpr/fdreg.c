@@ -282,6 +282,41 @@ static int check_chardev(int fd, const struct stat *st, const char *want, const 
 	return 0;
 }
 
+/*
+ * Does character device @rdev belong to @driver?  A misc device (major 10)
+ * is named in /proc/misc by its minor, any other in /proc/devices by its
+ * major: a node of the right name with another driver's numbers behind it
+ * (a copy of /dev/null at /dev/vfio/devices/vfio0) is not that device.
+ */
+#define MISC_MAJOR_NR 10u
+static bool chardev_is(dev_t rdev, const char *driver)
+{
+	bool misc = major(rdev) == MISC_MAJOR_NR, section = misc, found = false;
+	FILE *f = fopen(misc ? "/proc/misc" : "/proc/devices", "re");
+	char line[128], name[64];
+	unsigned num;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		if (!misc && strncmp(line, "Character devices:", 18) == 0)
+			section = true;
+		else if (!misc && strncmp(line, "Block devices:", 14) == 0)
+			section = false;
+		else if (section && sscanf(line, "%u %63s", &num, name) == 2)
+			found = num == (misc ? minor(rdev) : major(rdev)) &&
+				strcmp(name, driver) == 0;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static int check_driver(int r, const struct stat *st, const char *driver)
+{
+	if (r < 0)
+		return r;
+	return chardev_is(st->st_rdev, driver) ? 0 : -EMEDIUMTYPE;
+}
+
 static int check_anon(int fd, const char *name)
 {
 	char link[PATH_MAX];
@@ -357,16 +392,18 @@ CPR_EXPORT int cpr_fd_check_kind(int fd, enum cpr_fd_kind kind)
 		return check_anon(fd, "anon_inode:[kvm-gmem]");
 	case CPR_FD_SOCKET:
 		return S_ISSOCK(st.st_mode) ? 0 : -EMEDIUMTYPE;
+	/* the node's name, then its driver by device number */
 	case CPR_FD_VFIO_CDEV:
-		return check_chardev(fd, &st, NULL, "/dev/vfio/devices/vfio");
+		return check_driver(check_chardev(fd, &st, NULL, "/dev/vfio/devices/vfio"), &st,
+				    "vfio-dev");
 	case CPR_FD_VFIO_GROUP:
 		if (check_chardev(fd, &st, "/dev/vfio/vfio", NULL) == 0)
 			return -EMEDIUMTYPE;
-		return check_chardev(fd, &st, NULL, "/dev/vfio/");
+		return check_driver(check_chardev(fd, &st, NULL, "/dev/vfio/"), &st, "vfio");
 	case CPR_FD_VFIO_CONTAINER:
-		return check_chardev(fd, &st, "/dev/vfio/vfio", NULL);
+		return check_driver(check_chardev(fd, &st, "/dev/vfio/vfio", NULL), &st, "vfio");
 	case CPR_FD_IOMMUFD:
-		return check_chardev(fd, &st, "/dev/iommu", NULL);
+		return check_driver(check_chardev(fd, &st, "/dev/iommu", NULL), &st, "iommu");
 	}
 	return -EINVAL;
 }

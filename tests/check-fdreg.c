@@ -6,9 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cpr/cpr.h>
@@ -79,6 +84,62 @@ START_TEST(test_cpr_ctx_set_private)
 	cpr_state_free(st);
 	ck_assert_int_eq(cpr_ctx_build_state(ctx, NULL), -EINVAL);
 	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/*
+ * In a mount namespace of its own, a /dev where the VFIO and iommufd node
+ * names are copies of /dev/null (1:3): right name, another driver.  Each
+ * is refused; the kind is the driver behind the device number.
+ */
+static int child_fake_vfio_nodes(void)
+{
+	static const struct {
+		const char *path;
+		enum cpr_fd_kind kind;
+	} nodes[] = {
+		{ "/dev/vfio/vfio", CPR_FD_VFIO_CONTAINER },
+		{ "/dev/vfio/7", CPR_FD_VFIO_GROUP },
+		{ "/dev/vfio/devices/vfio0", CPR_FD_VFIO_CDEV },
+		{ "/dev/iommu", CPR_FD_IOMMUFD },
+	};
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("cpr-test", "/dev", "tmpfs", 0, "mode=0755") < 0 ||
+	    mkdir("/dev/vfio", 0755) < 0 || mkdir("/dev/vfio/devices", 0755) < 0)
+		return 77;
+	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		int fd, r;
+
+		if (mknod(nodes[i].path, S_IFCHR | 0600, makedev(1, 3)) < 0)
+			return 77;
+		fd = open(nodes[i].path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return 77;
+		r = cpr_fd_check_kind(fd, nodes[i].kind);
+		close(fd);
+		if (r != -EMEDIUMTYPE) {
+			fprintf(stderr, "%s: %d\n", nodes[i].path, r);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+START_TEST(test_cpr_fd_check_kind_by_driver)
+{
+	int nfds = test_count_fds(), status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(child_fake_vfio_nodes());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		test_skip_case("no mount namespace with a tmpfs /dev here (needs CAP_SYS_ADMIN)");
+	ck_assert_msg(WEXITSTATUS(status) == 0, "a /dev/null copy passed as a VFIO/iommufd node");
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -513,6 +574,7 @@ static Suite *fdreg_suite(void)
 	tcase_add_test(tc, test_cpr_ctx_set_private_e2big);
 	tcase_add_test(tc, test_cpr_fd_save_e2big);
 	tcase_add_test(tc, test_cpr_fd_check_kind_real_objects);
+	tcase_add_test(tc, test_cpr_fd_check_kind_by_driver);
 	tcase_add_test(tc, test_cpr_fd_save_errors);
 	tcase_add_test(tc, test_cpr_fd_find_delete);
 	tcase_add_test(tc, test_cpr_fd_registry_churn);
