@@ -4,13 +4,14 @@ real daemon: replies typed, fds delivered as the same open files."""
 
 import os
 import re
+import socket
 
 from cprdtest import Daemon, TestCase, is_root, memfd, same_file
 
 import cprd_client
 from cprd_client import FdKind, NamedFd, State
 from cprd_client.client import STORE_FDS_MAX
-from cprd_client.kinds import named_state
+from cprd_client.kinds import _chardev_kind, chardev_driver, detect_kind, named_state
 
 
 def stream_for(n: int) -> bytes:
@@ -194,6 +195,27 @@ class TestProducer(TestCase):
                 bundle.named_fds()  # "dev" twice
         st, order = named_state({"x": a})
         self.assertEqual((st.fds[0].kind, order), (FdKind.MEMFD, [a]))
+
+    def test_detect_kind(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        ev = os.eventfd(0, os.EFD_CLOEXEC)
+        self.addCleanup(os.close, ev)
+        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        self.addCleanup(os.close, null)
+        self.assertEqual(detect_kind(a.fileno()), FdKind.SOCKET)
+        self.assertEqual(detect_kind(ev), FdKind.EVENTFD)
+        self.assertEqual(detect_kind(null), FdKind.GENERIC)
+        self.assertEqual(detect_kind(self.fds(1)[0]), FdKind.MEMFD)
+        # a node named like a device of another driver (/dev/null's 1:3) is
+        # not that device, as libcpr's consumer check would find
+        rdev = os.fstat(null).st_rdev
+        self.assertEqual(chardev_driver(rdev), "mem")
+        for path in ("/dev/iommu", "/dev/vfio/vfio", "/dev/vfio/devices/vfio0", "/dev/vfio/7"):
+            self.assertEqual(_chardev_kind(path, rdev), FdKind.GENERIC, path)
+        if os.path.exists("/dev/net/tun"):  # a misc device: named by its minor
+            self.assertEqual(chardev_driver(os.stat("/dev/net/tun").st_rdev), "tun")
 
 
 class TestConsumer(TestCase):
