@@ -14,6 +14,7 @@
 #include "internal.h"
 #include "cprd.h"
 #include "log.h"
+#include "proto.h"
 
 #define CONF_LINE_MAX 1024
 
@@ -136,6 +137,40 @@ static int conf_add_admin(struct cprd_config *cfg, const char *value)
 	return 0;
 }
 
+/* "namespace = PREFIX WHO..." with WHO a uid, @GID or "*" (anyone). */
+static int conf_add_namespace(struct cprd_config *cfg, char *value)
+{
+	struct cprd_namespace ns = { 0 };
+	char *save = NULL, *prefix = strtok_r(value, " \t", &save);
+	uint64_t id;
+
+	if (!prefix || (strcmp(prefix, "*") != 0 && !proto_name_valid(prefix)))
+		return -EINVAL;
+	snprintf(ns.prefix, sizeof(ns.prefix), "%s", strcmp(prefix, "*") == 0 ? "" : prefix);
+	for (char *t = strtok_r(NULL, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		if (strcmp(t, "*") == 0) {
+			ns.anyone = true;
+		} else if (t[0] == '@' && conf_parse_u64(t + 1, 0, UINT32_MAX - 1, &id) == 0 &&
+			   ns.n_gids < CPRD_NAMESPACE_WHO_MAX) {
+			ns.gids[ns.n_gids++] = (gid_t)id;
+		} else if (conf_parse_u64(t, 0, UINT32_MAX - 1, &id) == 0 &&
+			   ns.n_uids < CPRD_NAMESPACE_WHO_MAX) {
+			ns.uids[ns.n_uids++] = (uid_t)id;
+		} else {
+			return -EINVAL;
+		}
+	}
+	if (!ns.anyone && !ns.n_uids && !ns.n_gids)
+		return -EINVAL;
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		if (strcmp(cfg->namespaces[i].prefix, ns.prefix) == 0)
+			return -EEXIST;
+	if (cfg->n_namespaces == CPRD_NAMESPACES_MAX)
+		return -E2BIG;
+	cfg->namespaces[cfg->n_namespaces++] = ns;
+	return 0;
+}
+
 static char *conf_strip(char *s)
 {
 	char *e;
@@ -165,6 +200,8 @@ static int conf_line(struct cprd_config *cfg, char *line)
 		return conf_add_quota(cfg, value);
 	if (strcmp(key, "admin") == 0)
 		return conf_add_admin(cfg, value);
+	if (strcmp(key, "namespace") == 0)
+		return conf_add_namespace(cfg, value);
 	return conf_set_limit(&cfg->limits, key, value);
 }
 
@@ -191,7 +228,9 @@ int conf_load(struct cprd_config *cfg, const char *path, bool must_exist)
 		r = conf_line(cfg, line);
 		if (r < 0) {
 			log_errno(r == -ENOENT ? -EINVAL : r, "%s:%u: %s", path, lineno,
-				  r == -ENOENT ? "unknown key" : "bad value");
+				  r == -ENOENT	 ? "unknown key"
+				  : r == -EEXIST ? "a second namespace line for that prefix"
+						 : "bad value");
 			break;
 		}
 	}

@@ -69,8 +69,22 @@ struct cprd_quota {
 	unsigned bundles;
 };
 
+/* "namespace = PREFIX WHO...": who may create names beginning with PREFIX. */
+#define CPRD_NAMESPACES_MAX 64u
+#define CPRD_NAMESPACE_WHO_MAX 16u
+struct cprd_namespace {
+	char prefix[CPRD_BUNDLE_NAME_MAX + 1]; /* "" for "*": every name */
+	bool anyone;
+	uid_t uids[CPRD_NAMESPACE_WHO_MAX];
+	size_t n_uids;
+	gid_t gids[CPRD_NAMESPACE_WHO_MAX];
+	size_t n_gids;
+};
+
 struct cprd_config {
 	struct cprd_limits limits;
+	struct cprd_namespace namespaces[CPRD_NAMESPACES_MAX];
+	size_t n_namespaces;
 	struct cprd_quota quotas[CPRD_QUOTAS_MAX];
 	size_t n_quotas;
 	uid_t admins[16]; /* may run daemon ops; uid 0 is always an admin */
@@ -244,6 +258,9 @@ int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_err
 bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);
 bool access_may_claim(const struct bundle *b, const struct cprd_peer *p);
 bool access_may_see(const struct bundle *b, const struct cprd_peer *p);
+/* May @p create a bundle named @name (cprd.conf(5), NAMESPACES)?  0, or
+ * -EACCES with @why filled. */
+int access_may_create(const char *name, const struct cprd_peer *p, char *why, size_t why_len);
 
 /* notify.c: never blocks; text waits in a queue, fds are sent now or not */
 int notify_setup(void);

@@ -120,9 +120,14 @@ static int create_bundle(struct request *r, struct bundle **ret_b)
 	bool tie = false;
 	int ret;
 
-	if (proto_get_str(r->req, "name", true, CPRD_BUNDLE_NAME_MAX, &name) < 0 ||
-	    !proto_name_valid(name))
-		return handle_bad_field(r, "name", -EINVAL);
+	char why[160];
+
+	ret = handle_name(r, &name);
+	if (ret < 0)
+		return ret;
+	ret = access_may_create(name, r->peer, why, sizeof(why));
+	if (ret < 0)
+		return handle_fail(r, ret, "%s", why);
 	ret = parse_consumers(r, &tmp);
 	if (ret == 0)
 		ret = create_options(r, &ttl, &tie);

@@ -250,9 +250,10 @@ int handle_bundle(struct request *r, struct bundle **ret)
 	const char *name;
 	struct bundle *b;
 
-	if (proto_get_str(r->req, "name", true, CPRD_BUNDLE_NAME_MAX, &name) < 0 ||
-	    !proto_name_valid(name))
-		return handle_bad_field(r, "name", -EINVAL);
+	int err = handle_name(r, &name);
+
+	if (err < 0)
+		return err;
 	b = store_find(name);
 	if (!b || !access_may_see(b, r->peer))
 		/* the same answer for "absent" and "not yours": names do not leak */

@@ -72,6 +72,29 @@ int handle_bad_field(struct request *r, const char *key, int err)
 	return -EINVAL;
 }
 
+int handle_name(struct request *r, const char **ret)
+{
+	struct json_object *v = proto_get_obj(r->req, "name");
+	const char *why = NULL;
+
+	if (!v)
+		why = "is required";
+	else if (!json_object_is_type(v, json_type_string))
+		why = "must be a string";
+	else if ((size_t)json_object_get_string_len(v) > CPRD_BUNDLE_NAME_MAX)
+		why = "is longer than 128 bytes";
+	else if (!proto_name_valid(json_object_get_string(v)))
+		why = "may hold only letters, digits and ._:@+=/- and may not be empty or "
+		      "start with . or -";
+	if (why) {
+		snprintf(r->why, sizeof(r->why), "field \"name\" %s", why);
+		r->fatal = true;
+		return -EINVAL;
+	}
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
 int handle_fail(struct request *r, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -146,12 +169,13 @@ static int handle_dispatch(struct request *r, const char *buf, size_t len)
 		r->fatal = true;
 		if (h)
 			return handle_fail(r, -EOPNOTSUPP,
-					   "op \"%s\" is protocol %u; this connection agreed to %u", q,
-					   h->since, handle_version(r->conn));
-		return handle_fail(r, -EOPNOTSUPP,
-				   "unknown op \"%s\": this daemon speaks protocol %u (\"hello\" lists "
-				   "its ops)",
-				   q, CPRD_PROTOCOL_VERSION);
+					   "op \"%s\" is protocol %u; this connection agreed to %u",
+					   q, h->since, handle_version(r->conn));
+		return handle_fail(
+			r, -EOPNOTSUPP,
+			"unknown op \"%s\": this daemon speaks protocol %u (\"hello\" lists "
+			"its ops)",
+			q, CPRD_PROTOCOL_VERSION);
 	}
 	ret = proto_check_keys(r->req, h->keys, r->why, sizeof(r->why));
 	if (ret == 0)

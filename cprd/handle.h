@@ -52,6 +52,9 @@ int handle_bad_field(struct request *r, const char *key, int err);
 /* Semantic failure: fill r->why, return @err. */
 int handle_fail(struct request *r, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The "name" field: present, a string, at most 128 bytes, of the allowed
+ * characters; each failure says which (malformed: fatal). */
+int handle_name(struct request *r, const char **ret);
 /* Find the bundle named by the "name" field, visible to the peer. */
 int handle_bundle(struct request *r, struct bundle **ret);
 struct json_object *handle_bundle_json(const struct bundle *b, bool detail);

@@ -84,7 +84,7 @@ static void exec_daemon(const struct cprd_daemon *d, const char *exe, const char
 void cprd_daemon_start(struct cprd_daemon *d, const char *exe, const char *conf,
 		       const char *const *args)
 {
-	char confpath[128], path[4096];
+	char confpath[128], path[4096], text[8192];
 
 	snprintf(d->dir, sizeof(d->dir), "/tmp/cprd-test-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(d->dir));
@@ -92,7 +92,12 @@ void cprd_daemon_start(struct cprd_daemon *d, const char *exe, const char *conf,
 	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
 	snprintf(confpath, sizeof(confpath), "%s/cprd.conf", d->dir);
-	write_file(confpath, conf ? conf : "# defaults\n");
+	/* The suites store as several uids under names of their choice: every
+	 * name is open to every uid unless @conf says otherwise (the default
+	 * namespaces are tested on their own, test_namespaces_default). */
+	snprintf(text, sizeof(text), "%s%s", conf ? conf : "# defaults\n",
+		 conf && strstr(conf, "namespace") ? "" : "namespace = * *\n");
+	write_file(confpath, text);
 	snprintf(path, sizeof(path), "%s", test_build_path(exe ? exe : "cprd/cprd"));
 	d->pid = fork();
 	ck_assert_int_ge(d->pid, 0);

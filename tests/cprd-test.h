@@ -21,7 +21,8 @@ struct cprd_daemon {
 /*
  * Start cprd (built binary @exe, NULL = cprd/cprd) on a socket in a fresh
  * directory, with the seccomp filter of the source tree, @conf as its
- * configuration file text (may be NULL) and extra arguments (NULL-ended).
+ * configuration file text (may be NULL; without a "namespace" line, every
+ * name is open to every uid) and extra arguments (NULL-ended).
  * Returns once the socket accepts connections.
  */
 void cprd_daemon_start(struct cprd_daemon *d, const char *exe, const char *conf,
