@@ -237,7 +237,7 @@ class TestLimits(ErrorCase):
 class TestAccess(ErrorCase):
     def test_permission_denied_claim(self):
         """Root sees another uid's bundle (an administrator) but may not claim it."""
-        name = self.name()
+        name = "uid-%d/%s" % (NOBODY, self.name())  # a name nobody may create
 
         def store():
             with cprd_client.Client() as c:
