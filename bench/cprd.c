@@ -13,7 +13,8 @@
  *          "store" (create + put + seal in one request; up to 252 fds,
  *          else create, put in chunks of 253 and seal, pipelined), then
  *          "claim" with "ack": true (the daemon sends the stream and the
- *          fds and forgets the bundle), each waiting for its reply
+ *          fds; the consumer acks once it has every one, and the daemon
+ *          forgets the bundle), each waiting for its reply
  *          (cprd_us_per_fd).  The producer's stream memfd is sealed, so
  *          the daemon keeps it rather than a copy (cprd-protocol(7)).
  *   leased the same store, then "claim" (token, lease) and a separate
@@ -28,7 +29,10 @@
  *   s6     store of each fd, then retrieve-and-delete of each, one fd per
  *          request as s6-fdholderd's protocol has it (bench/cprd-s6.c).
  *
- * Also the daemon's idle RSS and its memory per held fd.
+ * Also the daemon's idle RSS and its memory per held fd, and under load
+ * (bench/cprd-load.c): the hello rate over 1,000 connections with a silent
+ * and a non-reading peer, against one connection alone, and the RSS idle,
+ * loaded and after.
  *
  *	bench/cprd [--json] [--cprd PATH] [--policy PATH] [--rounds N] [--fds N]
  *		   [--no-kind-check] [--cpu N]
@@ -281,7 +285,8 @@ static void daemon_start(void)
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
 		execl(path, path, "--socket", sockpath, "--policy", arg_policy, "--config",
-		      "/dev/null", "--limit", "max-fds=16384", "--limit",
+		      "/dev/null", "--limit", "max-fds=16384", "--limit", "max-connections=1100",
+		      "--limit", "idle-timeout-ms=0", "--limit",
 		      arg_no_kind_check ? "check-fd-kinds=0" : "check-fd-kinds=1", (char *)NULL);
 		perror(path);
 		_exit(127);
@@ -571,6 +576,8 @@ int main(int argc, char *argv[])
 			printf("%6zu %16.3f %16.3f %12.2f %12.2f %16.3f %14s\n", n, f.cprd, f.raw,
 			       f.raw / f.cprd, f.raw / f.relay, f.leased, s6txt);
 	}
+	if (bench_cprd_load(sockpath, daemon_rss_kb, out) < 0)
+		fprintf(stderr, "bench/cprd: the load figures failed\n");
 	daemon_stop();
 	if (have_s6)
 		bench_s6_stop();
@@ -589,6 +596,19 @@ int main(int argc, char *argv[])
 		       "parity;\n"
 		       " cprd: store + claim with ack; leased: store + claim + ack)\n",
 		       !arg_no_kind_check, idle, per_fd);
+	if (!arg_json && json_object_object_get(out, "load_rate_ratio"))
+		printf("load: %.0f hello/s over %d connections with a silent and a non-reading "
+		       "peer, %.0f/s on one alone (ratio %.2f); RSS %lld kB idle, %lld kB with "
+		       "them open, %lld kB after\n",
+		       json_object_get_double(json_object_object_get(out, "hello_per_s_loaded")),
+		       json_object_get_int(json_object_object_get(out, "load_connections")),
+		       json_object_get_double(json_object_object_get(out, "hello_per_s_alone")),
+		       json_object_get_double(json_object_object_get(out, "load_rate_ratio")),
+		       (long long)json_object_get_int64(json_object_object_get(out, "rss_kb_idle")),
+		       (long long)json_object_get_int64(
+			       json_object_object_get(out, "rss_kb_1000_connections")),
+		       (long long)json_object_get_int64(
+			       json_object_object_get(out, "rss_kb_after")));
 	json_object_put(out);
 	return 0;
 }
