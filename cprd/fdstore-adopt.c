@@ -87,8 +87,10 @@ static int read_manifest(int fd, struct json_object **ret)
 }
 
 /* Pieces [0, n) share one id, sorted: manifest, stream, slots 0..n_fds-1. */
-static int adopt_group(struct piece *p, size_t n, char *why, size_t why_len)
+static int adopt_group(struct piece *p, size_t n, char *why, size_t why_len, char *name,
+		       size_t name_len)
 {
+	const char *s = NULL;
 	_cleanup_free_ int *fds = NULL;
 	struct json_object *m = NULL;
 	struct bundle *b;
@@ -104,6 +106,8 @@ static int adopt_group(struct piece *p, size_t n, char *why, size_t why_len)
 		snprintf(why, why_len, "unreadable manifest");
 		return r;
 	}
+	if (proto_get_str(m, "name", false, CPRD_BUNDLE_NAME_MAX, &s) == 0 && s)
+		snprintf(name, name_len, "%s", s);
 	n_fds = (size_t)json_object_get_int64(proto_get_obj(m, "fds"));
 	fds = malloc((n_fds ? n_fds : 1) * sizeof(int));
 	if (!fds || n_fds > cprd.cfg.limits.max_fds_total) {
@@ -169,16 +173,16 @@ int fdstore_adopt(int *fds, char **names, size_t n)
 	}
 	qsort(p, n_p, sizeof(*p), piece_cmp);
 	for (size_t i = 0, j; i < n_p; i = j) {
-		char why[256] = "";
+		char why[256] = "", name[CPRD_BUNDLE_NAME_MAX + 1] = "";
 
 		for (j = i + 1; j < n_p && p[j].id == p[i].id; j++)
 			;
-		if (adopt_group(p + i, j - i, why, sizeof(why)) == 0) {
+		if (adopt_group(p + i, j - i, why, sizeof(why), name, sizeof(name)) == 0) {
 			adopted++;
 			continue;
 		}
-		log_warnx("fd store: bundle id %" PRIu64 " (%zu fds) dropped: %s", p[i].id, j - i,
-			  why);
+		log_warnx("fd store: bundle %s%sid %" PRIu64 " (%zu fds) dropped: %s",
+			  name[0] ? log_quote(name) : "", name[0] ? ", " : "", p[i].id, j - i, why);
 		for (size_t k = i; k < j; k++)
 			piece_discard(&p[k]);
 	}

@@ -61,8 +61,13 @@ static int sandbox_load(const char *path, struct cpr_policy **ret)
 	struct cpr_error err = { 0 };
 	int r = cpr_policy_load(path, ret, &err);
 
-	if (r < 0)
-		log_errno(r, "policy %s: %s", path, err.message[0] ? err.message : "cannot load");
+	/* the message names the file and the reason already */
+	if (r == -ENOENT)
+		log_warnx("%s; give the seccomp policy with --policy PATH (policy/cprd.policy "
+			  "in the source tree), or --no-sandbox to run without one",
+			  err.message[0] ? err.message : path);
+	else if (r < 0)
+		log_warnx("%s", err.message[0] ? err.message : "cannot load the seccomp policy");
 	return r;
 }
 

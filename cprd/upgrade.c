@@ -511,10 +511,13 @@ static int upgrade_adopt_bundle(struct cpr_ctx *ctx, const void *data, size_t le
 	struct json_object *m = NULL;
 	_cleanup_free_ int *fds = NULL;
 	int stream = -EBADF, r;
-	char why[256] = "";
+	char why[256] = "", name[CPRD_BUNDLE_NAME_MAX + 1] = "?";
+	const char *s = NULL;
 	uint64_t id = 0, n = 0;
 
 	r = proto_parse(data, len, 8, &m, why, sizeof(why));
+	if (r == 0 && proto_get_str(m, "name", false, CPRD_BUNDLE_NAME_MAX, &s) == 0 && s)
+		snprintf(name, sizeof(name), "%s", s); /* the manifest is freed below */
 	if (r == 0 && (proto_get_u64(m, "id", true, INT64_MAX - 1, &id) < 0 ||
 		       proto_get_u64(m, "fds", true, CPR_FDS_MAX, &n) < 0))
 		r = -EBADMSG;
@@ -529,7 +532,8 @@ static int upgrade_adopt_bundle(struct cpr_ctx *ctx, const void *data, size_t le
 		for (size_t i = 0; fds && i < n; i++)
 			cpr_close(fds[i]);
 		cpr_close(stream);
-		log_errno(r, "upgrade: bundle id %" PRIu64 " lost: %s", id, why);
+		log_errno(r, "upgrade: bundle %s (id %" PRIu64 ") lost: %s", log_quote(name), id,
+			  why);
 	}
 	return r;
 }
