@@ -57,8 +57,8 @@ int cprd_claim(int sock, const char *name, uint64_t lease_ms, struct json_object
  * every fd and is done with what may fail; closing @sock before that seals
  * the bundle again.
  */
-int cprd_claim_take(int sock, const char *name, struct json_object **ret_reply,
-		    int *ret_stream_fd, int **ret_fds, size_t *ret_n_fds);
+int cprd_claim_take(int sock, const char *name, struct json_object **ret_reply, int *ret_stream_fd,
+		    int **ret_fds, size_t *ret_n_fds);
 /* The "token" of a claim's reply, or NULL. */
 const char *cprd_reply_token(struct json_object *reply);
 /*

@@ -171,8 +171,8 @@ struct cprd {
 	int signal_fd;
 	int watchdog_fd;
 	uint64_t watchdog_usec;
-	bool fdstore; /* park bundles in the service manager's fd store */
-	unsigned fdstore_max; /* FileDescriptorStoreMax= ($FDSTORE), 0: unknown */
+	bool fdstore;	       /* park bundles in the service manager's fd store */
+	unsigned fdstore_max;  /* FileDescriptorStoreMax= ($FDSTORE), 0: unknown */
 	unsigned fdstore_used; /* fds parked there */
 	unsigned n_conns;
 	struct bundle *bundles;

@@ -13,10 +13,11 @@
  * "watchdog", "stopping"), STATEDIR/pid the running cprd's pid,
  * STATEDIR/status the last STATUS= text, and STATEDIR/store the names held,
  * one per line.  With HARNESS_STALL set, the notification socket is not
- * read until SIGUSR1 (a service manager that hangs).  HARNESS_FDSTORE_MAX plays FileDescriptorStoreMax= (fds
- * beyond it are dropped, $FDSTORE says it).  With HARNESS_JUNK set, the
- * store starts with an incomplete bundle and an entry of unknown name.  SIGTERM stops cprd and
- * exits with its status.
+ * read until SIGUSR1 (a service manager that hangs).  HARNESS_FDSTORE_MAX
+ * plays FileDescriptorStoreMax= (fds beyond it are dropped, $FDSTORE says
+ * so).  With HARNESS_JUNK set, the store starts with an incomplete bundle
+ * and an entry of unknown name.  SIGTERM stops cprd and exits with its
+ * status.
  */
 #include <errno.h>
 #include <fcntl.h>
