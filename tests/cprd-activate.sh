@@ -79,6 +79,26 @@ kill -TERM "$SA"
 wait "$SA" || fail "cprd did not exit cleanly on SIGTERM"
 PIDS=
 
+# a daemon that never answers: cprctl gives up after --timeout (exit 111),
+# and by default after 30 s rather than never
+systemd-socket-activate --seqpacket -l "$T/mute" -- sleep 60 2>/dev/null &
+MUTE=$!
+PIDS=$MUTE
+i=0
+until [ -S "$T/mute" ]; do
+	i=$((i + 1))
+	[ "$i" -lt 300 ] || fail "no mute socket"
+	sleep 0.02
+done
+rc=0; "$CPRCTL" --timeout 300 hello --socket "$T/mute" 2> "$T/err" || rc=$?
+[ "$rc" = 111 ] || fail "a mute daemon: exit $rc, want 111: $(cat "$T/err")"
+grep -qi "timed out" "$T/err" || fail "no timeout reason: $(cat "$T/err")"
+rc=0; "$CPRCTL" --timeout 0 hello --socket "$T/mute" 2>/dev/null || rc=$?
+[ "$rc" = 100 ] || fail "--timeout 0: exit $rc, want 100"
+kill "$MUTE" 2>/dev/null || true
+wait "$MUTE" 2>/dev/null || true
+PIDS=
+
 # a passed fd that is not a SOCK_SEQPACKET listening socket: refused, exit 100
 rc=0
 LISTEN_FDS=1 LISTEN_FDNAMES=cprd.socket timeout 10 sh -c 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"' \
