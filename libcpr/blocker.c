@@ -197,7 +197,7 @@ int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, boo
 	for (size_t i = 0; i < ctx->n_blockers; i++) {
 		struct cpr_blocker *b = &ctx->blockers[i];
 
-		if (b->modes & CPR_MODE_BIT(mode))
+		if (b->modes & (unsigned)mode)
 			reason(&rs, -EBUSY, UINT32_MAX, b->id, "%s blocked: %s", mode_name(mode),
 			       b->reason);
 	}

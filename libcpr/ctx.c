@@ -335,6 +335,18 @@ int ctx_outgoing(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level,
 	if (!ctx || (mode != CPR_MODE_EXEC && mode != CPR_MODE_TRANSFER) || !ret_state ||
 	    !ret_fds || !ret_n_fds)
 		return -EINVAL;
+	if (ctx->handed_off) {
+		cpr_error_set(ret_err, -EALREADY, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "this context's state was handed off: a receiver acknowledged it "
+			      "and owns it now");
+		return -EALREADY;
+	}
+	if (ctx->sent_pending) {
+		cpr_error_set(ret_err, -EBUSY, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+			      "a transfer sent from this context awaits its ack "
+			      "(cpr_transfer_wait_ack()); a second hand-off would make two owners");
+		return -EBUSY;
+	}
 	if (level == 0)
 		level = cpr_ctx_get_target_level(ctx);
 	if (level < CPR_LEVEL_MIN || level > CPR_LEVEL_MAX) {

@@ -41,7 +41,7 @@ struct fdreg_index {
 
 struct cpr_blocker {
 	uint32_t id;
-	unsigned modes; /* CPR_MODE_BIT() mask */
+	unsigned modes; /* CPR_MODE_* or'ed */
 	char *reason;
 };
 
@@ -103,6 +103,8 @@ struct cpr_ctx {
 
 	bool sent_pending;   /* a transfer was sent and awaits its ack */
 	uint8_t sent_id[16]; /* the stream id that ack must repeat */
+	bool handed_off;     /* a receiver acked: this context owns nothing to hand off */
+	bool acked;	     /* cpr_transfer_ack() was sent for the incoming state */
 };
 
 /*

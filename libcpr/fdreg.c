@@ -16,6 +16,7 @@
 
 #include "ctx.h"
 #include "internal.h"
+#include "stream.h"
 
 #ifndef F_GET_SEALS
 #define F_GET_SEALS 1034
@@ -424,9 +425,11 @@ static int check_kind_logged(struct cpr_ctx *ctx, int fd, uint32_t kind, const c
 	return r;
 }
 
+/* The rules of cpr-state(5): what the stream could not carry is refused now,
+ * not at the next upgrade. */
 static bool name_ok(const char *name)
 {
-	return name && *name && strlen(name) <= CPR_NAME_MAX;
+	return name && state_name_valid(name, NULL);
 }
 
 CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
@@ -589,7 +592,7 @@ static int adopt_check_fds(struct cpr_ctx *ctx, const struct cpr_state *st, cons
 static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, int fd,
 				struct cpr_error *ret_err)
 {
-	bool want_huge = rb->must_flags & CPR_RB_HUGETLB;
+	bool want_huge = rb->must_flags & CPR_STATE_RB_HUGETLB;
 	struct stat st;
 	char q[80];
 

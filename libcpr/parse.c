@@ -412,7 +412,7 @@ static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page, u
 {
 	const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(st, i);
 	const struct cpr_state_fd *fd = cpr_state_fd_get(st, rb->fd_index);
-	uint64_t unit = rb->must_flags & CPR_RB_HUGETLB ? 2u << 20 : page;
+	uint64_t unit = rb->must_flags & CPR_STATE_RB_HUGETLB ? 2u << 20 : page;
 
 	if (!rb->align || rb->align & (rb->align - 1) || rb->align < page ||
 	    rb->align > CPR_ALIGN_MAX)
@@ -424,7 +424,7 @@ static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page, u
 	if (!rb->used_length || rb->used_length > rb->max_length || rb->used_length % unit)
 		return rb_fail(err, -EBADMSG, i, rb, off,
 			       "used_length is zero, over max_length, or not a page multiple");
-	if (!(rb->must_flags & CPR_RB_RESIZEABLE) && rb->used_length != rb->max_length)
+	if (!(rb->must_flags & CPR_STATE_RB_RESIZEABLE) && rb->used_length != rb->max_length)
 		return rb_fail(
 			err, -EBADMSG, i, rb, off,
 			"used_length differs from max_length on a block that is not resizeable");
@@ -434,8 +434,9 @@ static int check_ramblock(const struct cpr_state *st, size_t i, uint64_t page, u
 	if (!fd || fd->kind != CPR_FD_MEMFD)
 		return rb_fail(err, -EBADMSG, i, rb, off,
 			       "fd_index does not name a memfd FD record");
-	if (rb->must_flags & CPR_RB_MAP_AT_ADDR && (!rb->host_addr || rb->host_addr % rb->align ||
-						    rb->host_addr > (1ull << 47) - rb->max_length))
+	if (rb->must_flags & CPR_STATE_RB_MAP_AT_ADDR &&
+	    (!rb->host_addr || rb->host_addr % rb->align ||
+	     rb->host_addr > (1ull << 47) - rb->max_length))
 		return rb_fail(err, -EBADMSG, i, rb, off,
 			       "host_addr is not an aligned user-space range");
 	if (rb->gmem_fd_ref) {

@@ -13,6 +13,7 @@
 
 #include "ctx.h"
 #include "internal.h"
+#include "stream.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004u
@@ -71,15 +72,15 @@ void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *r
 		.fd_offset = rb->fd_offset,
 	};
 	if (rb->flags & CPR_RAMBLOCK_RESIZEABLE)
-		ret->must_flags |= CPR_RB_RESIZEABLE;
+		ret->must_flags |= CPR_STATE_RB_RESIZEABLE;
 	if (rb->hugetlb)
-		ret->must_flags |= CPR_RB_HUGETLB;
+		ret->must_flags |= CPR_STATE_RB_HUGETLB;
 	if (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR)
-		ret->must_flags |= CPR_RB_MAP_AT_ADDR;
+		ret->must_flags |= CPR_STATE_RB_MAP_AT_ADDR;
 	if (rb->flags & CPR_RAMBLOCK_DONTDUMP)
-		ret->hint_flags |= CPR_RB_HINT_DONTDUMP;
+		ret->hint_flags |= CPR_STATE_RB_HINT_DONTDUMP;
 	if (rb->thp)
-		ret->hint_flags |= CPR_RB_HINT_THP;
+		ret->hint_flags |= CPR_STATE_RB_HINT_THP;
 	snprintf(ret->idstr, sizeof(ret->idstr), "%s", rb->idstr);
 }
 
@@ -254,8 +255,8 @@ static void prop_check(char *msg, size_t len, const char *prop, uint64_t want, u
 static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 		       const struct cpr_state_ramblock *rec)
 {
-	uint64_t rec_page = rec->must_flags & CPR_RB_HUGETLB ? HUGE_2M : ctx_page_size();
-	bool rec_resz = rec->must_flags & CPR_RB_RESIZEABLE;
+	uint64_t rec_page = rec->must_flags & CPR_STATE_RB_HUGETLB ? HUGE_2M : ctx_page_size();
+	bool rec_resz = rec->must_flags & CPR_STATE_RB_RESIZEABLE;
 	bool want_resz = rb->flags & CPR_RAMBLOCK_RESIZEABLE;
 	char msg[512] = "";
 
@@ -282,12 +283,12 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 	rb->fd_offset = rec->fd_offset;
 	rb->page_size = rec_page;
 	rb->hugetlb = rec_page == HUGE_2M;
-	rb->thp = !!(rec->hint_flags & CPR_RB_HINT_THP) ||
+	rb->thp = !!(rec->hint_flags & CPR_STATE_RB_HINT_THP) ||
 		  (!rb->hugetlb && (rb->flags & CPR_RAMBLOCK_HUGEPAGES));
 	rb->flags &= ~(unsigned)(CPR_RAMBLOCK_RESIZEABLE | CPR_RAMBLOCK_MAP_AT_ADDR);
 	rb->flags |= rec_resz ? CPR_RAMBLOCK_RESIZEABLE : 0;
-	rb->flags |= rec->must_flags & CPR_RB_MAP_AT_ADDR ? CPR_RAMBLOCK_MAP_AT_ADDR : 0;
-	rb->flags |= rec->hint_flags & CPR_RB_HINT_DONTDUMP ? CPR_RAMBLOCK_DONTDUMP : 0;
+	rb->flags |= rec->must_flags & CPR_STATE_RB_MAP_AT_ADDR ? CPR_RAMBLOCK_MAP_AT_ADDR : 0;
+	rb->flags |= rec->hint_flags & CPR_STATE_RB_HINT_DONTDUMP ? CPR_RAMBLOCK_DONTDUMP : 0;
 	return 0;
 }
 
@@ -295,8 +296,8 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 {
 	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
-	bool at_addr =
-		(rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) || (rec->must_flags & CPR_RB_MAP_AT_ADDR);
+	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
+		       (rec->must_flags & CPR_STATE_RB_MAP_AT_ADDR);
 	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
 	int r;
 
@@ -332,9 +333,9 @@ static int check_args(struct cpr_ctx *ctx, const char *idstr, uint64_t used, uin
 {
 	uint64_t ps = ctx_page_size();
 
-	if (!ctx || !idstr || !*idstr || strlen(idstr) > CPR_NAME_MAX || (flags & ~RB_FLAGS_ALL))
+	if (!ctx || !idstr || !state_name_valid(idstr, NULL) || (flags & ~RB_FLAGS_ALL))
 		return -EINVAL;
-	if (!used || used % ps || max % ps || max > CPR_BLOCK_MAX)
+	if (!used || used % ps || max % ps || used > CPR_BLOCK_MAX || max > CPR_BLOCK_MAX)
 		return -EINVAL;
 	if ((flags & CPR_RAMBLOCK_RESIZEABLE) ? max < used : (max && max != used))
 		return -EINVAL;

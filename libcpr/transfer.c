@@ -7,6 +7,7 @@
  * on any error, then answers with a NAK that says why.
  */
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,6 +213,30 @@ static int outgoing_send(int sock, const struct outgoing *o, struct cpr_error *e
 	return 0;
 }
 
+/* A connected SOCK_STREAM UNIX socket: a datagram socket would lose the
+ * stream's boundaries and the fds' order. */
+static int xfer_check_socket(int sock, struct cpr_error *err)
+{
+	int type = 0, domain = 0;
+	socklen_t sl = sizeof(type), dl = sizeof(domain);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 ||
+	    getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0) {
+		int r = errno == ENOTSOCK ? -ENOTSOCK : -errno;
+
+		xfer_err(err, r, "the transfer channel is not a socket: %s", strerror(-r));
+		return r;
+	}
+	if (domain != AF_UNIX || type != SOCK_STREAM) {
+		xfer_err(err, -ESOCKTNOSUPPORT,
+			 "the transfer channel must be a connected SOCK_STREAM UNIX socket "
+			 "(domain %d, type %d)",
+			 domain, type);
+		return -ESOCKTNOSUPPORT;
+	}
+	return 0;
+}
+
 CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
 {
 	struct outgoing o = { 0 };
@@ -221,8 +246,9 @@ CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error
 		return -EINVAL;
 	if (sock < 0)
 		return -EBADF;
-	ctx->sent_pending = false;
-	r = outgoing_build(ctx, &o, ret_err);
+	r = xfer_check_socket(sock, ret_err);
+	if (r >= 0)
+		r = outgoing_build(ctx, &o, ret_err);
 	if (r >= 0)
 		r = outgoing_send(sock, &o, ret_err);
 	if (r >= 0) {
@@ -248,15 +274,46 @@ CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_
 		return -EINVAL;
 	if (sock < 0)
 		return -EBADF;
-	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms,
-			    ctx->sent_pending ? ctx->sent_id : NULL, ret_err);
-	if (r == 0)
-		ctx->sent_pending = false;
+	if (!ctx->sent_pending) {
+		xfer_err(ret_err, -ENOENT, "no transfer sent from this context awaits an ack");
+		return -ENOENT;
+	}
+	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, ctx->sent_id,
+			    ret_err);
+	/* one ack for this stream id hands the state off; anything else keeps it ours */
+	ctx->sent_pending = false;
+	ctx->handed_off = r == 0;
 	if (r == 0)
 		ctx_log(ctx, LOG_INFO, "transfer: acknowledged; the receiver owns the state");
 	else
-		ctx_log(ctx, LOG_ERR, "transfer: no ack: %s", strerror(-r));
+		ctx_log(ctx, LOG_ERR, "transfer: no ack: %s; the state is still ours",
+			strerror(-r));
 	return r;
+}
+
+/*
+ * An acknowledged hand-off whose receiver is gone before the VMM's own
+ * commit (a protocol of the VMM's on top, such as its vCPU state, failed):
+ * take the state back.  Only once the receiver's end of @sock is closed:
+ * while it is open, the receiver may own the state.
+ */
+CPR_EXPORT int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+
+	if (!ctx)
+		return -EINVAL;
+	if (sock < 0)
+		return -EBADF;
+	if (!ctx->handed_off)
+		return -ENOENT;
+	if (poll(&p, 1, 0) < 0)
+		return -errno;
+	if (!(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return -EBUSY;
+	ctx->handed_off = false;
+	ctx_log(ctx, LOG_INFO, "transfer: the receiver is gone; the state is ours again");
+	return 0;
 }
 
 /* ---------------------------------------------------------------- receiver */
@@ -476,12 +533,16 @@ CPR_EXPORT int cpr_transfer_ack(struct cpr_ctx *ctx, int sock)
 	st = cpr_ctx_incoming_state(ctx);
 	if (!st)
 		return -ENOENT;
+	if (ctx->acked) /* a second ack could release a sender twice */
+		return -EALREADY;
 	r = cpr_state_get_info(st, &info);
 	if (r < 0)
 		return r;
 	r = xfer_reply(sock, 0, NULL, info.stream_id);
 	if (r < 0)
 		ctx_log(ctx, LOG_ERR, "transfer: sending the ack: %s", strerror(-r));
+	else
+		ctx->acked = true;
 	return r;
 }
 

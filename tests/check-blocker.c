@@ -53,10 +53,8 @@ START_TEST(test_cpr_check_per_mode)
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), 0);
 	ck_assert_int_eq(s.n, 0);
-	ck_assert_int_eq(
-		cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "vhost-user backend", &a), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER), "local socket", &b),
-			 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "vhost-user backend", &a), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_TRANSFER, "local socket", &b), 0);
 	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "migration in progress", &c), 0);
 	ck_assert_uint_ne(a, b);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), -EBUSY);
@@ -90,6 +88,11 @@ START_TEST(test_cpr_blocker_add_einval)
 	big[sizeof(big) - 1] = 0;
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_blocker_add(NULL, CPR_MODES_ALL, "r", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 2, "no such mode", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "no mode", NULL), -EINVAL);
+	/* cpr_check() judges one mode at a time */
+	ck_assert_int_eq(cpr_check(ctx, (enum cpr_mode)CPR_MODES_ALL, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_check(ctx, (enum cpr_mode)0, 0, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "r", NULL), -EINVAL);
 	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 7, "r", NULL), -EINVAL);
 	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "", NULL), -EINVAL);

@@ -286,7 +286,7 @@ START_TEST(test_cpr_exec_blocked)
 	int nfds = test_count_fds();
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "device busy", NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "device busy", NULL), 0);
 	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "device busy"));
 	cpr_ctx_free(ctx);

@@ -201,6 +201,8 @@ START_TEST(test_cpr_fd_save_errors)
 	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_MEMFD), -EMEDIUMTYPE);
 	ck_assert_int_eq(cpr_fd_save(ctx, "p", -1, p[0], CPR_FD_GENERIC), -EINVAL);
 	ck_assert_int_eq(cpr_fd_save(ctx, "", 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap 0", 0, p[0], CPR_FD_GENERIC), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap\\0", 0, p[0], CPR_FD_GENERIC), -EINVAL);
 	ck_assert_int_eq(cpr_fd_save(ctx, NULL, 0, p[0], CPR_FD_GENERIC), -EINVAL);
 	ck_assert_int_eq(cpr_fd_save(ctx, longname, 0, p[0], CPR_FD_GENERIC), -EINVAL);
 	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], 0), -EINVAL);

@@ -288,16 +288,15 @@ START_TEST(test_cpr_handoff_export_refusals)
 	uint32_t id;
 
 	old_vmm_new(&o);
-	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER),
-					 "a device that cannot move", &id),
-			 0);
+	ck_assert_int_eq(
+		cpr_blocker_add(o.ctx, CPR_MODE_TRANSFER, "a device that cannot move", &id), 0);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "a device that cannot move"));
 	ck_assert_ptr_null(stream);
 	ck_assert_ptr_null(fds);
 	/* An exec-only blocker does not stop a hand-off. */
 	ck_assert_int_eq(cpr_blocker_remove(o.ctx, id), 0);
-	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_BIT(CPR_MODE_EXEC), "exec only", NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_EXEC, "exec only", NULL), 0);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, NULL), 0);
 	free(stream);
 	free(fds);

@@ -174,6 +174,11 @@ START_TEST(test_cpr_ramblock_new_einval)
 	ck_assert_int_eq(cpr_ramblock_new(ctx, NULL, ps, 0, 0, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "", ps, 0, 0, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, longname, ps, 0, 0, 0, &rb), -EINVAL);
+	/* what cpr-state(5) cannot carry is refused now, not at the upgrade */
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc ram", ps, 0, 0, 0, &rb), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc\"ram", ps, 0, 0, 0, &rb), -EINVAL);
+	/* CPR_BLOCK_MAX holds for a block that cannot grow too: EINVAL, not ENOMEM */
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", CPR_BLOCK_MAX + ps, 0, 0, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", 0, 0, 0, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps + 1, 0, 0, 0, &rb), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 2 * ps, 0, 0, &rb), -EINVAL);

@@ -278,7 +278,7 @@ START_TEST(test_state_parse_capped_accepts_hint)
 	ck_assert_msg(cpr_state_parse(buf, (size_t)len, 1, &st, &err) == 0, "%s", err.message);
 	/* Unknown hint bits are kept as read, with no effect on a level-1 reader. */
 	ck_assert_uint_eq(cpr_state_ramblock_get(st, 0)->hint_flags,
-			  CPR_RB_HINT_DONTDUMP | CPR_RB_HINT_THP);
+			  CPR_STATE_RB_HINT_DONTDUMP | CPR_STATE_RB_HINT_THP);
 	free(buf);
 	cpr_state_free(st);
 	test_assert_no_fd_leak(nfds);
@@ -666,8 +666,8 @@ static const struct hostile hostile[] = {
 	FX("fd_index not a memfd", RB, 0, 40, 4, 2, BAD, "fd_index"),
 	FX("fd_index out of range", RB, 0, 40, 4, 99, BAD, "fd_index"),
 	FX("blocks overlap in one memfd", RB, 1, 40, 4, 0, BAD, "overlaps"),
-	FX("hugetlb needs 2 MiB units", RB, 1, 48, 4, CPR_RB_HUGETLB | CPR_RB_RESIZEABLE, BAD,
-	   "used_length"),
+	FX("hugetlb needs 2 MiB units", RB, 1, 48, 4,
+	   CPR_STATE_RB_HUGETLB | CPR_STATE_RB_RESIZEABLE, BAD, "used_length"),
 	FX("map_at_addr at 0", RB, 1, 24, 8, 0, BAD, "host_addr"),
 	FX("map_at_addr kernel half", RB, 1, 24, 8, 0xffff800000000000ull, BAD, "host_addr"),
 	FX("map_at_addr unaligned", RB, 1, 24, 8, 0x7f1300000800ull, BAD, "host_addr"),
@@ -677,7 +677,7 @@ static const struct hostile hostile[] = {
 	FX("gmem ref out of range", RB, 0, 44, 4, 77, BAD, "gmem_fd_ref"),
 	FX("gmem_offset without ref", RB, 0, 64, 8, 4096, BAD, "gmem_offset"),
 	FXL("gmem ref, level-1 reader", RB, 0, 44, 4, 1, 1, NOSUP, "'gmem_fd_ref' (level 2)"),
-	FXL("thp hint, level-1 reader", RB, 1, 52, 4, CPR_RB_HINT_THP, 1, 0, NULL),
+	FXL("thp hint, level-1 reader", RB, 1, 52, 4, CPR_STATE_RB_HINT_THP, 1, 0, NULL),
 };
 
 static void poke(uint8_t *p, unsigned width, uint64_t v)

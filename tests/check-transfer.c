@@ -324,9 +324,7 @@ START_TEST(test_cpr_transfer_send_refused_locally)
 	ck_assert_int_eq(cpr_transfer_wait_ack(NULL, sv[0], 0, &err), -EINVAL);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], -2, &err), -EINVAL);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, -1, 0, &err), -EBADF);
-	ck_assert_int_eq(cpr_blocker_add(s->ctx, CPR_MODE_BIT(CPR_MODE_TRANSFER),
-					 "a vhost-user device", &id),
-			 0);
+	ck_assert_int_eq(cpr_blocker_add(s->ctx, CPR_MODE_TRANSFER, "a vhost-user device", &id), 0);
 	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -EBUSY);
 	ck_assert(strstr(err.message, "vhost-user"));
 	ck_assert_int_eq(scm_wait(sv[1], 0), -ETIMEDOUT); /* nothing was sent */
@@ -644,7 +642,7 @@ START_TEST(test_cpr_transfer_recv_already)
 {
 	int before = test_count_fds(), sv[2];
 	struct cpr_error err = { 0 };
-	struct sender *s = sender_new(2);
+	struct sender *s = sender_new(2), *s2;
 	struct cpr_ctx *ctx;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -657,14 +655,74 @@ START_TEST(test_cpr_transfer_recv_already)
 	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), 0);
 	ck_assert_int_eq(cpr_transfer_ack(ctx, sv[1]), 0);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], 1000, &err), 0);
-	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), 0);
-	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), -EALREADY);
-	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], 1000, &err), -ECONNREFUSED);
+	/* handed off: the sender owns nothing to send again, by any carrier */
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -EALREADY);
 	ck_assert_int_eq(err.code, -EALREADY);
+	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], 0, &err), -ENOENT);
+	/* a receiver that has state refuses a second one, and acks only once */
+	s2 = sender_new(1);
+	ck_assert_int_eq(cpr_transfer_send(s2->ctx, sv[0], &err), 0);
+	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), -EALREADY);
+	ck_assert_int_eq(cpr_transfer_wait_ack(s2->ctx, sv[0], 1000, &err), -ECONNREFUSED);
+	ck_assert_int_eq(err.code, -EALREADY);
+	ck_assert_int_eq(cpr_transfer_ack(ctx, sv[1]), -EALREADY);
 	cpr_close(sv[0]);
-	ck_assert_int_eq(cpr_transfer_ack(ctx, sv[1]), -EPIPE); /* the sender is gone */
 	cpr_close(sv[1]);
 	cpr_ctx_free(ctx);
+	sender_free(s2);
+	sender_free(s);
+	test_assert_no_fd_leak(before);
+}
+END_TEST
+
+/*
+ * One owner: a datagram channel is refused; a second send while the first
+ * awaits its ack is refused; after an ack nothing is sent again (transfer,
+ * exec) until the receiver is gone and the sender reclaims the state.
+ */
+START_TEST(test_cpr_transfer_one_owner)
+{
+	int before = test_count_fds(), sv[2], dg[2], pp[2];
+	struct cpr_error err = { 0 };
+	struct sender *s = sender_new(1);
+	char *const argv[] = { (char *)"true", NULL };
+	struct cpr_ctx *ctx;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, dg), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, dg[0], &err), -ESOCKTNOSUPPORT);
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, pp[1], &err), -ENOTSOCK);
+	cpr_close(pp[0]);
+	cpr_close(pp[1]);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -EBUSY);
+	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), 0);
+	ck_assert_int_eq(cpr_transfer_ack(ctx, sv[1]), 0);
+	ck_assert_int_eq(cpr_transfer_reclaim(s->ctx, sv[0]), -ENOENT); /* not handed off yet */
+	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], 1000, &err), 0);
+	ck_assert_int_eq(cpr_exec(s->ctx, "/bin/true", argv, NULL, &err), -EALREADY);
+	ck_assert_ptr_nonnull(strstr(err.message, "handed off"));
+	/* the receiver is still there: the state may be its */
+	ck_assert_int_eq(cpr_transfer_reclaim(s->ctx, sv[0]), -EBUSY);
+	cpr_close(sv[1]);
+	cpr_ctx_free(ctx);
+	ck_assert_int_eq(cpr_transfer_reclaim(s->ctx, sv[0]), 0);
+	cpr_close(sv[0]);
+	/* ours again: a new receiver takes it */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), 0);
+	ck_assert_int_eq(cpr_transfer_recv(ctx, sv[1], &err), 0);
+	ck_assert_int_eq(cpr_transfer_ack(ctx, sv[1]), 0);
+	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], 1000, &err), 0);
+	cpr_fd_close_unclaimed(ctx);
+	cpr_ctx_free(ctx);
+	cpr_close(sv[0]);
+	cpr_close(sv[1]);
+	cpr_close(dg[0]);
+	cpr_close(dg[1]);
 	sender_free(s);
 	test_assert_no_fd_leak(before);
 }
@@ -841,6 +899,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_cpr_transfer_recv_kind_mismatch_late);
 	tcase_add_test(tc, test_cpr_transfer_recv_slots);
 	tcase_add_test(tc, test_cpr_transfer_recv_already);
+	tcase_add_test(tc, test_cpr_transfer_one_owner);
 	tcase_add_test(tc, test_cpr_transfer_recv_timeout);
 	tcase_add_test(tc, test_cpr_transfer_listen_mode);
 	tcase_add_test(tc, test_cpr_transfer_listen_invalid);

@@ -24,14 +24,14 @@ struct cpr_state *fixture_state(enum fixture f)
 		  .max_length = 256u << 20,
 		  .host_addr = 0x7f1200000000ull,
 		  .fd_index = 0,
-		  .hint_flags = CPR_RB_HINT_DONTDUMP },
+		  .hint_flags = CPR_STATE_RB_HINT_DONTDUMP },
 		{ .idstr = "/rom@etc/acpi/tables",
 		  .align = 4096,
 		  .used_length = 128u << 10,
 		  .max_length = 2u << 20,
 		  .host_addr = 0x7f1300000000ull,
 		  .fd_index = 1,
-		  .must_flags = CPR_RB_RESIZEABLE | CPR_RB_MAP_AT_ADDR },
+		  .must_flags = CPR_STATE_RB_RESIZEABLE | CPR_STATE_RB_MAP_AT_ADDR },
 	};
 	static const char vcpu[] = "rip=0xfff0 rflags=0x2 cr0=0x60000010";
 
@@ -40,7 +40,7 @@ struct cpr_state *fixture_state(enum fixture f)
 	cpr_state_set_stream_id(st, fixture_id);
 	cpr_state_set_generation(st, 7);
 	if (f == FIXTURE_LEVEL2_HINT)
-		rbs[0].hint_flags |= CPR_RB_HINT_THP;
+		rbs[0].hint_flags |= CPR_STATE_RB_HINT_THP;
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		cpr_state_add_fd(st, &fds[i]);
 	if (f == FIXTURE_LEVEL2_GMEM) {

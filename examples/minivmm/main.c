@@ -249,8 +249,8 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 		if (parse_mode_list(arg, block, MAX_CYCLE, &n) < 0)
 			return -EINVAL;
 		for (unsigned i = 0; i < n; i++)
-			o->block_modes |= CPR_MODE_BIT(
-				block[i] == UPGRADE_EXEC ? CPR_MODE_EXEC : CPR_MODE_TRANSFER);
+			o->block_modes |=
+				block[i] == UPGRADE_EXEC ? CPR_MODE_EXEC : CPR_MODE_TRANSFER;
 		return 0;
 	case OPT_RUN_DIR:
 		o->run_dir = arg;

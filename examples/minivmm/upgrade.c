@@ -455,9 +455,13 @@ static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t l
 
 	sock = transfer_prepare(m, path, &pid, &pidfd, why, len);
 	r = sock < 0 ? sock : handoff_vcpus(m, UPGRADE_TRANSFER, sock, pid, pidfd, why, len);
-	fd_close(sock);
 	if (r < 0)
 		child_stop(pid, pidfd);
+	/* acknowledged, then failed before running the guest: the receiver
+	 * is gone now, and the state is this image's again */
+	if (r < 0 && sock >= 0 && cpr_transfer_reclaim(m->ctx, sock) < 0)
+		fprintf(stderr, "minivmm: the state cannot be taken back from pid %d\n", (int)pid);
+	fd_close(sock);
 	fd_close(pidfd);
 	return r;
 }

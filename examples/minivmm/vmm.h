@@ -44,7 +44,7 @@ struct options {
 	double exit_after;     /* after the last upgrade; < 0 = never */
 	const char *upgrade_to;
 	uint32_t target_level;
-	unsigned block_modes; /* CPR_MODE_BIT()s */
+	unsigned block_modes; /* CPR_MODE_* or'ed */
 	const char *run_dir;
 	const char *cprd_socket;
 	const char *incoming_transfer; /* internal: socket of the old image */

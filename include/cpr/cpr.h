@@ -33,12 +33,12 @@ extern "C" {
 /* Largest number of fds in one SCM_RIGHTS message (the kernel's SCM_MAX_FD). */
 #define CPR_SCM_MAX_FDS 253u
 
+/* A mode is one bit: cpr_blocker_add() takes several or'ed, cpr_check() one. */
 enum cpr_mode {
-	CPR_MODE_EXEC = 1,
-	CPR_MODE_TRANSFER = 2,
+	CPR_MODE_EXEC = 1u << 0,
+	CPR_MODE_TRANSFER = 1u << 1,
 };
-#define CPR_MODES_ALL ((1u << CPR_MODE_EXEC) | (1u << CPR_MODE_TRANSFER))
-#define CPR_MODE_BIT(m) (1u << (m))
+#define CPR_MODES_ALL ((unsigned)CPR_MODE_EXEC | (unsigned)CPR_MODE_TRANSFER)
 
 struct cpr_ctx;
 struct cpr_ramblock;
@@ -147,6 +147,8 @@ int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err);
 int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Wait (up to @timeout_ms, -1 = forever) for the receiver's ack. */
 int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms, struct cpr_error *ret_err);
+/* After an ack, take the state back once the receiver's end of @sock is closed. */
+int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock);
 int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Receiver: everything is validated and adopted; let the sender go. */
 int cpr_transfer_ack(struct cpr_ctx *ctx, int sock);

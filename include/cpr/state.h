@@ -56,13 +56,14 @@ enum cpr_fd_kind {
 
 /* FD record flags.  No must-understand or hint bits are defined yet. */
 
-/* RAMBLOCK must-understand flags. */
-#define CPR_RB_RESIZEABLE (1u << 0)  /* used_length may change up to max_length */
-#define CPR_RB_HUGETLB (1u << 1)     /* memfd lives on hugetlbfs (2 MiB pages) */
-#define CPR_RB_MAP_AT_ADDR (1u << 2) /* must be mapped at host_addr */
+/* RAMBLOCK must-understand flags of the stream (cpr-state(5)); not the
+ * CPR_RAMBLOCK_* flags of cpr_ramblock_new(), which say what to create. */
+#define CPR_STATE_RB_RESIZEABLE (1u << 0)  /* used_length may change up to max_length */
+#define CPR_STATE_RB_HUGETLB (1u << 1)	   /* memfd lives on hugetlbfs (2 MiB pages) */
+#define CPR_STATE_RB_MAP_AT_ADDR (1u << 2) /* must be mapped at host_addr */
 /* RAMBLOCK hint flags. */
-#define CPR_RB_HINT_DONTDUMP (1u << 0) /* exclude from core dumps (level 1) */
-#define CPR_RB_HINT_THP (1u << 1)      /* prefer transparent huge pages (level 2, droppable) */
+#define CPR_STATE_RB_HINT_DONTDUMP (1u << 0) /* exclude from core dumps (level 1) */
+#define CPR_STATE_RB_HINT_THP (1u << 1) /* prefer transparent huge pages (level 2, droppable) */
 
 struct cpr_state_fd {
 	uint32_t slot; /* exec: fd number; transfer: index in the fd array */
@@ -82,8 +83,8 @@ struct cpr_state_ramblock {
 	uint32_t fd_index;    /* index of the FD record (kind memfd) */
 	uint32_t gmem_fd_ref; /* 0 = none, n = FD record n-1 (level 2) */
 	uint64_t gmem_offset; /* offset in the guest_memfd (level 2) */
-	uint32_t must_flags;  /* CPR_RB_* */
-	uint32_t hint_flags;  /* CPR_RB_HINT_* */
+	uint32_t must_flags;  /* CPR_STATE_RB_* */
+	uint32_t hint_flags;  /* CPR_STATE_RB_HINT_* */
 	char idstr[CPR_NAME_MAX + 1];
 };
 
