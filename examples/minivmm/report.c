@@ -8,7 +8,7 @@
 
 #include "vmm.h"
 
-#define PROGRESS_TIMEOUT_NS (3ull * 1000000000ull)
+#define PROGRESS_TIMEOUT_NS (10ull * 1000000000ull)
 
 static const char *engine(const struct vmm *m)
 {
@@ -37,15 +37,23 @@ static double ms(uint64_t a, uint64_t b)
 }
 
 /* Wait until every vCPU has sent a heartbeat since it (re)started here. */
-static void wait_progress(struct vmm *m, uint64_t *base)
+/*
+ * Until every vCPU's counter in guest RAM has moved past the value it had
+ * when the guest was stopped, which is what the checks then require; the
+ * heartbeat exits are no proof of it (a vCPU stopped at its heartbeat port
+ * completes that same exit first when it runs again).  Bounded: a guest
+ * that does not run fails the checks.
+ */
+static void wait_progress(struct vmm *m, uint64_t *after)
 {
 	uint64_t deadline = now_ns() + PROGRESS_TIMEOUT_NS;
 
 	for (;;) {
 		bool all = true;
 
+		machine_counters(m, after);
 		for (unsigned i = 0; i < m->rec.n_vcpus; i++)
-			if (atomic_load(&m->vm.vcpus[i].heartbeats) <= base[i])
+			if (after[i] <= m->report.pause.counters[i])
 				all = false;
 		if (all || m->vm.failed || now_ns() > deadline)
 			return;
@@ -168,11 +176,9 @@ static int upgrade_checks(struct vmm *m, const uint64_t *after, char *why, size_
 void report_upgrade(struct vmm *m)
 {
 	struct upgrade_report *r = &m->report;
-	uint64_t base[VM_MAX_VCPUS] = { 0 };
 	char why[256] = "";
 
-	wait_progress(m, base);
-	machine_counters(m, r->counters_after);
+	wait_progress(m, r->counters_after);
 	r->check = vm_wait_slots(&m->vm);
 	if (r->check < 0)
 		snprintf(why, sizeof(why), "registering guest RAM with KVM: %s",
