@@ -34,9 +34,15 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+#include <stdbool.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #include "ctx.h"
 #include "internal.h"
@@ -107,6 +113,29 @@ static long max_fd(void)
 	return (long)rl.rlim_cur;
 }
 
+/*
+ * CPR_EXEC_HELPER=0 turns the helper off, and so does running under
+ * valgrind (detected by its client request where its header was found at
+ * build time): its clone() emulation aborts on CLONE_VM without
+ * CLONE_THREAD.  Without the helper the exec only pays the teardown.
+ */
+static bool helper_wanted(struct cpr_ctx *ctx)
+{
+	const char *e = getenv(CPR_EXEC_HELPER_ENV);
+
+	if (e && strcmp(e, "0") == 0) {
+		ctx_log(ctx, LOG_INFO, "cpr: no teardown helper (%s=0)", CPR_EXEC_HELPER_ENV);
+		return false;
+	}
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	if (RUNNING_ON_VALGRIND) {
+		ctx_log(ctx, LOG_INFO, "cpr: no teardown helper under valgrind");
+		return false;
+	}
+#endif
+	return true;
+}
+
 /* The write end stays close-on-exec: cpr_exec() clears it with the others. */
 void teardown_start(struct cpr_ctx *ctx, struct teardown *t)
 {
@@ -115,7 +144,7 @@ void teardown_start(struct cpr_ctx *ctx, struct teardown *t)
 	int p[2];
 
 	*t = (struct teardown){ .pid = 0, .wfd = -EBADF, .stack = NULL };
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (!helper_wanted(ctx) || pipe2(p, O_CLOEXEC) < 0)
 		return;
 	t->stack = mmap(NULL, HELPER_STACK, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);

@@ -195,6 +195,16 @@ START_TEST(test_cpr_exec_two_hops)
 }
 END_TEST
 
+/* CPR_EXEC_HELPER=0: no teardown helper (for tools whose clone() refuses
+ * CLONE_VM without threads), and the hand-off is the same. */
+START_TEST(test_cpr_exec_no_helper)
+{
+	ck_assert_int_eq(setenv(CPR_EXEC_HELPER_ENV, "0", 1), 0);
+	round_trip(10, "nohelper");
+	unsetenv(CPR_EXEC_HELPER_ENV);
+}
+END_TEST
+
 /* A failed exec restores everything, then a retry succeeds. */
 static void fail_then_retry(const char *path, int expect, int seccomp)
 {
@@ -746,6 +756,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_round_trip_100);
 	tcase_add_test(tc, test_cpr_exec_round_trip_1000);
 	tcase_add_test(tc, test_cpr_exec_two_hops);
+	tcase_add_test(tc, test_cpr_exec_no_helper);
 	tcase_add_test(tc, test_cpr_exec_enoent);
 	tcase_add_test(tc, test_cpr_exec_eacces);
 	tcase_add_test(tc, test_cpr_exec_eperm_seccomp);

@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 	int r;
 
 	if (argc != 2)
-		FAIL("usage: helper-exec adopt|hop|none");
+		FAIL("usage: helper-exec adopt|hop|none|nohelper");
 	if (cpr_ctx_new(&ctx) < 0)
 		FAIL("cpr_ctx_new");
 	cpr_ctx_set_log_fn(ctx, log_stderr, NULL);
@@ -152,8 +152,10 @@ int main(int argc, char **argv)
 	}
 	if (r != 1)
 		FAIL("cpr_exec_incoming: %d %s", r, err.message);
-	if (!tok || !strstr(tok, ",reaper="))
-		FAIL("no teardown helper named in the token");
+	if (strcmp(argv[1], "nohelper") == 0 ? !tok || strstr(tok, ",reaper=")
+					     : !tok || !strstr(tok, ",reaper="))
+		FAIL("the token %s a teardown helper: %s",
+		     strcmp(argv[1], "nohelper") == 0 ? "names" : "names no", tok ? tok : "(none)");
 	if (getenv(CPR_EXEC_ENV))
 		FAIL("%s still set", CPR_EXEC_ENV);
 	if (cpr_state_private_find(cpr_ctx_incoming_state(ctx), EXEC_PRIV_TYPE, 0,

@@ -29,6 +29,8 @@ extern "C" {
 
 /* Environment variable that carries the exec transport token. */
 #define CPR_EXEC_ENV "CPR_EXEC_STATE"
+/* "0" in the VMM's environment: cpr_exec() starts no teardown helper. */
+#define CPR_EXEC_HELPER_ENV "CPR_EXEC_HELPER"
 
 /* Largest number of fds in one SCM_RIGHTS message (the kernel's SCM_MAX_FD). */
 #define CPR_SCM_MAX_FDS 253u
