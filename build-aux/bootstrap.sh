@@ -7,7 +7,7 @@ set -eu
 
 CPR_PACKAGES="build-essential autoconf automake libtool pkg-config libjson-c-dev
 libseccomp-dev libsystemd-dev check mandoc python3 systemd clang llvm
-libclang-rt-14-dev clang-format gnuplot-nox procps"
+libclang-rt-14-dev clang-format gnuplot-nox procps abigail-tools"
 
 # As root, a suite runs in its own PID namespace and session: whatever a
 # test signals, it cannot reach a process outside the suite.
