@@ -89,6 +89,27 @@ broken "gmem extents overlap" 1 "same guest_memfd" "$GM; r.insert(5, dict(r[4]))
 broken "gmem extents apart" 0 "" "$GM; r.insert(5, dict(r[4])); r[5]['idstr']='ram1'; r[5]['fd_offset']=1048576; r[5]['gmem_offset']=1048576"
 broken "hugetlb fd_offset" 1 "fd_offset" "r[3]['must_flags']=2; r[3]['align']=2097152; r[3]['used_length']=r[3]['max_length']=2097152; r[3]['fd_offset']=4096"
 
+# --force after a CRC mismatch: the records are decoded, the failure is said
+# on stderr and in "refused", the exit is 1, and cprgen gives the bytes back.
+python3 -c "
+import json; d=json.load(open('$T/base.json')); d['header']['crc32c']=1234
+json.dump(d, open('$T/badcrc.json','w'))"
+"$CPRGEN" -o "$T/badcrc.cpr" "$T/badcrc.json"
+expect_exit 1 "bad crc refused" "$CPRDUMP" "$T/badcrc.cpr"
+expect_exit 1 "bad crc, --force" "$CPRDUMP" --force "$T/badcrc.cpr"
+expect_grep "CRC32C check FAILED" "$T/err" "--force says the CRC failed"
+expect_grep '"type_name": "RAMBLOCK"' "$T/out" "--force decodes the records"
+expect_grep '"refused"' "$T/out" "--force reports the refusal"
+expect_grep '"offset": "0x18"' "$T/out" "error offset in hex"
+expect_grep '"crc32c": 1234' "$T/out" "the stream's own CRC kept"
+"$CPRGEN" -o "$T/badcrc.again" "$T/out"
+cmp -s "$T/badcrc.cpr" "$T/badcrc.again" && ok || not_ok "cprgen(cprdump --force s) != s"
+expect_exit 0 "hex types and offsets" "$CPRDUMP" --compact "$T/base.cpr"
+expect_grep '"type":"0x0010","type_name":"FD"' "$T/out" "type in hex"
+expect_grep '"fd_offset":"0x0"' "$T/out" "offset in hex"
+echo '{"records": [{"type": "0xzz"}]}' >"$T/bad.json"
+expect_exit 1 "cprgen bad hex type" "$CPRGEN" "$T/bad.json"
+
 # Every count limit, seen by the reader: one record more than allowed.
 many() {
 	python3 -c "

@@ -5,6 +5,7 @@
 
 #include "cpr/state.h"
 #include "internal.h"
+#include "json-hex.h"
 #include "json.h"
 #include "tool-util.h"
 
@@ -65,6 +66,11 @@ int main(int argc, char *argv[])
 		return EXIT_REFUSED;
 	}
 	json_tokener_free(tok);
+	if (json_hex_undo(o) < 0) {
+		fprintf(stderr, "cprgen: a \"0x\" type, offset or address is not a hex number\n");
+		json_object_put(o);
+		return EXIT_REFUSED;
+	}
 	k = json_gen_stream(o, &out, &out_len, &err);
 	json_object_put(o);
 	if (k < 0) {

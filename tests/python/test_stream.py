@@ -26,25 +26,32 @@ def cprdump(data: bytes, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CPRDUMP, *args, "-"], input=data, capture_output=True)
 
 
+def num(v: int | str) -> int:
+    """A number as cprdump prints it: types, offsets and addresses in hex."""
+    return int(v, 16) if isinstance(v, str) else v
+
+
 def from_dump(dump: dict) -> State:
     """The State that cprdump's JSON describes."""
     h = dump["header"]
     st = State(producer="", libcpr_version=0, stream_id=bytes.fromhex(h["stream_id"]),
                generation=h["generation"], page_shift=h["page_shift"])
     for r in dump["records"]:
-        if r["type"] == "PRODUCER":
+        name = r.get("type_name")
+        if name == "PRODUCER":
             st.producer, st.vmm_version = r["name"], r["vmm_version"]
             st.libcpr_version = r["libcpr_version"]
-        elif r["type"] == "FD":
+        elif name == "FD":
             st.fds.append(FdRecord(r["name"], FdKind.from_label(r["kind"]), r["id"], r["slot"],
                                    r["must_flags"], r["hint_flags"]))
-        elif r["type"] == "RAMBLOCK":
+        elif name == "RAMBLOCK":
             st.ramblocks.append(RamBlock(
                 r["idstr"], r["used_length"], r["max_length"], r["fd_index"], r["align"],
-                r["host_addr"], r["fd_offset"], r["gmem_fd_ref"], r.get("gmem_offset", 0),
+                num(r["host_addr"]), num(r["fd_offset"]), r["gmem_fd_ref"],
+                num(r.get("gmem_offset", 0)),
                 r["must_flags"], r["hint_flags"]))
         elif r.get("private"):
-            st.private.append(PrivateRecord(r["type"], bytes.fromhex(r["fixed_hex"] +
+            st.private.append(PrivateRecord(num(r["type"]), bytes.fromhex(r["fixed_hex"] +
                                                                      r["var_hex"]),
                                             r["instance"]))
     return st
