@@ -287,6 +287,9 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 			      "%zu fds to preserve, more than the limit of %u", n, CPR_FDS_MAX);
 		return -E2BIG;
 	}
+	r = fdreg_verify(ctx, ret_err);
+	if (r < 0)
+		return r;
 	if (n > 0 && !(fds = calloc(n, sizeof(int))))
 		return -ENOMEM;
 	r = cpr_state_new(&st);

@@ -26,6 +26,8 @@ struct cpr_fd_entry {
 	bool incoming; /* arrived with the incoming state */
 	uint32_t rec;  /* incoming: index of its FD record */
 	uint32_t seq;  /* registration order: strictly increasing along ctx->fds */
+	uint64_t dev;  /* the file registered (st_dev, st_ino; 0, 0: unknown), so */
+	uint64_t ino;  /* that an fd closed and its number reused is caught */
 };
 
 /*
@@ -158,6 +160,9 @@ int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_st
 
 /* fdreg.c */
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
+/* Every registered fd is still the file it was registered as: 0, or -EBADF
+ * with @ret_err naming the first that is not. */
+int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
 /* Room for @n more entries (@incoming ones: with an FD record), in the

@@ -432,9 +432,41 @@ static bool name_ok(const char *name)
 	return name && state_name_valid(name, NULL);
 }
 
+static void fd_identity(int fd, uint64_t *ret_dev, uint64_t *ret_ino)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0) {
+		*ret_dev = (uint64_t)st.st_dev;
+		*ret_ino = (uint64_t)st.st_ino;
+	}
+}
+
+int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err)
+{
+	for (size_t i = 0; i < ctx->n_fds; i++) {
+		const struct cpr_fd_entry *e = &ctx->fds[i];
+		uint64_t dev = 0, ino = 0;
+
+		if (!e->dev && !e->ino)
+			continue;
+		fd_identity(e->fd, &dev, &ino);
+		if (dev == e->dev && ino == e->ino)
+			continue;
+		cpr_error_set(ret_err, -EBADF, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
+			      "fd %d, saved as \"%s\" id %d, is %s: it was closed behind the "
+			      "registry%s",
+			      e->fd, e->name, e->id, dev || ino ? "another file now" : "not open",
+			      dev || ino ? " and its number reused" : "");
+		return -EBADF;
+	}
+	return 0;
+}
+
 CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
 			   enum cpr_fd_kind kind)
 {
+	struct cpr_fd_entry e;
 	char *copy;
 	int r;
 
@@ -463,7 +495,9 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 	copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	fdreg_append(ctx, &(struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd });
+	e = (struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd };
+	fd_identity(fd, &e.dev, &e.ino);
+	fdreg_append(ctx, &e);
 	return 0;
 }
 
@@ -702,15 +736,18 @@ static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_f
 	for (size_t i = 0; i < n_fds; i++) {
 		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
 
-		fdreg_append(ctx, &(struct cpr_fd_entry){
-					  .name = (char *)rec->name,
-					  .id = rec->id,
-					  .kind = rec->kind,
-					  .fd = fds[i],
-					  .owned = true,
-					  .incoming = true,
-					  .rec = (uint32_t)i,
-				  });
+		struct cpr_fd_entry e = {
+			.name = (char *)rec->name,
+			.id = rec->id,
+			.kind = rec->kind,
+			.fd = fds[i],
+			.owned = true,
+			.incoming = true,
+			.rec = (uint32_t)i,
+		};
+
+		fd_identity(fds[i], &e.dev, &e.ino);
+		fdreg_append(ctx, &e);
 	}
 	ctx->incoming = st;
 	if (cpr_state_get_info(st, &info) >= 0)

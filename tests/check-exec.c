@@ -325,6 +325,40 @@ START_TEST(test_cpr_exec_ebadf)
 }
 END_TEST
 
+/*
+ * A preserved fd closed behind the registry's back and its number reused
+ * (here by a pipe the VMM opens) is not the file registered: cpr_check()
+ * says so and cpr_exec() refuses before anything, naming it.
+ */
+START_TEST(test_cpr_exec_fd_reused)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	char *av[] = { (char *)"x", NULL };
+	int nfds = test_count_fds();
+	int a = eventfd(0, EFD_CLOEXEC), p[2];
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap", 3, a, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, NULL, NULL), 0);
+	close(a);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	if (p[0] != a) /* the lowest free number: the one just closed */
+		ck_assert_int_eq(dup3(p[0], a, O_CLOEXEC), a);
+	ck_assert_int_ne(cpr_check(ctx, CPR_MODE_EXEC, 0, NULL, NULL), 0);
+	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EBADF);
+	ck_assert_msg(strstr(err.message, "saved as \"tap\" id 3") &&
+			      strstr(err.message, "another file now"),
+		      "%s", err.message);
+	if (p[0] != a)
+		close(a);
+	close(p[0]);
+	close(p[1]);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* ---- hostile tokens, in this process ---- */
 
 static int incoming_with(const char *token, struct cpr_error *err)
@@ -763,6 +797,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_einval);
 	tcase_add_test(tc, test_cpr_exec_blocked);
 	tcase_add_test(tc, test_cpr_exec_ebadf);
+	tcase_add_test(tc, test_cpr_exec_fd_reused);
 	tcase_add_test(tc, test_cpr_exec_incoming_missing);
 	tcase_add_test(tc, test_cpr_exec_incoming_junk);
 	tcase_add_test(tc, test_cpr_exec_incoming_wrong_pid);
