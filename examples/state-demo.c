@@ -59,7 +59,8 @@ static int encode_to(const struct cpr_state *st, uint32_t level, const char *dir
 int main(int argc, char *argv[])
 {
 	static const struct block blocks[] = {
-		{ "pc.ram", 64u << 20, 64u << 20, 0, CPR_STATE_RB_HINT_DONTDUMP | CPR_STATE_RB_HINT_THP },
+		{ "pc.ram", 64u << 20, 64u << 20, 0,
+		  CPR_STATE_RB_HINT_DONTDUMP | CPR_STATE_RB_HINT_THP },
 		{ "vga.vram", 8u << 20, 8u << 20, 0, 0 },
 		{ "/rom@etc/acpi/tables", 128u << 10, 2u << 20, CPR_STATE_RB_RESIZEABLE, 0 },
 	};

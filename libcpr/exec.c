@@ -38,23 +38,24 @@ struct token {
 
 /* ---- the token ---- */
 
-static int parse_uint(const char **p, const char *key, long max, long *ret)
+/*
+ * The exec token (cpr_exec(3), EXEC TOKEN), frozen: comma-separated
+ * KEY=VALUE items in any order; fd, id and pid are required, reaper and
+ * release go together; a known key appears once and its value is strict
+ * (decimal without sign or leading zero, id 32 lowercase hex digits); an
+ * unknown key is ignored, so that a newer writer's token still reads here.
+ */
+static int parse_dec(const char *s, size_t n, long max, long *ret)
 {
-	size_t klen = strlen(key);
-	const char *s = *p;
 	long v = 0;
 
-	if (strncmp(s, key, klen) != 0)
+	if (n == 0 || (s[0] == '0' && n > 1))
 		return -EBADMSG;
-	s += klen;
-	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
-		return -EBADMSG;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (v > (max - (*s - '0')) / 10)
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (max - (s[i] - '0')) / 10)
 			return -EBADMSG;
-		v = v * 10 + (*s - '0');
+		v = v * 10 + (s[i] - '0');
 	}
-	*p = s;
 	*ret = v;
 	return 0;
 }
@@ -68,13 +69,10 @@ static int hexval(char c)
 	return -1;
 }
 
-static int parse_id(const char **p, uint8_t id[16])
+static int parse_id(const char *s, size_t n, uint8_t id[16])
 {
-	const char *s = *p;
-
-	if (strncmp(s, ",id=", 4) != 0)
+	if (n != 32)
 		return -EBADMSG;
-	s += 4;
 	for (int i = 0; i < 16; i++) {
 		int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
 
@@ -82,31 +80,66 @@ static int parse_id(const char **p, uint8_t id[16])
 			return -EBADMSG;
 		id[i] = (uint8_t)(hi << 4 | lo);
 	}
-	*p = s + 32;
 	return 0;
 }
 
-/* Strict: exact keys in order, decimal without sign or leading zeros. */
+enum { TK_FD, TK_ID, TK_PID, TK_REAPER, TK_RELEASE, TK_N };
+static const char *const token_keys[TK_N] = { "fd", "id", "pid", "reaper", "release" };
+
+static bool token_key_ok(const char *s, size_t n)
+{
+	if (n == 0 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static int token_item(struct token *t, unsigned *seen, const char *k, size_t kn, const char *v,
+		      size_t vn)
+{
+	long x;
+	int key = -1;
+
+	for (int i = 0; i < TK_N; i++)
+		if (strlen(token_keys[i]) == kn && memcmp(token_keys[i], k, kn) == 0)
+			key = i;
+	if (key < 0)
+		return token_key_ok(k, kn) ? 0 : -EBADMSG; /* a newer writer's: ignored */
+	if (*seen & (1u << key))
+		return -EBADMSG;
+	*seen |= 1u << key;
+	if (key == TK_ID)
+		return parse_id(v, vn, t->id);
+	if (parse_dec(v, vn, INT_MAX, &x) < 0 || (key != TK_FD && key != TK_RELEASE && x < 1))
+		return -EBADMSG;
+	if (key == TK_FD)
+		t->fd = (int)x;
+	else if (key == TK_PID)
+		t->pid = (pid_t)x;
+	else if (key == TK_REAPER)
+		t->reaper = (pid_t)x;
+	else
+		t->release = (int)x;
+	return 0;
+}
+
 static int token_parse(const char *s, struct token *ret)
 {
 	struct token t = { .reaper = 0, .release = -1 };
-	long v;
+	unsigned seen = 0, helper = (1u << TK_REAPER) | (1u << TK_RELEASE);
 
-	if (parse_uint(&s, "fd=", INT_MAX, &v) < 0)
-		return -EBADMSG;
-	t.fd = (int)v;
-	if (parse_id(&s, t.id) < 0 || parse_uint(&s, ",pid=", INT_MAX, &v) < 0 || v < 1)
-		return -EBADMSG;
-	t.pid = (pid_t)v;
-	if (*s) {
-		if (parse_uint(&s, ",reaper=", INT_MAX, &v) < 0 || v < 1)
+	for (;;) {
+		size_t n = strcspn(s, ","), kn = strcspn(s, "=");
+
+		if (kn >= n || token_item(&t, &seen, s, kn, s + kn + 1, n - kn - 1) < 0)
 			return -EBADMSG;
-		t.reaper = (pid_t)v;
-		if (parse_uint(&s, ",release=", INT_MAX, &v) < 0)
-			return -EBADMSG;
-		t.release = (int)v;
+		if (!s[n])
+			break;
+		s += n + 1;
 	}
-	if (*s)
+	if ((seen & 7u) != 7u || ((seen & helper) && (seen & helper) != helper))
 		return -EBADMSG;
 	*ret = t;
 	return 0;

@@ -401,16 +401,18 @@ START_TEST(test_cpr_exec_incoming_junk)
 		"fd=3,id=0000000000000000000000000000000,pid=1",
 		"fd=3,id=0000000000000000000000000000000A,pid=1",
 		"fd=3,id=000000000000000000000000000000000,pid=1",
-		"fd=3,pid=1,id=00000000000000000000000000000000",
 		"fd=3,id=00000000000000000000000000000000,pid=0",
 		"fd=3,id=00000000000000000000000000000000,pid=1,",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,x=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2",
 		"fd=3,id=00000000000000000000000000000000,pid=1,reaper=2,release=",
-		"fd=3,id=00000000000000000000000000000000,pid=1,release=4,reaper=2",
 		"fd=99999999999,id=00000000000000000000000000000000,pid=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1 ",
+		"fd=3,fd=3,id=00000000000000000000000000000000,pid=1",
+		"fd=3,id=00000000000000000000000000000000,pid=1,,x=1",
+		"fd=3,id=00000000000000000000000000000000,pid=1,X=1",
+		"fd=3,id=00000000000000000000000000000000,pid=1,release=4",
 	};
 	struct cpr_error err = { 0 };
 	int nfds = test_count_fds();
@@ -424,6 +426,34 @@ START_TEST(test_cpr_exec_incoming_junk)
 	snprintf(longtok, sizeof(longtok), "fd=3,id=%s,pid=%d,reaper=%0200d", zero_id,
 		 (int)getpid(), 7);
 	ck_assert_int_eq(incoming_with(longtok, &err), -EBADMSG);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/*
+ * Every form of the token that ever shipped, and one a newer writer may
+ * send: each is read (here it names pid 1, so the answer is ESRCH, not
+ * EBADMSG).  The token's format is frozen (cpr_exec(3), EXEC TOKEN).
+ */
+START_TEST(test_cpr_exec_incoming_golden_tokens)
+{
+	static const char *const golden[] = {
+		/* 0.1, no teardown helper */
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1",
+		/* 0.1, with the teardown helper */
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,reaper=2,release=4",
+		/* any order; a key this reader does not know is ignored */
+		"pid=1,release=4,reaper=2,id=00112233445566778899aabbccddeeff,fd=3",
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,abi=2,lock_fd=9",
+	};
+	struct cpr_error err = { 0 };
+	int nfds = test_count_fds();
+
+	for (size_t i = 0; i < ARRAY_SIZE(golden); i++) {
+		ck_assert_msg(incoming_with(golden[i], &err) == -ESRCH, "%s: %s", golden[i],
+			      err.message);
+		ck_assert_ptr_nonnull(strstr(err.message, "meant for pid 1"));
+	}
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -800,6 +830,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_fd_reused);
 	tcase_add_test(tc, test_cpr_exec_incoming_missing);
 	tcase_add_test(tc, test_cpr_exec_incoming_junk);
+	tcase_add_test(tc, test_cpr_exec_incoming_golden_tokens);
 	tcase_add_test(tc, test_cpr_exec_incoming_wrong_pid);
 	tcase_add_test(tc, test_cpr_exec_incoming_fd_closed);
 	tcase_add_test(tc, test_cpr_exec_incoming_not_memfd);

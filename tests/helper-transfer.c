@@ -107,8 +107,9 @@ static int adopt_all(struct cpr_ctx *ctx, struct cpr_ramblock **rbs, int *fds)
 	}
 	for (size_t i = 0; i < n_rbs; i++) {
 		const struct cpr_state_ramblock *r = cpr_state_ramblock_get(st, i);
-		unsigned fl = CPR_RAMBLOCK_TAKE_RECORDED |
-			      (r->must_flags & CPR_STATE_RB_RESIZEABLE ? CPR_RAMBLOCK_RESIZEABLE : 0);
+		unsigned fl =
+			CPR_RAMBLOCK_TAKE_RECORDED |
+			(r->must_flags & CPR_STATE_RB_RESIZEABLE ? CPR_RAMBLOCK_RESIZEABLE : 0);
 		int e = cpr_ramblock_new(ctx, r->idstr, r->used_length, r->max_length, r->align, fl,
 					 &rbs[i]);
 
