@@ -73,21 +73,30 @@ static const char *get_str(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
 }
 
-/* Common options of the read commands: --socket PATH. */
-static int parse_socket_opt(int argc, char *argv[], int min_args, int max_args)
+/*
+ * Common options of the commands: --socket PATH, and --exe PATH where
+ * @ret_exe is given (daemon upgrade).
+ */
+static int parse_opts(int argc, char *argv[], int min_args, int max_args, const char **ret_exe)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "exe", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
 		{ 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ret_exe ? "s:e:h" : "s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			arg_socket = optarg;
+			break;
+		case 'e':
+			if (!ret_exe)
+				return cprctl_usage_error("%s: invalid option", argv[0]);
+			*ret_exe = optarg;
 			break;
 		case CPRCTL_OPT_JSON:
 			cprctl_opts.json = true;
@@ -102,6 +111,11 @@ static int parse_socket_opt(int argc, char *argv[], int min_args, int max_args)
 	if (argc - optind < min_args || argc - optind > max_args)
 		return cprctl_usage_error("%s: wrong number of arguments", argv[0]);
 	return 0;
+}
+
+static int parse_socket_opt(int argc, char *argv[], int min_args, int max_args)
+{
+	return parse_opts(argc, argv, min_args, max_args, NULL);
 }
 
 /* Connect, send {"op": @op [, "name": @name]}, return the reply or fail. */
@@ -357,36 +371,11 @@ static int daemon_debug(void)
 
 int cprctl_daemon_main(int argc, char *argv[])
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "exe", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
-		{ 0 },
-	};
 	const char *exe = NULL;
-	int c;
+	int r = parse_opts(argc, argv, 1, 1, &exe);
 
-	while ((c = getopt_long(argc, argv, "s:e:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			arg_socket = optarg;
-			break;
-		case 'e':
-			exe = optarg;
-			break;
-		case CPRCTL_OPT_JSON:
-			cprctl_opts.json = true;
-			break;
-		case 'h':
-			cprctl_print_usage(stdout, argv[0]);
-			exit(0);
-		default:
-			return cprctl_usage_error("%s: invalid option", argv[0]);
-		}
-	}
-	if (argc - optind != 1)
-		return cprctl_usage_error("%s: wrong number of arguments", argv[0]);
+	if (r)
+		return r;
 	if (exe && strcmp(argv[optind], "upgrade") != 0)
 		return cprctl_usage_error("daemon: --exe goes with upgrade only");
 	if (strcmp(argv[optind], "upgrade") == 0)

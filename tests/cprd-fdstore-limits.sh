@@ -13,14 +13,6 @@ mkdir "$S"
 HARNESS_FDSTORE_MAX=12 timeout 60 "$HARNESS" "$S" "$T/sock" "$CPRD" -v --policy "$POLICY" \
 	--config "$T/cprd.conf" 2> "$T/cprd.log" &
 PIDS=$!
-wait_event() { # wait_event LINE
-	i=0
-	until grep -qx "$1" "$S/events" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -lt 500 ] || fail "no '$1' event"
-		sleep 0.02
-	done
-}
 wait_event "ready 1"
 wait_socket "$T/sock"
 persisted() { # persisted NAME STREAM FILE...: store, print the reply's "persisted"

@@ -13,14 +13,6 @@ HARNESS_JUNK=1 WATCHDOG_USEC=200000 timeout 60 "$HARNESS" "$S" "$T/sock" "$CPRD"
 	--config "$T/cprd.conf" 2> "$T/cprd.log" &
 H=$!
 PIDS=$H
-wait_event() { # wait_event LINE
-	i=0
-	until grep -qx "$1" "$S/events" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -lt 500 ] || fail "no '$1' event"
-		sleep 0.02
-	done
-}
 wait_event "ready 1"
 wait_socket "$T/sock"
 # what an interrupted parking left, and an entry not ours: closed and removed

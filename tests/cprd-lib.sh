@@ -53,3 +53,13 @@ wait_socket() {
 		sleep 0.02
 	done
 }
+# wait_event LINE: until the service-manager harness (tests/helper-cprd-systemd,
+# state directory $S) has logged LINE in $S/events
+wait_event() {
+	i=0
+	until grep -qx "$1" "$S/events" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 500 ] || fail "no '$1' event"
+		sleep 0.02
+	done
+}
