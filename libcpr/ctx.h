@@ -163,6 +163,8 @@ struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t
 /* Every registered fd is still the file it was registered as: 0, or -EBADF
  * with @ret_err naming the first that is not. */
 int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+/* exec-probe.c: in a probe run of this image, answer and exit. */
+void exec_probe_answer(void);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
 /* Room for @n more entries (@incoming ones: with an FD record), in the

@@ -460,6 +460,7 @@ CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 
 	if (!ctx)
 		return -EINVAL;
+	exec_probe_answer(); /* returns only when this run is no probe */
 	if (ctx->incoming)
 		return -EALREADY;
 	r = token_get(&t, ret_err);

@@ -359,6 +359,39 @@ START_TEST(test_cpr_exec_fd_reused)
 }
 END_TEST
 
+/*
+ * The pre-flight, before any pause: a target that takes this state answers
+ * from cpr_exec_incoming(); one that refuses its command line, answers
+ * nothing or cannot be executed is refused, saying why; nothing is left
+ * behind (no fd, no child).
+ */
+START_TEST(test_cpr_exec_probe)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ctx *ctx;
+	char *good[] = { (char *)"helper-exec", (char *)"adopt", NULL };
+	char *bad[] = { (char *)"helper-exec", (char *)"--no-such-option", (char *)"x", NULL };
+	char *tru[] = { (char *)"true", NULL };
+	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_exec_probe(ctx, helper_path(), good, NULL, &err), 0);
+	ck_assert_int_eq(cpr_exec_probe(ctx, helper_path(), bad, NULL, &err), -ENOEXEC);
+	ck_assert_msg(strstr(err.message, "exited with status"), "%s", err.message);
+	ck_assert_int_eq(cpr_exec_probe(ctx, "/bin/true", tru, NULL, &err), -ENOEXEC);
+	ck_assert_msg(strstr(err.message, "gave no answer"), "%s", err.message);
+	ck_assert_int_eq(cpr_exec_probe(ctx, "/nonexistent/vmm", tru, NULL, &err), -ENOEXEC);
+	ck_assert_msg(strstr(err.message, "cannot be executed"), "%s", err.message);
+	ck_assert_int_eq(cpr_exec_probe(NULL, "/bin/true", tru, NULL, &err), -EINVAL);
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1); /* every probe child reaped */
+	ck_assert_int_eq(fcntl(ev, F_GETFD), FD_CLOEXEC);
+	close(ev);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 /* ---- hostile tokens, in this process ---- */
 
 static int incoming_with(const char *token, struct cpr_error *err)
@@ -828,6 +861,7 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_blocked);
 	tcase_add_test(tc, test_cpr_exec_ebadf);
 	tcase_add_test(tc, test_cpr_exec_fd_reused);
+	tcase_add_test(tc, test_cpr_exec_probe);
 	tcase_add_test(tc, test_cpr_exec_incoming_missing);
 	tcase_add_test(tc, test_cpr_exec_incoming_junk);
 	tcase_add_test(tc, test_cpr_exec_incoming_golden_tokens);

@@ -194,6 +194,12 @@ static int upgrade_exec(struct vmm *m, const char *path, char *why, size_t len)
 	struct keeper k;
 	int r;
 
+	/* while the guest runs: will the target take this state and argv? */
+	r = cpr_exec_probe(m->ctx, path, m->argv, environ, &err);
+	if (r < 0) {
+		snprintf(why, len, "%s", err.message[0] ? err.message : strerror(-r));
+		return r;
+	}
 	keeper_reap(m);
 	keeper_start(m, &k);
 	r = stop_guest(m, UPGRADE_EXEC, &p);

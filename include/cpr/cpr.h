@@ -29,6 +29,8 @@ extern "C" {
 
 /* Environment variable that carries the exec transport token. */
 #define CPR_EXEC_ENV "CPR_EXEC_STATE"
+/* Set by cpr_exec_probe() for the probe run of the target (cpr_exec(3)). */
+#define CPR_EXEC_PROBE_ENV "CPR_EXEC_PROBE"
 /* "0" in the VMM's environment: cpr_exec() starts no teardown helper. */
 #define CPR_EXEC_HELPER_ENV "CPR_EXEC_HELPER"
 
@@ -140,6 +142,13 @@ int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[], char *co
  * inherited fd named by the state is then closed).
  */
 int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+/*
+ * Before the pause: run @path with @argv and @envp as cpr_exec() would, in
+ * a probe run that ends in its cpr_exec_incoming(), and refuse (-ENOEXEC,
+ * -EPROTONOSUPPORT, -ETIMEDOUT) a target that cannot take this state.
+ */
+int cpr_exec_probe(struct cpr_ctx *ctx, const char *path, char *const argv[], char *const envp[],
+		   struct cpr_error *ret_err);
 
 /*
  * cpr-transfer over a connected SOCK_STREAM UNIX socket.  The sender keeps
