@@ -393,6 +393,25 @@ static bool conds_equal(const struct policy_rule *a, const struct policy_rule *b
 }
 
 /*
+ * A condition other than == (or a masked ==) that two rules of one system
+ * call share to the letter: libseccomp 2.5 does not finish merging such
+ * rules (its compile never returns), so it is refused here, with what to do.
+ */
+static const struct policy_cond *shared_ordering(const struct policy_rule *a,
+						 const struct policy_rule *b)
+{
+	for (unsigned i = 0; i < a->n_conds; i++)
+		for (unsigned j = 0; j < b->n_conds; j++) {
+			const struct policy_cond *x = &a->conds[i], *y = &b->conds[j];
+
+			if (x->op != POLICY_OP_EQ && x->op != POLICY_OP_MASKED_EQ &&
+			    x->arg == y->arg && x->op == y->op && x->value == y->value)
+				return x;
+		}
+	return NULL;
+}
+
+/*
  * libseccomp would silently drop one of two contradicting rules, and lays
  * out overlapping ones in an order the file does not decide: refuse both.
  */
@@ -413,6 +432,13 @@ static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 		if (conds_equal(o, rule))
 			return fail(ps, rule->syscall_col,
 				    "'%s' has a rule with the same conditions at line %u",
+				    rule->name, o->line);
+		if (shared_ordering(rule, o))
+			return fail(ps, shared_ordering(rule, o)->col,
+				    "this condition of '%s' is also in its rule at line %u: "
+				    "libseccomp cannot merge two rules that share a condition "
+				    "other than ==; join them into one rule, or write the shared "
+				    "test as == where it can be",
 				    rule->name, o->line);
 		if (o->action != rule->action && policy_rules_overlap(o, rule))
 			return fail(ps, rule->syscall_col,
