@@ -418,6 +418,7 @@ static const struct policy_cond *shared_ordering(const struct policy_rule *a,
 static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 {
 	const struct cpr_policy *p = ps->p;
+	const struct policy_cond *shared;
 
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct policy_rule *o = &p->rules[i];
@@ -433,8 +434,8 @@ static int check_conflicts(struct parser *ps, const struct policy_rule *rule)
 			return fail(ps, rule->syscall_col,
 				    "'%s' has a rule with the same conditions at line %u",
 				    rule->name, o->line);
-		if (shared_ordering(rule, o))
-			return fail(ps, shared_ordering(rule, o)->col,
+		if ((shared = shared_ordering(rule, o)))
+			return fail(ps, shared->col,
 				    "this condition of '%s' is also in its rule at line %u: "
 				    "libseccomp cannot merge two rules that share a condition "
 				    "other than ==; join them into one rule, or write the shared "
