@@ -135,6 +135,7 @@ struct bundle {
 	struct cprd_src tie; /* fd: owner's pidfd; the bundle dies with it */
 	bool persisted;	     /* parked in the service manager's fd store */
 	unsigned n_parked;   /* fds it holds there (pieces, stream, manifest) */
+	uint64_t *file_ids;  /* parked: st_dev, st_ino of each slot, or NULL */
 	bool tied;	     /* created with "tie": dies with its owner */
 	void *open_conn;     /* the connection filling an open bundle */
 	void *claim_conn;    /* claim with "ack": released if it ends before the ack */

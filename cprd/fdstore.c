@@ -149,14 +149,22 @@ static const struct bundle *fdstore_held_elsewhere(const struct bundle *self, in
 						   const struct stat *st)
 {
 	for (const struct bundle *o = cprd.bundles; o; o = o->next) {
-		struct stat ost;
-
 		if (o == self || !o->persisted)
 			continue;
-		for (size_t i = 0; i < o->n_fds; i++)
-			if (fstat(o->fds[i], &ost) == 0 && ost.st_dev == st->st_dev &&
-			    ost.st_ino == st->st_ino && fdstore_same_file(o->fds[i], fd))
+		for (size_t i = 0; i < o->n_fds; i++) {
+			struct stat ost = { 0 };
+
+			/* the files it parked, recorded then; else asked now */
+			if (o->file_ids) {
+				ost.st_dev = (dev_t)o->file_ids[2 * i];
+				ost.st_ino = (ino_t)o->file_ids[2 * i + 1];
+			} else if (fstat(o->fds[i], &ost) < 0) {
+				continue;
+			}
+			if (ost.st_dev == st->st_dev && ost.st_ino == st->st_ino &&
+			    fdstore_same_file(o->fds[i], fd))
 				return o;
+		}
 	}
 	return NULL;
 }
@@ -303,6 +311,12 @@ int fdstore_park(struct bundle *b)
 	}
 	b->n_parked = need; /* reserved: the pieces may still be queued */
 	cprd.fdstore_used += need;
+	free(b->file_ids);
+	b->file_ids = r == 0 ? malloc(2 * (b->n_fds ? b->n_fds : 1) * sizeof(uint64_t)) : NULL;
+	for (size_t i = 0; b->file_ids && i < b->n_fds; i++) {
+		b->file_ids[2 * i] = (uint64_t)st[i].st_dev;
+		b->file_ids[2 * i + 1] = (uint64_t)st[i].st_ino;
+	}
 	if (r == 0)
 		r = fdstore_park_fds(b, same, &sent);
 	m = fdstore_manifest_json(b, same);

@@ -420,6 +420,7 @@ static void store_close_fds(const int *fds, size_t n)
 
 static void store_bundle_free(struct bundle *b)
 {
+	free(b->file_ids);
 	/* The stream mostly arrived just before the fds: one run with them. */
 	if (b->stream_fd >= 0 && b->n_fds && b->fds[0] == b->stream_fd + 1) {
 		size_t j = 1;
