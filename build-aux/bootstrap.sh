@@ -5,7 +5,7 @@
 # Usage: . build-aux/bootstrap.sh; cpr_build DIR [configure options...]
 set -eu
 
-CPR_PACKAGES="build-essential autoconf automake libtool pkg-config libjson-c-dev
+CPR_PACKAGES="build-essential autoconf automake libtool pkg-config libjson-c-dev libxml2-dev
 libseccomp-dev libsystemd-dev check mandoc python3 systemd clang llvm
 libclang-rt-14-dev clang-format gnuplot-nox procps abigail-tools"
 

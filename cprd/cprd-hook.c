@@ -13,6 +13,9 @@
  *	started begin	report bundles the new VMM left sealed
  *	stopped end,	drop the domain's bundles: the guest is gone, so is
  *	release end	what it parked
+ *	cpr-upgrade	(not libvirt's: a management layer's, before an in-place
+ *	begin		upgrade of the VMM) refuse a domain whose RAM is not shared
+ *			and memfd-backed, or whose bundles are claimed: exit 1
  *
  * Everything else is accepted and ignored.  See cprd-hook(8).
  */
@@ -27,6 +30,7 @@
 
 #include "internal.h"
 #include "client.h"
+#include "hook-xml.h"
 
 #define HOOK_XML_MAX (1u << 20)
 #define HOOK_PREFIX "libvirt/"
@@ -46,7 +50,7 @@ static void warnx(const char *fmt, ...)
 }
 
 /* The domain XML from stdin, bounded; NULL if too large or unreadable. */
-static char *read_xml(void)
+static char *read_xml(size_t *ret_len)
 {
 	char *buf = malloc(HOOK_XML_MAX + 1);
 	size_t off = 0;
@@ -58,7 +62,11 @@ static char *read_xml(void)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
 			break;
 		off += (size_t)n;
 		if (off == HOOK_XML_MAX) {
@@ -67,27 +75,8 @@ static char *read_xml(void)
 		}
 	}
 	buf[off] = 0;
+	*ret_len = off;
 	return buf;
-}
-
-/* The text of the first <tag>...</tag> at the domain's top level (no nesting). */
-static bool xml_text(const char *xml, const char *tag, char *out, size_t len)
-{
-	char open[32], close_[32];
-	const char *a, *b;
-
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close_, sizeof(close_), "</%s>", tag);
-	a = strstr(xml, open);
-	if (!a)
-		return false;
-	a += strlen(open);
-	b = strstr(a, close_);
-	if (!b || (size_t)(b - a) >= len)
-		return false;
-	memcpy(out, a, (size_t)(b - a));
-	out[b - a] = 0;
-	return true;
 }
 
 /* Domain names become bundle name prefixes: same character set. */
@@ -168,36 +157,57 @@ static int hook_stopped(int sock, struct json_object *a)
 	return 0; /* cleanup never blocks libvirt */
 }
 
-static int hook_run(const char *domain, const char *op, const char *sub)
+enum hook_op { OP_NONE, OP_PREPARE, OP_STARTED, OP_STOPPED, OP_UPGRADE };
+
+static enum hook_op hook_op(const char *op, const char *sub)
+{
+	bool begin = strcmp(sub, "begin") == 0, end = strcmp(sub, "end") == 0;
+
+	if (strcmp(op, "prepare") == 0 && begin)
+		return OP_PREPARE;
+	if (strcmp(op, "started") == 0 && begin)
+		return OP_STARTED;
+	if ((strcmp(op, "stopped") == 0 || strcmp(op, "release") == 0) && end)
+		return OP_STOPPED;
+	if (strcmp(op, "cpr-upgrade") == 0 && begin)
+		return OP_UPGRADE;
+	return OP_NONE;
+}
+
+static int hook_run(const struct hook_domain *d, enum hook_op op)
 {
 	struct json_object *reply = NULL, *a;
-	char prefix[96];
+	char prefix[160];
 	int sock, r, ret = 0;
-	bool prepare = strcmp(op, "prepare") == 0 && strcmp(sub, "begin") == 0;
-	bool started = strcmp(op, "started") == 0 && strcmp(sub, "begin") == 0;
-	bool stopped = (strcmp(op, "stopped") == 0 || strcmp(op, "release") == 0) &&
-		       strcmp(sub, "end") == 0;
 
-	if (!prepare && !started && !stopped)
-		return 0;
+	/*
+	 * cpr-upgrade begin: a new VMM adopts guest RAM, never copies it, so it
+	 * must be shared and memfd-backed; refused before anything is asked.
+	 */
+	if (op == OP_UPGRADE && !d->ram_shared_memfd) {
+		warnx("domain %s%s%s: %s", d->name, *d->uuid ? " " : "", d->uuid, d->ram_why);
+		return EXIT_FAILED;
+	}
 	r = cprd_connect(NULL, &sock);
 	if (r < 0) {
 		/* no daemon, no bundles to protect: the domain starts afresh */
-		warnx("cprd unreachable (%s): nothing to do for %s", strerror(-r), domain);
-		return 0;
+		warnx("cprd unreachable (%s): nothing to do for %s", strerror(-r), d->name);
+		return op == OP_UPGRADE ? EXIT_FAILED : 0;
 	}
-	snprintf(prefix, sizeof(prefix), HOOK_PREFIX "%s/", domain);
+	snprintf(prefix, sizeof(prefix), HOOK_PREFIX "%s/", d->name);
 	r = list_bundles(sock, prefix, &reply);
 	if (r < 0) {
-		warnx("cannot list the bundles of %s: %s", domain, strerror(-r));
+		warnx("cannot list the bundles of %s: %s", d->name, strerror(-r));
 		close(sock);
-		return prepare ? EXIT_FAILED : 0;
+		return op == OP_PREPARE || op == OP_UPGRADE ? EXIT_FAILED : 0;
 	}
 	a = json_object_object_get(reply, "bundles");
-	if (prepare)
+	if (op == OP_PREPARE)
 		ret = hook_prepare(a);
-	else if (started)
+	else if (op == OP_STARTED)
 		ret = hook_started(a);
+	else if (op == OP_UPGRADE)
+		ret = hook_prepare(a); /* a hand-off in progress: not now */
 	else
 		ret = hook_stopped(sock, a);
 	json_object_put(reply);
@@ -205,10 +215,36 @@ static int hook_run(const char *domain, const char *op, const char *sub)
 	return ret;
 }
 
+/* The domain XML of stdin, which must describe @domain.  Empty is allowed
+ * except for @need (an operation that reads it). */
+static int read_domain(const char *domain, bool need, struct hook_domain *d)
+{
+	size_t len = 0;
+	char *xml = read_xml(&len);
+	int r = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (!xml) {
+		warnx("domain XML unreadable or larger than %u bytes", HOOK_XML_MAX);
+		return EXIT_USAGE;
+	}
+	if (len == 0 && !need) {
+		snprintf(d->name, sizeof(d->name), "%s", domain);
+	} else if (hook_domain_parse(xml, len, d) < 0) {
+		warnx("domain %s: %s", domain, d->why);
+		r = EXIT_USAGE;
+	} else if (strcmp(d->name, domain) != 0) {
+		warnx("the domain XML describes domain %.64s, not %s", d->name, domain);
+		r = EXIT_USAGE;
+	}
+	free(xml);
+	return r;
+}
+
 int main(int argc, char *argv[])
 {
-	char name[128];
-	char *xml;
+	struct hook_domain d;
+	enum hook_op op;
 	int r;
 
 	if (argc != 5) {
@@ -219,17 +255,9 @@ int main(int argc, char *argv[])
 		warnx("domain name '%.64s' cannot name bundles", argv[1]);
 		return EXIT_USAGE;
 	}
-	xml = read_xml();
-	if (!xml) {
-		warnx("domain XML missing or larger than %u bytes", HOOK_XML_MAX);
-		return EXIT_USAGE;
-	}
-	if (*xml && (!xml_text(xml, "name", name, sizeof(name)) || strcmp(name, argv[1]) != 0)) {
-		warnx("the domain XML does not describe domain %s", argv[1]);
-		free(xml);
-		return EXIT_USAGE;
-	}
-	free(xml);
-	r = hook_run(argv[1], argv[2], argv[3]);
-	return r;
+	op = hook_op(argv[2], argv[3]);
+	r = read_domain(argv[1], op == OP_UPGRADE, &d);
+	if (r != 0 || op == OP_NONE)
+		return r;
+	return hook_run(&d, op);
 }

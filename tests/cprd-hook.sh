@@ -13,6 +13,66 @@ cat > "$T/vm1.xml" <<'XML'
 XML
 hook() { "$HOOK" "$@" < "$T/vm1.xml"; }
 
+# domxml FILE MEMORYBACKING [NUMA]: vm1's XML with that <memoryBacking> body
+# (none when "-") and that <cpu><numa> body (none when empty).
+domxml() {
+	{
+		echo "<domain type='kvm'>"
+		echo "  <!-- <name>vm2</name> in a comment is no name -->"
+		echo "  <metadata><app><name>vm2</name></app></metadata>"
+		echo "  <name>vm1</name>"
+		echo "  <uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid>"
+		[ "$2" = - ] || echo "  <memoryBacking>$2</memoryBacking>"
+		[ -z "${3:-}" ] || echo "  <cpu><numa>$3</numa></cpu>"
+		echo "</domain>"
+	} > "$1"
+}
+# upgrade_refused FILE WANT-IN-MESSAGE: cpr-upgrade begin exits 1 naming it
+upgrade_refused() {
+	rc=0; "$HOOK" vm1 cpr-upgrade begin - < "$1" 2> "$T/hook.err" || rc=$?
+	[ "$rc" = 1 ] || fail "cpr-upgrade of $(basename "$1"): exit $rc, want 1"
+	grep -qF "$2" "$T/hook.err" || fail "cpr-upgrade of $(basename "$1"): no '$2' in: $(cat "$T/hook.err")"
+}
+# bad_xml FILE WANT-IN-MESSAGE: the XML itself is refused (exit 100)
+bad_xml() {
+	rc=0; "$HOOK" vm1 prepare begin - < "$1" 2> "$T/hook.err" || rc=$?
+	[ "$rc" = 100 ] || fail "XML $(basename "$1"): exit $rc, want 100"
+	grep -qF "$2" "$T/hook.err" || fail "XML $(basename "$1"): no '$2' in: $(cat "$T/hook.err")"
+}
+shared="<source type='memfd'/><access mode='shared'/>"
+domxml "$T/none.xml" -
+domxml "$T/file.xml" "<source type='file'/><access mode='shared'/>"
+domxml "$T/private.xml" "<source type='memfd'/>"
+domxml "$T/shared.xml" "$shared"
+domxml "$T/cells.xml" "<source type='memfd'/>" \
+	"<cell id='0' cpus='0' memory='512' memAccess='shared'/><cell id='1' cpus='1' memory='512' memAccess='shared'/>"
+domxml "$T/cell1.xml" "$shared" \
+	"<cell id='0' cpus='0' memory='512'/><cell id='1' cpus='1' memory='512' memAccess='private'/>"
+
+# Guest RAM a new VMM cannot adopt: refused before cprd is even asked,
+# naming the element to change.
+upgrade_refused "$T/none.xml" "no <memoryBacking><source>): set <memoryBacking><source type='memfd'/>"
+upgrade_refused "$T/file.xml" "(<source type='file'/>): set <memoryBacking><source type='memfd'/>"
+upgrade_refused "$T/private.xml" "private (the default): set <memoryBacking><access mode='shared'/>"
+upgrade_refused "$T/cell1.xml" "NUMA cell 1 is private: set memAccess='shared' on <cpu><numa><cell id='1'>"
+grep -q "4dea22b3-1d52-d8f3-2516-782e98ab3fa0" "$T/hook.err" || fail "refusal without the uuid"
+# shared and memfd-backed, but no cprd: nothing to hand over
+upgrade_refused "$T/shared.xml" "cprd unreachable"
+
+# The XML is parsed, not searched: comments and nested elements named
+# <name> are not the domain's name; malformed XML and DTDs are refused.
+hook vm1 prepare begin - < "$T/shared.xml" || fail "a <name> in a comment or <metadata> was taken"
+printf '<domain><name>vm1</name>\n<uuid>x</uuid></domain>' > "$T/uuid.xml"
+bad_xml "$T/uuid.xml" "<uuid> is not a UUID"
+printf '<domain><name>vm1</name><name>vm1</name></domain>' > "$T/two.xml"
+bad_xml "$T/two.xml" "more than one <name>"
+printf '<domain><name>vm1</name>\n<memoryBacking>\n</domain>' > "$T/broken.xml"
+bad_xml "$T/broken.xml" "not well-formed: line 3"
+printf '<!DOCTYPE domain [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<domain><name>vm1&b;</name></domain>' > "$T/dtd.xml"
+bad_xml "$T/dtd.xml" "has a DOCTYPE"
+printf '<vm><name>vm1</name></vm>' > "$T/root.xml"
+bad_xml "$T/root.xml" "not a <domain>"
+
 # no daemon: nothing to protect, the domain may start
 rc=0; hook vm1 prepare begin - 2> "$T/hook.err" || rc=$?
 [ "$rc" = 0 ] || fail "prepare without cprd: exit $rc"
@@ -34,6 +94,14 @@ rc=0; hook vm1 prepare begin - 2> "$T/hook.err" || rc=$?
 grep -q "claimed by another process" "$T/hook.err" || fail "no reason given"
 "$CPRCTL" release libvirt/vm1/ram "$token" >/dev/null || fail "release"
 hook vm1 prepare begin - || fail "prepare with a sealed bundle"
+
+# cpr-upgrade begin: shared memfd RAM and no hand-off in progress
+"$HOOK" vm1 cpr-upgrade begin - < "$T/shared.xml" || fail "cpr-upgrade of a shared memfd domain"
+"$HOOK" vm1 cpr-upgrade begin - < "$T/cells.xml" || fail "cpr-upgrade, every NUMA cell shared"
+"$CPRCTL" --json claim libvirt/vm1/ram > "$T/claim.json" || fail "claim"
+token=$(sed -n 's/^ *"token": *"\([0-9a-f]*\)".*/\1/p' "$T/claim.json")
+upgrade_refused "$T/shared.xml" "claimed by another process"
+"$CPRCTL" release libvirt/vm1/ram "$token" >/dev/null || fail "release"
 
 # started: a bundle the new VMM left sealed is reported, the start goes on
 hook vm1 started begin - 2> "$T/hook.err" || fail "started"
