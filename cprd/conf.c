@@ -36,6 +36,7 @@ void conf_defaults(struct cprd_config *cfg)
 		.idle_timeout_ms = 60000,
 		.check_kinds = 1,
 	};
+	snprintf(cfg->luo_session, sizeof(cfg->luo_session), "cprd");
 }
 
 /* A decimal number in [min, max], nothing else. */
@@ -78,6 +79,7 @@ static const struct conf_key conf_keys[] = {
 	{ "ttl-max-ms", LIM(ttl_max_ms), true, 0, UINT32_MAX },
 	{ "idle-timeout-ms", LIM(idle_timeout_ms), true, 0, UINT32_MAX },
 	{ "check-fd-kinds", LIM(check_kinds), false, 0, 1 },
+	{ "live-update-agent", LIM(luo_agent), false, 0, 1 },
 };
 #undef LIM
 
@@ -202,6 +204,14 @@ static int conf_line(struct cprd_config *cfg, char *line)
 		return conf_add_admin(cfg, value);
 	if (strcmp(key, "namespace") == 0)
 		return conf_add_namespace(cfg, value);
+	if (strcmp(key, "live-update-session") == 0) {
+		int r = luo_name_check(value);
+
+		if (r < 0)
+			return r == -ENOENT ? -EINVAL : r;
+		snprintf(cfg->luo_session, sizeof(cfg->luo_session), "%s", value);
+		return 0;
+	}
 	return conf_set_limit(&cfg->limits, key, value);
 }
 
@@ -228,9 +238,11 @@ int conf_load(struct cprd_config *cfg, const char *path, bool must_exist)
 		r = conf_line(cfg, line);
 		if (r < 0) {
 			log_errno(r == -ENOENT ? -EINVAL : r, "%s:%u: %s", path, lineno,
-				  r == -ENOENT	 ? "unknown key"
-				  : r == -EEXIST ? "a second namespace line for that prefix"
-						 : "bad value");
+				  r == -ENOENT		 ? "unknown key"
+				  : r == -EEXIST	 ? "a second namespace line for that prefix"
+				  : r == -EPERM		 ? "the session name \"systemd\" is the service manager's"
+				  : r == -ENAMETOOLONG ? "a session name is 1 to 63 bytes"
+							 : "bad value");
 			break;
 		}
 	}

@@ -84,6 +84,7 @@ static int store_parse(int argc, char *argv[], struct store_args *a)
 		{ "consumer-gid", required_argument, NULL, 'g' },
 		{ "ttl", required_argument, NULL, 't' },
 		{ "tie", no_argument, NULL, 'T' },
+		{ "durable", no_argument, NULL, 'D' },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
@@ -113,6 +114,9 @@ static int store_parse(int argc, char *argv[], struct store_args *a)
 			break;
 		case 'T':
 			json_object_object_add(a->opts, "tie", json_object_new_boolean(1));
+			break;
+		case 'D':
+			json_object_object_add(a->opts, "durable", json_object_new_boolean(1));
 			break;
 		case 'f':
 			if (store_fd_arg(a, optarg) < 0)

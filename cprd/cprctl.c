@@ -34,7 +34,7 @@ static const struct cprctl_command commands[] = {
 	{ "show", cprctl_show_main, "show [--socket PATH] NAME\n", "one bundle in detail" },
 	{ "store", cprctl_store_main,
 	  "store [--socket PATH] --stream FILE [--consumer-uid UID]... [--consumer-gid GID]...\n"
-	  "      [--ttl MS] [--tie] [--fd N]... NAME [FILE]...\n",
+	  "      [--ttl MS] [--tie] [--durable] [--fd N]... NAME [FILE]...\n",
 	  "create a bundle, put its fds and seal it with a state stream" },
 	{ "claim", cprctl_claim_main,
 	  "claim [--socket PATH] [--lease MS] [--save DIR] [--ack | --take] NAME [PROG [ARG]...]\n",

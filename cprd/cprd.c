@@ -404,6 +404,7 @@ static void adopt_stored(void)
 {
 	int r;
 
+	luo_setup(cprd.listen_store_fds, cprd.listen_store_names, &cprd.n_listen_store);
 	if (cprd.n_listen_store == 0)
 		return;
 	r = fdstore_adopt(cprd.listen_store_fds, cprd.listen_store_names, cprd.n_listen_store);
@@ -435,6 +436,7 @@ static void shutdown_daemon(void)
 	notify_flush();
 	notify_free();
 	control_close_all();
+	luo_close();
 	store_free_all();
 	for (size_t i = 0; i < cprd.n_listen; i++)
 		cpr_close(cprd.listen_fds[i]);

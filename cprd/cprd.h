@@ -61,6 +61,7 @@ struct cprd_limits {
 	uint64_t ttl_max_ms;	  /* 0: bundles may live forever */
 	uint64_t idle_timeout_ms; /* connection without a request */
 	unsigned check_kinds;	  /* seal checks each fd's kind (1) or not (0) */
+	unsigned luo_agent;	  /* cprd opens /dev/liveupdate itself (1) or not (0) */
 };
 
 struct cprd_quota {
@@ -89,6 +90,7 @@ struct cprd_config {
 	size_t n_quotas;
 	uid_t admins[16]; /* may run daemon ops; uid 0 is always an admin */
 	size_t n_admins;
+	char luo_session[64]; /* live-update-session: the agent's session name */
 };
 
 /* The identity of a connected peer, read at accept. */
@@ -137,6 +139,9 @@ struct bundle {
 	unsigned n_parked;   /* fds it holds there (pieces, stream, manifest) */
 	uint64_t *file_ids;  /* parked: st_dev, st_ino of each slot, or NULL */
 	bool tied;	     /* created with "tie": dies with its owner */
+	bool durable;	     /* created with "durable": survives a kexec (luo.c) */
+	bool luo_kept;	     /* its pieces are in the live-update session */
+	int luo_manifest_fd; /* the manifest preserved there, or -EBADF */
 	void *open_conn;     /* the connection filling an open bundle */
 	void *claim_conn;    /* claim with "ack": released if it ends before the ack */
 };
@@ -254,6 +259,8 @@ void store_conn_closed(void *conn);
 const char *store_state_name(enum bundle_state s);
 int store_adopt(struct bundle *b);
 int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_error *err);
+/* Free a bundle that was never adopted (its fds closed). */
+void store_bundle_discard(struct bundle *b);
 
 /* access.c */
 bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);
@@ -294,12 +301,28 @@ void fdstore_piece_sent(uint64_t id, long slot, int r);
 int fdstore_park(struct bundle *b);
 void fdstore_unpark(struct bundle *b);
 int fdstore_adopt(int *fds, char **names, size_t n);
+struct stat;
+/* Slot @i holds the open file of an earlier slot (@st: their fstat()s): it, else -1. */
+long fdstore_dup_of(const struct bundle *b, const struct stat *st, size_t i);
 struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_object *same);
 
 /* rebuild.c */
 int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n, struct bundle **ret,
 		   char *why, size_t why_len);
 struct json_object *rebuild_manifest(const struct bundle *b);
+
+/* luo.c: kexec-durable bundles in a live-update session */
+/* 0, or -ENAMETOOLONG (>= 64 bytes or empty), -EINVAL (space), -EPERM ("systemd"). */
+int luo_name_check(const char *name);
+/* At start: takes the session fd of the fd store (FDNAME "cprd-luo") out of
+ * @fds/@names, or opens /dev/liveupdate in agent mode; restores bundles. */
+int luo_setup(int *fds, char **names, size_t *n);
+/* Preserve sealed @b; refused (-errno, @why names the fd) when it cannot be. */
+int luo_preserve(struct bundle *b, char *why, size_t why_len);
+/* @b goes away: it is preserved no more. */
+void luo_forget(struct bundle *b);
+struct json_object *luo_status_json(void);
+void luo_close(void);
 
 /* sandbox.c */
 int sandbox_rlimits(struct cprd_limits *l);

@@ -94,7 +94,7 @@ static bool fdstore_same_file(int a, int b)
 }
 
 /* Slot i duplicates an earlier slot: return it, else -1. */
-static long fdstore_dup_of(const struct bundle *b, const struct stat *st, size_t i)
+long fdstore_dup_of(const struct bundle *b, const struct stat *st, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
 		if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino &&
@@ -127,6 +127,8 @@ struct json_object *fdstore_manifest_json(const struct bundle *b, struct json_ob
 	json_object_object_add(o, "claims", json_object_new_int64(b->claims));
 	if (same)
 		json_object_object_add(o, "same", same);
+	if (b->durable)
+		json_object_object_add(o, "durable", json_object_new_boolean(true));
 	return o;
 }
 

@@ -95,7 +95,7 @@ static int tie_owner(struct request *r, struct bundle *b)
 	return 0;
 }
 
-static int create_options(struct request *r, uint64_t *ttl, bool *tie)
+static int create_options(struct request *r, uint64_t *ttl, bool *tie, bool *durable)
 {
 	uint64_t ttl_max = cprd.cfg.limits.ttl_max_ms;
 
@@ -103,6 +103,11 @@ static int create_options(struct request *r, uint64_t *ttl, bool *tie)
 		return handle_bad_field(r, "ttl_ms", -EINVAL);
 	if (proto_get_bool(r->req, "tie", false, tie) < 0)
 		return handle_bad_field(r, "tie", -EINVAL);
+	if (proto_get_bool(r->req, "durable", false, durable) < 0)
+		return handle_bad_field(r, "durable", -EINVAL);
+	if (*tie && *durable)
+		return handle_fail(r, -EINVAL,
+				   "a tied bundle dies with its owner: it cannot be durable");
 	if (ttl_max && *ttl > ttl_max)
 		return handle_fail(r, -ERANGE, "ttl_ms %llu exceeds ttl-max-ms %llu",
 				   (unsigned long long)*ttl, (unsigned long long)ttl_max);
@@ -117,7 +122,7 @@ static int create_bundle(struct request *r, struct bundle **ret_b)
 	struct bundle tmp = { 0 }, *b;
 	const char *name;
 	uint64_t ttl = 0;
-	bool tie = false;
+	bool tie = false, durable = false;
 	int ret;
 
 	char why[160];
@@ -130,7 +135,7 @@ static int create_bundle(struct request *r, struct bundle **ret_b)
 		return handle_fail(r, ret, "%s", why);
 	ret = parse_consumers(r, &tmp);
 	if (ret == 0)
-		ret = create_options(r, &ttl, &tie);
+		ret = create_options(r, &ttl, &tie, &durable);
 	if (ret < 0)
 		return ret;
 	ret = store_create(name, r->peer, &b);
@@ -145,6 +150,7 @@ static int create_bundle(struct request *r, struct bundle **ret_b)
 	b->n_uids = tmp.n_uids;
 	b->n_gids = tmp.n_gids;
 	b->ttl_ms = ttl;
+	b->durable = durable;
 	b->open_conn = r->conn;
 	if (tie) {
 		ret = tie_owner(r, b);
@@ -216,12 +222,18 @@ static int seal_bundle(struct request *r, struct bundle *b, int *stream_fd)
 	struct cpr_error err = { 0 };
 	int ret = store_seal(b, stream_fd, &err);
 
+	char why[256];
+
 	if (ret < 0)
 		return handle_fail(r, ret, "state stream refused: %s", err.message);
+	/* refused as durable: the bundle is not kept (the caller removes it) */
+	if (b->durable && (ret = luo_preserve(b, why, sizeof(why))) < 0)
+		return handle_fail(r, ret, "not durable: %s", why);
 	json_object_object_add(r->reply, "fds", json_object_new_int64((int64_t)b->n_fds));
 	json_object_object_add(r->reply, "stream_bytes",
 			       json_object_new_int64((int64_t)b->stream_len));
 	json_object_object_add(r->reply, "persisted", json_object_new_boolean(b->persisted));
+	json_object_object_add(r->reply, "durable", json_object_new_boolean(b->luo_kept));
 	return 0;
 }
 
@@ -232,7 +244,10 @@ int handle_seal(struct request *r)
 
 	if (ret < 0)
 		return ret;
-	return seal_bundle(r, b, &r->fds[0]);
+	ret = seal_bundle(r, b, &r->fds[0]);
+	if (ret < 0 && b->state == BUNDLE_SEALED)
+		store_remove(b, "refused as durable");
+	return ret;
 }
 
 /*

@@ -108,6 +108,7 @@ int handle_status(struct request *r)
 	add_int(o, "pid", getpid());
 	add_int(o, "uptime_ms", (int64_t)((now_boottime_ns() - cprd.started_ns) / 1000000u));
 	json_object_object_add(o, "fdstore", json_object_new_boolean(cprd.fdstore));
+	json_object_object_add(o, "live_update", luo_status_json());
 	json_object_object_add(o, "limits", handle_limits_json());
 	store_usage(r->peer->uid, &u_fds, &u_bundles);
 	conf_quota(&cprd.cfg, r->peer->uid, &q_fds, &q_bundles);
@@ -232,6 +233,8 @@ struct json_object *handle_bundle_json(const struct bundle *b, bool detail)
 	add_int(o, "claims", b->claims);
 	json_object_object_add(o, "tied", json_object_new_boolean(b->tied));
 	json_object_object_add(o, "persisted", json_object_new_boolean(b->persisted));
+	json_object_object_add(o, "durable", json_object_new_boolean(b->durable));
+	json_object_object_add(o, "preserved", json_object_new_boolean(b->luo_kept));
 	if (b->state == BUNDLE_CLAIMED) {
 		c = json_object_new_object();
 		add_int(c, "uid", b->claimer_uid);

@@ -22,7 +22,7 @@
 static const char *const manifest_keys[] = {
 	"cprd_manifest", "id",	       "name",	 "owner_uid", "owner_gid",
 	"owner_pid",	 "uids",       "gids",	 "fds",	      "ttl_ms",
-	"expire_ns",	 "created_ns", "claims", "same",      NULL,
+	"expire_ns",	 "created_ns", "claims", "same",      "durable", NULL,
 };
 
 static int rebuild_ids(struct json_object *m, const char *key, unsigned *ids, size_t *ret_n)
@@ -67,7 +67,8 @@ static int rebuild_fields(struct json_object *m, struct bundle *b, size_t n_fds)
 	    proto_get_u64(m, "created_ns", true, INT64_MAX - 1, &b->created_ns) < 0 ||
 	    proto_get_u64(m, "claims", true, UINT32_MAX, &claims) < 0 ||
 	    rebuild_ids(m, "uids", b->uids, &b->n_uids) < 0 ||
-	    rebuild_ids(m, "gids", b->gids, &b->n_gids) < 0)
+	    rebuild_ids(m, "gids", b->gids, &b->n_gids) < 0 ||
+	    proto_get_bool(m, "durable", false, &b->durable) < 0)
 		return -EBADMSG;
 	b->id = id;
 	snprintf(b->name, sizeof(b->name), "%s", name);
@@ -146,6 +147,7 @@ int rebuild_bundle(struct json_object *m, int *stream_fd, int *fds, size_t n, st
 	if (!b)
 		return -ENOMEM;
 	b->stream_fd = -EBADF;
+	b->luo_manifest_fd = -EBADF;
 	b->tie = (struct cprd_src){ .tag = TAG_PIDFD, .obj = b, .fd = -EBADF };
 	b->n_fds = n;
 	r = rebuild_fields(m, b, n);

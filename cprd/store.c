@@ -140,6 +140,7 @@ static struct bundle *store_bundle_new(const char *name)
 		return NULL;
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->stream_fd = -EBADF;
+	b->luo_manifest_fd = -EBADF;
 	b->tie = (struct cprd_src){ .tag = TAG_PIDFD, .obj = b, .fd = -EBADF };
 	b->created_ns = now_boottime_ns();
 	return b;
@@ -439,7 +440,13 @@ static void store_bundle_free(struct bundle *b)
 	if (b->tie.fd >= 0) /* the peer's pidfd shares the file: delete explicitly */
 		epoll_ctl(cprd.epoll_fd, EPOLL_CTL_DEL, b->tie.fd, NULL);
 	cpr_close(b->tie.fd);
+	cpr_close(b->luo_manifest_fd);
 	free(b);
+}
+
+void store_bundle_discard(struct bundle *b)
+{
+	store_bundle_free(b);
 }
 
 /* Acknowledged, dropped or expired: close the daemon's copies. */
@@ -451,6 +458,7 @@ void store_remove(struct bundle *b, const char *why)
 	if (b->n_parked) /* parked, or on its way there */
 		fdstore_unpark(b);
 	store_unlink(b);
+	luo_forget(b);
 	usage_sub(b->owner_uid, held, 1);
 	cprd.n_fds -= held;
 	cprd.n_bundles--;
