@@ -121,7 +121,7 @@ static void receive_transfer(int sock)
 		fprintf(stderr, "scm: receiver: %s\n", err.message);
 		exit(1);
 	}
-	r = cpr_transfer_ack(ctx, sock);
+	r = cpr_transfer_ack(ctx, sock, &err);
 	if (r < 0)
 		die("cpr_transfer_ack", r);
 	cpr_ctx_free(ctx); /* closes every fd nobody claimed */

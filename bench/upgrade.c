@@ -343,7 +343,7 @@ static int transfer_target(char **argv)
 	t1 = now_ns(); /* adopted: the guest could run here */
 	if (((uint8_t *)cpr_ramblock_host(rb))[0] != 0x42)
 		return 2;
-	if (write(res, &t1, sizeof(t1)) != sizeof(t1) || cpr_transfer_ack(ctx, sock) < 0)
+	if (write(res, &t1, sizeof(t1)) != sizeof(t1) || cpr_transfer_ack(ctx, sock, NULL) < 0)
 		return 2;
 	cpr_ramblock_free(rb);
 	cpr_ctx_free(ctx);

@@ -623,12 +623,15 @@ int upgrade_incoming(void)
 int upgrade_take_over(void)
 {
 	struct pollfd p = { .fd = incoming_sock, .events = POLLIN };
+	struct cpr_error err = { 0 };
 	char c = 0;
 	int r;
 
 	if (incoming_sock < 0)
 		return 0;
-	r = cpr_transfer_ack(incoming_ctx, incoming_sock);
+	r = cpr_transfer_ack(incoming_ctx, incoming_sock, &err);
+	if (r < 0)
+		log_warnx("upgrade: %s", err.message);
 	if (r == 0)
 		r = poll(&p, 1, UPGRADE_TIMEOUT_MAX_MS) == 1 && read(incoming_sock, &c, 1) == 1 &&
 				    c == UPGRADE_COMMIT[0]

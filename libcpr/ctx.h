@@ -144,11 +144,6 @@ int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i
 int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 			 struct cpr_error *ret_err);
 
-/* handoff.c: the FD record of each slot into @rec_of_slot[0..n); -EPROTO
- * unless the records' slots are exactly 0..n-1, each once. */
-int ctx_map_slots(const struct cpr_state *st, size_t n, uint32_t *rec_of_slot,
-		  struct cpr_error *err);
-
 /* Log through the context's log function, if any (NULL-safe). */
 void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_printf_(3, 4);
 

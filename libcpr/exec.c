@@ -22,6 +22,7 @@
 
 #include "ctx.h"
 #include "internal.h"
+#include "pipeline.h"
 
 extern char **environ;
 
@@ -228,9 +229,9 @@ static void cloexec_restore(const int *fds, size_t n, const int *old)
 }
 
 struct exec_plan {
-	struct cpr_state *st;
-	int *fds; /* n + 2: the preserved fds, the state memfd, the release fd */
-	int *old; /* their flags before */
+	struct pipe_out out; /* the state, its stream and the preserved fds */
+	int *fds;	     /* n + 2: the preserved fds, the state memfd, the release fd */
+	int *old;	     /* their flags before */
 	size_t n;
 	int state_fd;
 	char **env;
@@ -241,60 +242,68 @@ struct exec_plan {
 
 static void plan_free(struct exec_plan *p)
 {
-	cpr_state_free(p->st);
+	pipeline_export_done(&p->out);
 	free(p->fds);
 	free(p->old);
 	cpr_close(p->state_fd);
 	free(p->env);
 }
 
+/* The pipeline's export, its stream in a sealed memfd, the fd list and the
+ * environment for execve(). */
 static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan *p,
 		      struct cpr_error *ret_err)
 {
-	struct cpr_state_info info;
-	_cleanup_free_ void *buf = NULL;
-	size_t len;
-	int *fds, r;
+	int r;
 
-	r = ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &p->st, &p->fds, &p->n, ret_err);
+	r = pipeline_export(ctx, CPR_MODE_EXEC, "exec", &p->out, ret_err);
 	if (r < 0)
 		return r;
-	r = cpr_state_encode(p->st, cpr_ctx_get_target_level(ctx), NULL, NULL, &buf, &len, ret_err);
-	if (r < 0)
-		return r;
-	if ((r = cpr_state_get_info(p->st, &info)) < 0)
-		return r;
-	memcpy(p->id, info.stream_id, sizeof(p->id));
-	p->state_fd = state_memfd(buf, len);
+	p->n = p->out.n_fds;
+	memcpy(p->id, p->out.id, sizeof(p->id));
+	p->state_fd = state_memfd(p->out.buf, p->out.len);
 	if (p->state_fd < 0)
-		return p->state_fd;
-	fds = reallocarray(p->fds, p->n + 2, sizeof(int));
-	if (!fds)
-		return -ENOMEM;
-	p->fds = fds;
-	p->fds[p->n] = p->state_fd;
+		return cpr_fail(ret_err, p->state_fd, NO_TYPE, NO_INST, UINT64_MAX,
+				"the state memfd: %s", strerror(-p->state_fd));
+	p->fds = calloc(p->n + 2, sizeof(int));
 	p->old = calloc(p->n + 2, sizeof(int));
 	p->env = env_copy(envp, &p->env_n);
-	if (!p->old || !p->env)
-		return -ENOMEM;
+	if (!p->fds || !p->old || !p->env)
+		return cpr_fail(ret_err, -ENOMEM, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
+	if (p->n)
+		memcpy(p->fds, p->out.fds, p->n * sizeof(int));
+	p->fds[p->n] = p->state_fd;
 	p->env[p->env_n] = p->token;
 	return 0;
 }
 
+/* The errnos cpr_exec(3) lists (and, for cpr_exec(), any of execve(2)
+ * itself); anything else is EIO, its message naming the original. */
+static const int exec_errnos[] = { EINVAL, EALREADY, EBUSY,  EPROTONOSUPPORT, EBADF, E2BIG,
+				   ENOMEM, ENOENT,   EACCES, EPERM,	      0 };
+static const int incoming_errnos[] = { EINVAL, EALREADY,	EBADMSG, ESRCH,	 EBADF,
+				       EPROTO, EMEDIUMTYPE,	EFBIG,	 ESTALE, EEXIST,
+				       E2BIG,  EPROTONOSUPPORT, ENOMEM,	 0 };
+
 CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[],
 			char *const envp[], struct cpr_error *ret_err)
 {
+	struct cpr_error e = CPR_ERROR_INIT;
 	struct exec_plan p = { .state_fd = -EBADF };
 	struct teardown t;
 	size_t k;
 	int r;
 
 	if (!ctx || !path || !*path || !argv || !argv[0])
-		return -EINVAL;
+		return pipeline_finish(cpr_fail(&e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+						"no context, path or argv[0]"),
+				       &e, ret_err, exec_errnos, -EIO);
 	teardown_reap(ctx, true);
-	r = plan_build(ctx, envp ?: environ, &p, ret_err);
-	if (r < 0)
+	r = plan_build(ctx, envp ?: environ, &p, &e);
+	if (r < 0) {
+		r = pipeline_finish(r, &e, ret_err, exec_errnos, -EIO);
 		goto out;
+	}
 	teardown_start(ctx, &t);
 	k = p.n + 1;
 	if (t.pid > 0)
@@ -392,111 +401,78 @@ static int token_get(struct token *t, struct cpr_error *ret_err)
 	return 1;
 }
 
-/* Slots are the fd numbers: distinct, open, not the state memfd. */
-static int slots_to_fds(const struct cpr_state *st, int state_fd, int **ret_fds,
-			struct cpr_error *ret_err)
+/* The state memfd read into private memory, then the pipeline's import of
+ * it and of the fds it names, inherited across execve() (slot = fd number). */
+static int incoming_import(const struct token *t, struct pipe_in *in, struct cpr_error *e)
 {
-	size_t n = cpr_state_fd_count(st);
-	_cleanup_free_ int *fds = calloc(n + 1, sizeof(int));
-
-	if (!fds)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t slot = cpr_state_fd_get(st, i)->slot;
-
-		fds[i] = (int)slot;
-		if (slot > INT_MAX || fds[i] == state_fd) {
-			cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
-				      "FD record %zu names fd %u, which cannot be preserved", i,
-				      slot);
-			return -EBADMSG;
-		}
-		for (size_t j = 0; j < i; j++)
-			if (fds[j] == fds[i]) {
-				cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, (uint32_t)i,
-					      UINT64_MAX, "FD records %zu and %zu both name fd %d",
-					      j, i, fds[i]);
-				return -EBADMSG;
-			}
-	}
-	*ret_fds = TAKE_PTR(fds);
-	return 0;
-}
-
-static int incoming_state(const struct token *t, struct cpr_state **ret_st,
-			  struct cpr_error *ret_err)
-{
-	struct cpr_state_info info;
-	struct cpr_state *st = NULL;
 	void *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	r = state_read(t->fd, &buf, &len, ret_err);
+	r = state_read(t->fd, &buf, &len, e);
 	if (r < 0)
 		return r;
 	close(t->fd); /* a sealed memfd the token named for this pid: ours */
-	r = cpr_state_parse(buf, len, 0, &st, ret_err);
+	r = pipeline_import_parse(in, buf, len, t->id, 0, e);
 	free(buf);
-	if (r < 0)
-		return r;
-	if (cpr_state_get_info(st, &info) < 0 ||
-	    memcmp(info.stream_id, t->id, sizeof(t->id)) != 0) {
-		cpr_error_set(ret_err, -ESTALE, UINT32_MAX, UINT32_MAX, UINT64_MAX,
-			      "the exec state's stream id does not match %s", CPR_EXEC_ENV);
-		cpr_state_free(st);
-		return -ESTALE;
-	}
-	*ret_st = st;
-	return 0;
+	if (r >= 0)
+		r = pipeline_import_adopt(in, NULL, false, e);
+	return r;
 }
 
-CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
+/* A refused state: every fd it names is ours (receiving owns): close them. */
+static void incoming_refused(struct cpr_ctx *ctx, const struct pipe_in *in, int state_fd)
 {
+	size_t n = in->st ? cpr_state_fd_count(in->st) : 0;
+
+	ctx_log(ctx, LOG_ERR, "cpr: incoming exec state refused; closing its %zu fds", n);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t slot = cpr_state_fd_get(in->st, i)->slot;
+
+		if (slot <= INT_MAX && (int)slot != state_fd)
+			close((int)slot);
+	}
+}
+
+static int exec_incoming(struct cpr_ctx *ctx, struct cpr_error *e)
+{
+	struct pipe_in in = { .ctx = ctx, .slots = PIPE_SLOT_FD };
 	struct token t;
-	struct cpr_state *st;
-	int *fds = NULL, r;
-	size_t n;
+	int r;
 
 	if (!ctx)
-		return -EINVAL;
+		return cpr_fail(e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "no context");
 	exec_probe_answer(); /* returns only when this run is no probe */
-	if (ctx->incoming)
-		return -EALREADY;
-	r = token_get(&t, ret_err);
+	r = pipeline_import_ready(&in, e);
+	if (r < 0)
+		return r;
+	r = token_get(&t, e);
 	if (r <= 0)
 		return r;
 	if (t.reaper > 0) {
 		teardown_adopt(ctx, t.reaper, t.release);
 		teardown_reap(ctx, false);
 	}
-	r = incoming_state(&t, &st, ret_err);
+	in.exclude_fd = t.fd;
+	r = incoming_import(&t, &in, e);
 	if (r < 0) {
-		teardown_release(ctx);
-		return r;
-	}
-	n = cpr_state_fd_count(st);
-	r = slots_to_fds(st, t.fd, &fds, ret_err);
-	if (r >= 0)
-		r = ctx_adopt(ctx, st, fds, n, ret_err);
-	if (r < 0) {
-		ctx_log(ctx, LOG_ERR, "cpr: incoming exec state refused; closing its %zu fds", n);
-		for (size_t i = 0; i < n; i++) {
-			uint32_t slot = cpr_state_fd_get(st, i)->slot;
-
-			if (slot <= INT_MAX && (int)slot != t.fd)
-				close((int)slot);
-		}
-		cpr_state_free(st);
-		free(fds);
+		incoming_refused(ctx, &in, t.fd);
+		pipeline_import_done(&in);
 		teardown_release(ctx);
 		return r;
 	}
 	/* Inherited across exec with close-on-exec cleared: set it again.  (Fds
 	 * received over a socket arrive close-on-exec already.) */
-	for (size_t i = 0; i < n; i++)
-		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-	free(fds);
+	for (size_t i = 0; i < in.n_fds; i++)
+		(void)fcntl(in.fds[i], F_SETFD, FD_CLOEXEC);
+	pipeline_import_done(&in);
 	teardown_release_if_adopted(ctx); /* a state without RAM blocks */
 	return 1;
+}
+
+CPR_EXPORT int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return pipeline_finish(exec_incoming(ctx, &e), &e, ret_err, incoming_errnos, -EIO);
 }

@@ -20,6 +20,7 @@
 #include <cpr/cpr.h>
 
 #include "ctx.h"
+#include "pipeline.h"
 #include "scm.h"
 #include "transfer.h"
 
@@ -35,6 +36,20 @@ struct xfer_preamble {
 /* Transport errors concern no record. */
 #define xfer_err(err, code, ...) \
 	cpr_error_set((err), (code), NO_TYPE, NO_INST, UINT64_MAX, __VA_ARGS__)
+
+/* The errnos cpr_transfer_send(3) lists for each function; anything else
+ * is EIO, its message naming the original. */
+static const int send_errnos[] = { EINVAL,	    EBADF,     EBUSY,		EALREADY,
+				   ESOCKTNOSUPPORT, E2BIG,     EPROTONOSUPPORT, EPIPE,
+				   ECONNRESET,	    ETIMEDOUT, ECONNREFUSED,	ENOTSOCK,
+				   ENOMEM,	    0 };
+static const int wait_ack_errnos[] = { EINVAL,	  EBADF,   ENOENT, ECONNREFUSED, ECONNRESET,
+				       ETIMEDOUT, EBADMSG, EPROTO, ENOMEM,	 0 };
+static const int recv_errnos[] = { EINVAL,	    EBADF,	 EALREADY, EBADMSG, ESTALE,
+				   EPROTONOSUPPORT, E2BIG,	 EMSGSIZE, EPROTO,  ECONNRESET,
+				   ETIMEDOUT,	    EMEDIUMTYPE, EEXIST,   ENOMEM,  0 };
+static const int ack_errnos[] = { EINVAL, EBADF, ENOENT, EALREADY, EPIPE, ECONNRESET, 0 };
+static const int reclaim_errnos[] = { EINVAL, EBADF, ENOENT, EBUSY, 0 };
 
 /* ---------------------------------------------------------------- replies */
 
@@ -133,51 +148,6 @@ void xfer_preamble_store(uint8_t p[XFER_PREAMBLE_SIZE], uint64_t stream_len, uin
 	memcpy(p + 32, id, 16);
 }
 
-struct outgoing {
-	struct cpr_state *st;
-	int *fds;
-	size_t n_fds;
-	void *buf;
-	size_t len;
-	uint8_t stream_id[16];
-};
-
-static void outgoing_done(struct outgoing *o)
-{
-	cpr_state_free(o->st);
-	free(o->fds);
-	free(o->buf);
-}
-
-static void xfer_warn(void *userdata, const struct cpr_error *d)
-{
-	ctx_log(userdata, LOG_WARNING, "transfer: %s", d->message);
-}
-
-static int outgoing_build(struct cpr_ctx *ctx, struct outgoing *o, struct cpr_error *err)
-{
-	uint32_t level = cpr_ctx_get_target_level(ctx);
-	struct cpr_state_info info;
-	int r;
-
-	r = ctx_outgoing(ctx, CPR_MODE_TRANSFER, level, &o->st, &o->fds, &o->n_fds, err);
-	if (r < 0)
-		return r;
-	r = cpr_state_encode(o->st, level, xfer_warn, ctx, &o->buf, &o->len, err);
-	if (r < 0)
-		return r;
-	if (o->len > CPR_STREAM_MAX || o->n_fds > CPR_FDS_MAX) {
-		xfer_err(err, -EMSGSIZE, "outgoing state too large: %zu bytes, %zu fds", o->len,
-			 o->n_fds);
-		return -EMSGSIZE;
-	}
-	r = cpr_state_get_info(o->st, &info);
-	if (r < 0)
-		return r;
-	memcpy(o->stream_id, info.stream_id, sizeof(o->stream_id));
-	return 0;
-}
-
 /* A send failed during @stage: say why, and pick up a NAK already queued. */
 static int xfer_send_failed(int sock, int r, const char *stage, struct cpr_error *err)
 {
@@ -195,12 +165,12 @@ static int xfer_send_failed(int sock, int r, const char *stage, struct cpr_error
 	return r;
 }
 
-static int outgoing_send(int sock, const struct outgoing *o, struct cpr_error *err)
+static int outgoing_send(int sock, const struct pipe_out *o, struct cpr_error *err)
 {
 	uint8_t pre[XFER_PREAMBLE_SIZE];
 	int r;
 
-	xfer_preamble_store(pre, o->len, (uint32_t)o->n_fds, o->stream_id);
+	xfer_preamble_store(pre, o->len, (uint32_t)o->n_fds, o->id);
 	r = scm_write_all(sock, pre, sizeof(pre));
 	if (r < 0)
 		return xfer_send_failed(sock, r, "preamble", err);
@@ -237,49 +207,54 @@ static int xfer_check_socket(int sock, struct cpr_error *err)
 	return 0;
 }
 
-CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+static int transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *e)
 {
-	struct outgoing o = { 0 };
+	struct pipe_out o = { .st = NULL };
 	int r;
 
 	if (!ctx)
-		return -EINVAL;
+		return cpr_fail(e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "no context");
 	if (sock < 0)
-		return -EBADF;
-	r = xfer_check_socket(sock, ret_err);
+		return cpr_fail(e, -EBADF, NO_TYPE, NO_INST, UINT64_MAX, "no socket (fd %d)", sock);
+	r = xfer_check_socket(sock, e);
 	if (r >= 0)
-		r = outgoing_build(ctx, &o, ret_err);
+		r = pipeline_export(ctx, CPR_MODE_TRANSFER, "transfer", &o, e);
 	if (r >= 0)
-		r = outgoing_send(sock, &o, ret_err);
+		r = outgoing_send(sock, &o, e);
 	if (r >= 0) {
-		memcpy(ctx->sent_id, o.stream_id, sizeof(ctx->sent_id));
+		memcpy(ctx->sent_id, o.id, sizeof(ctx->sent_id));
 		ctx->sent_pending = true;
-	}
-	if (r >= 0)
 		ctx_log(ctx, LOG_INFO,
 			"transfer: sent a %zu-byte state and %zu fds, awaiting the ack", o.len,
 			o.n_fds);
-	else
-		ctx_log(ctx, LOG_ERR, "transfer: send failed: %s", strerror(-r));
-	outgoing_done(&o);
+	}
+	pipeline_export_done(&o);
 	return r;
 }
 
-CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms,
-				     struct cpr_error *ret_err)
+CPR_EXPORT int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+	int r = pipeline_finish(transfer_send(ctx, sock, &e), &e, ret_err, send_errnos, -EIO);
+
+	if (r < 0)
+		ctx_log(ctx, LOG_ERR, "transfer: send failed: %s", e.message);
+	return r;
+}
+
+static int transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms, struct cpr_error *e)
 {
 	int r;
 
 	if (!ctx || timeout_ms < -1)
-		return -EINVAL;
+		return cpr_fail(e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"no context, or a timeout below -1");
 	if (sock < 0)
-		return -EBADF;
-	if (!ctx->sent_pending) {
-		xfer_err(ret_err, -ENOENT, "no transfer sent from this context awaits an ack");
-		return -ENOENT;
-	}
-	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, ctx->sent_id,
-			    ret_err);
+		return cpr_fail(e, -EBADF, NO_TYPE, NO_INST, UINT64_MAX, "no socket (fd %d)", sock);
+	if (!ctx->sent_pending)
+		return cpr_fail(e, -ENOENT, NO_TYPE, NO_INST, UINT64_MAX,
+				"no transfer sent from this context awaits an ack");
+	r = xfer_read_reply(sock, timeout_ms < 0 ? -1 : scm_now_ms() + timeout_ms, ctx->sent_id, e);
 	/* one ack for this stream id hands the state off; anything else keeps it ours */
 	ctx->sent_pending = false;
 	ctx->handed_off = r == 0;
@@ -291,29 +266,51 @@ CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_
 	return r;
 }
 
+CPR_EXPORT int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms,
+				     struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return pipeline_finish(transfer_wait_ack(ctx, sock, timeout_ms, &e), &e, ret_err,
+			       wait_ack_errnos, -EIO);
+}
+
 /*
  * An acknowledged hand-off whose receiver is gone before the VMM's own
  * commit (a protocol of the VMM's on top, such as its vCPU state, failed):
  * take the state back.  Only once the receiver's end of @sock is closed:
  * while it is open, the receiver may own the state.
  */
-CPR_EXPORT int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock)
+static int transfer_reclaim(struct cpr_ctx *ctx, int sock, struct cpr_error *e)
 {
 	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
 
 	if (!ctx)
-		return -EINVAL;
+		return cpr_fail(e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "no context");
 	if (sock < 0)
-		return -EBADF;
+		return cpr_fail(e, -EBADF, NO_TYPE, NO_INST, UINT64_MAX, "no socket (fd %d)", sock);
 	if (!ctx->handed_off)
-		return -ENOENT;
+		return cpr_fail(e, -ENOENT, NO_TYPE, NO_INST, UINT64_MAX,
+				"this context's state was not handed off");
 	if (poll(&p, 1, 0) < 0)
-		return -errno;
+		return cpr_fail(e, -errno, NO_TYPE, NO_INST, UINT64_MAX, "poll: %s",
+				strerror(errno));
+	if (p.revents & POLLNVAL)
+		return cpr_fail(e, -EBADF, NO_TYPE, NO_INST, UINT64_MAX, "fd %d is not open", sock);
 	if (!(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-		return -EBUSY;
+		return cpr_fail(e, -EBUSY, NO_TYPE, NO_INST, UINT64_MAX,
+				"the receiver's end of the connection is still open: it may own "
+				"the state");
 	ctx->handed_off = false;
 	ctx_log(ctx, LOG_INFO, "transfer: the receiver is gone; the state is ours again");
 	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return pipeline_finish(transfer_reclaim(ctx, sock, &e), &e, ret_err, reclaim_errnos, -EIO);
 }
 
 /* ---------------------------------------------------------------- receiver */
@@ -363,22 +360,19 @@ static int64_t xfer_deadline(int sock)
 
 /* Everything the receiver holds while it checks: freed on every path. */
 struct incoming {
-	struct cpr_ctx *ctx;
+	struct pipe_in in;
 	struct xfer_preamble pre;
 	int64_t deadline;
 	uint8_t *buf;
-	struct cpr_state *st;
-	uint32_t *rec_of_slot; /* the FD record each fd is for, by slot */
-	int *fds;	       /* in slot order as they arrive, then in record order */
-	size_t n_fds;	       /* fds received (and owned) so far */
+	int *fds;     /* in slot order as they arrive */
+	size_t n_fds; /* fds received (and owned) so far */
 };
 
 static void incoming_done(struct incoming *in)
 {
 	scm_close_all(in->fds, in->n_fds);
-	cpr_state_free(in->st);
+	pipeline_import_done(&in->in);
 	free(in->fds);
-	free(in->rec_of_slot);
 	free(in->buf);
 }
 
@@ -386,7 +380,7 @@ static void incoming_done(struct incoming *in)
 static int incoming_read(int sock, struct incoming *in, struct cpr_error *err)
 {
 	uint8_t p[XFER_PREAMBLE_SIZE];
-	size_t n, none;
+	size_t none;
 	int r;
 
 	in->deadline = xfer_deadline(sock);
@@ -398,46 +392,15 @@ static int incoming_read(int sock, struct incoming *in, struct cpr_error *err)
 	if (r < 0)
 		return r;
 	/* Limits were checked above: allocate only now. */
-	n = in->pre.n_fds ? in->pre.n_fds : 1;
 	in->buf = malloc(in->pre.stream_len);
-	in->fds = malloc(n * sizeof(int));
-	in->rec_of_slot = malloc(n * sizeof(uint32_t));
-	if (!in->buf || !in->fds || !in->rec_of_slot) {
+	in->fds = malloc((in->pre.n_fds ? in->pre.n_fds : 1) * sizeof(int));
+	if (!in->buf || !in->fds) {
 		xfer_err(err, -ENOMEM, "out of memory for a %" PRIu64 "-byte stream",
 			 in->pre.stream_len);
 		return -ENOMEM;
 	}
 	return scm_read_exact(sock, in->buf, in->pre.stream_len, NULL, 0, &none, in->deadline,
 			      "state stream", err);
-}
-
-/*
- * Parse the whole stream and cross-check it against the preamble: its id
- * repeats the preamble's and its FD records name exactly the fds announced.
- * Runs while the sender's fds are in flight.
- */
-static int xfer_check_stream(struct incoming *in, struct cpr_error *err)
-{
-	struct cpr_state_info info;
-	int r;
-
-	r = cpr_state_parse(in->buf, in->pre.stream_len, 0, &in->st, err);
-	if (r < 0)
-		return r;
-	r = cpr_state_get_info(in->st, &info);
-	if (r < 0)
-		return r;
-	if (memcmp(info.stream_id, in->pre.stream_id, sizeof(info.stream_id)) != 0) {
-		xfer_err(err, -EBADMSG, "the stream id does not repeat the transfer preamble's");
-		return -EBADMSG;
-	}
-	if (cpr_state_fd_count(in->st) != in->pre.n_fds) {
-		xfer_err(err, -EPROTO,
-			 "the stream has %zu FD records, the transfer carried %" PRIu32 " fds",
-			 cpr_state_fd_count(in->st), in->pre.n_fds);
-		return -EPROTO;
-	}
-	return ctx_map_slots(in->st, in->pre.n_fds, in->rec_of_slot, err);
 }
 
 /* Check each fd of a chunk against its FD record as soon as it arrives. */
@@ -447,7 +410,7 @@ static int xfer_check_chunk(void *userdata, const int *fds, size_t first, size_t
 	struct incoming *in = userdata;
 
 	for (size_t s = first; s < first + count; s++) {
-		int r = ctx_adopt_check_fd(in->ctx, in->st, in->rec_of_slot[s], fds[s], err);
+		int r = pipeline_import_check_fd(&in->in, s, fds[s], err);
 
 		if (r < 0)
 			return r;
@@ -455,53 +418,44 @@ static int xfer_check_chunk(void *userdata, const int *fds, size_t first, size_t
 	return 0;
 }
 
-/* Receive the fds, checking them chunk by chunk, and put them in record order. */
-static int incoming_recv_fds(int sock, struct incoming *in, struct cpr_error *err)
+/*
+ * The stream is parsed and checked against the preamble (its id, the fds
+ * announced) while the sender's fds are in flight; they are checked chunk
+ * by chunk as they arrive, then everything is adopted.
+ */
+static int incoming_import(int sock, struct incoming *in, struct cpr_error *e)
 {
-	size_t n = in->pre.n_fds;
-	_cleanup_free_ int *by_rec = malloc((n ? n : 1) * sizeof(int));
-	int r;
+	int r = pipeline_import_ready(&in->in, e);
 
-	if (!by_rec)
-		return -ENOMEM;
-	r = scm_recv_fds_each(sock, NULL, 0, in->fds, n, in->deadline, xfer_check_chunk, in, err);
+	if (r >= 0)
+		r = incoming_read(sock, in, e);
+	if (r >= 0)
+		r = pipeline_import_parse(&in->in, in->buf, in->pre.stream_len, in->pre.stream_id,
+					  in->pre.n_fds, e);
+	if (r >= 0)
+		r = scm_recv_fds_each(sock, NULL, 0, in->fds, in->pre.n_fds, in->deadline,
+				      xfer_check_chunk, in, e);
 	if (r < 0)
 		return r;
-	in->n_fds = n;
-	for (size_t s = 0; s < n; s++)
-		by_rec[in->rec_of_slot[s]] = in->fds[s];
-	if (n)
-		memcpy(in->fds, by_rec, n * sizeof(int));
-	return 0;
+	in->n_fds = in->pre.n_fds;
+	r = pipeline_import_adopt(&in->in, in->fds, true, e);
+	if (r >= 0)
+		in->n_fds = 0; /* the context owns the state and the fds now */
+	return r;
 }
 
 CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
 {
-	struct cpr_error e = { .record_type = UINT32_MAX,
-			       .instance = UINT32_MAX,
-			       .offset = UINT64_MAX };
-	struct incoming in = { .ctx = ctx };
+	struct cpr_error e = CPR_ERROR_INIT;
+	struct incoming in = { .in = { .ctx = ctx, .slots = PIPE_SLOT_INDEX, .exclude_fd = -1 } };
 	int r;
 
-	if (!ctx)
-		return -EINVAL;
-	if (sock < 0)
-		return -EBADF;
-	if (cpr_ctx_incoming(ctx) > 0) {
-		xfer_err(&e, -EALREADY, "the receiving context already holds incoming state");
-		r = -EALREADY;
-		goto nak;
-	}
-	r = incoming_read(sock, &in, &e);
-	if (r >= 0)
-		r = xfer_check_stream(&in, &e);
-	if (r >= 0)
-		r = incoming_recv_fds(sock, &in, &e);
-	if (r >= 0)
-		r = ctx_adopt_prechecked(ctx, in.st, in.fds, in.n_fds, &e);
+	if (!ctx || sock < 0)
+		return pipeline_finish(cpr_fail(&e, !ctx ? -EINVAL : -EBADF, NO_TYPE, NO_INST,
+						UINT64_MAX, !ctx ? "no context" : "no socket"),
+				       &e, ret_err, recv_errnos, -EIO);
+	r = incoming_import(sock, &in, &e);
 	if (r >= 0) {
-		in.st = NULL; /* the context owns the state and the fds now */
-		in.n_fds = 0;
 		ctx_log(ctx, LOG_INFO,
 			"transfer: received and adopted a %" PRIu64 "-byte state and %" PRIu32
 			" fds",
@@ -509,41 +463,48 @@ CPR_EXPORT int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error
 		incoming_done(&in);
 		return 0;
 	}
-nak:
-	if (e.code == 0)
-		xfer_err(&e, r, "%s", strerror(-r));
+	r = pipeline_errno(r, &e, recv_errnos, -EIO);
 	ctx_log(ctx, LOG_ERR, "transfer: refused: %s", e.message);
 	(void)xfer_reply(sock, r, e.message, in.pre.stream_id);
 	incoming_done(&in);
-	if (ret_err)
-		*ret_err = e;
-	return r;
+	return pipeline_finish(r, &e, ret_err, recv_errnos, -EIO);
 }
 
-CPR_EXPORT int cpr_transfer_ack(struct cpr_ctx *ctx, int sock)
+static int transfer_ack(struct cpr_ctx *ctx, int sock, struct cpr_error *e)
 {
 	const struct cpr_state *st;
 	struct cpr_state_info info;
 	int r;
 
 	if (!ctx)
-		return -EINVAL;
+		return cpr_fail(e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "no context");
 	if (sock < 0)
-		return -EBADF;
+		return cpr_fail(e, -EBADF, NO_TYPE, NO_INST, UINT64_MAX, "no socket (fd %d)", sock);
 	st = cpr_ctx_incoming_state(ctx);
 	if (!st)
-		return -ENOENT;
+		return cpr_fail(e, -ENOENT, NO_TYPE, NO_INST, UINT64_MAX,
+				"the context holds no incoming state to acknowledge");
 	if (ctx->acked) /* a second ack could release a sender twice */
-		return -EALREADY;
+		return cpr_fail(e, -EALREADY, NO_TYPE, NO_INST, UINT64_MAX,
+				"the incoming state was acknowledged already");
 	r = cpr_state_get_info(st, &info);
 	if (r < 0)
 		return r;
 	r = xfer_reply(sock, 0, NULL, info.stream_id);
-	if (r < 0)
+	if (r < 0) {
+		xfer_err(e, r, "sending the ack: %s", strerror(-r));
 		ctx_log(ctx, LOG_ERR, "transfer: sending the ack: %s", strerror(-r));
-	else
-		ctx->acked = true;
-	return r;
+		return r;
+	}
+	ctx->acked = true;
+	return 0;
+}
+
+CPR_EXPORT int cpr_transfer_ack(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return pipeline_finish(transfer_ack(ctx, sock, &e), &e, ret_err, ack_errnos, -EIO);
 }
 
 /* ---------------------------------------------------------------- rendezvous */

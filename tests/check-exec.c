@@ -2,6 +2,7 @@
 /* cpr-exec: real execve() round trips, failures that restore, hostile tokens. */
 #include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -798,7 +799,8 @@ START_TEST(test_cpr_exec_incoming_release)
 }
 END_TEST
 
-/* A state naming an fd that is not open in the new image. */
+/* A state naming an fd that is not open in the new image: fewer fds came
+ * than it has FD records, as for every carrier. */
 START_TEST(test_cpr_exec_incoming_fd_not_open)
 {
 	struct cpr_error err = { 0 };
@@ -812,7 +814,61 @@ START_TEST(test_cpr_exec_incoming_fd_not_open)
 	cpr_ctx_free(ctx);
 	close(ev);
 	token(t, sizeof(t), fd, hex, getpid());
-	ck_assert_int_eq(incoming_with(t, &err), -EBADF);
+	ck_assert_int_eq(incoming_with(t, &err), -EPROTO);
+	ck_assert_str_eq(err.message, "the stream has 1 FD records, 0 fds came with it");
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
+{
+	char *buf = userdata, line[400];
+
+	(void)priority;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	strncat(buf, line, 2000 - strlen(buf) - 2);
+	strcat(buf, "\n");
+}
+
+/* The encode's dropped-element warnings reach the log, as for every carrier. */
+START_TEST(test_cpr_exec_warns_dropped)
+{
+	struct cpr_error err = { 0 };
+	struct cpr_ramblock *rb;
+	struct cpr_ctx *ctx;
+	char *av[] = { (char *)"x", NULL }, log[2000] = "";
+	int nfds = test_count_fds();
+
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	cpr_ctx_set_log_fn(ctx, keep_log, log);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 2 * MiB, 2 * MiB, 0, 0, &rb), 0);
+	rb->thp = true; /* a level-2 hint, dropped for level 1 */
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_exec(ctx, "/nonexistent/cpr-exec-target", av, NULL, &err), -ENOENT);
+	ck_assert_msg(strstr(log, "exec: ") && strstr(log, "dropping flag 'thp'"), "log: %s", log);
+	cpr_ramblock_free(rb);
+	cpr_ctx_free(ctx);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
+/* The same malformed stream gives the same errno and message through exec
+ * as through a hand-off (and cpr-transfer, check-transfer.c). */
+START_TEST(test_cpr_exec_incoming_same_refusal_as_handoff)
+{
+	struct cpr_error err = { 0 }, herr = { 0 };
+	struct cpr_ctx *ctx;
+	int nfds = test_count_fds();
+	int fd = sealed_memfd("not a stream", 12, 12);
+	char t[128];
+
+	token(t, sizeof(t), fd, zero_id, getpid());
+	ck_assert_int_eq(incoming_with(t, &err), -EBADMSG);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_handoff_import(ctx, "not a stream", 12, NULL, 0, &herr), -EBADMSG);
+	ck_assert_str_eq(err.message, herr.message);
+	ck_assert_int_eq(err.code, herr.code);
+	cpr_ctx_free(ctx);
 	test_assert_no_fd_leak(nfds);
 }
 END_TEST
@@ -879,6 +935,8 @@ static Suite *exec_suite(void)
 	tcase_add_test(tc, test_cpr_exec_eprotonosupport);
 	tcase_add_test(tc, test_cpr_exec_incoming_slot_is_state);
 	tcase_add_test(tc, test_cpr_exec_e2big);
+	tcase_add_test(tc, test_cpr_exec_warns_dropped);
+	tcase_add_test(tc, test_cpr_exec_incoming_same_refusal_as_handoff);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -177,7 +177,8 @@ START_TEST(test_cpr_handoff_import_refusals)
 	exported(&o, &stream, &len, fds, &n);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	/* One fd too few, one too many. */
-	refused(ctx, stream, len, fds, n - 1, -EPROTO, "FD records");
+	refused(ctx, stream, len, fds, n - 1, -EPROTO,
+		"the stream has 2 FD records, 1 fds came with it"); /* as every carrier says */
 	bogus = eventfd(0, EFD_CLOEXEC);
 	fds[n] = bogus;
 	refused(ctx, stream, len, fds, n + 1, -EPROTO, "FD records");
@@ -268,7 +269,7 @@ START_TEST(test_cpr_handoff_import_slot_order)
 	fds[0] = test_memfd("x", 4096);
 	fds[1] = test_memfd("y", 4096);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	refused(ctx, stream, len, fds, 2, -EPROTO, "not a free slot below 2");
+	refused(ctx, stream, len, fds, 2, -EPROTO, "not a slot below 2");
 	close(fds[0]);
 	close(fds[1]);
 	cpr_ctx_free(ctx);

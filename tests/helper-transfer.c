@@ -166,8 +166,8 @@ static int receive(int sock, const char *mode)
 	} else {
 		if (strcmp(mode, "die-before-ack") == 0)
 			die_here();
-		r = cpr_transfer_ack(ctx, sock);
-		printf(r == 0 ? "acked\n" : "ack failed %d\n", r);
+		r = cpr_transfer_ack(ctx, sock, &err);
+		printf(r == 0 ? "acked\n" : "ack failed %d: %s\n", r, err.message);
 		ret = r == 0 ? 0 : 2;
 	}
 	for (size_t i = 0; i < CPR_RAMBLOCKS_MAX; i++)

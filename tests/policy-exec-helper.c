@@ -50,7 +50,7 @@ int main(int argc, char *argv[])
 		return 3;
 	if (seccomp_mode() != 2)
 		return 4;
-	if (cpr_transfer_ack(ctx, sock) < 0)
+	if (cpr_transfer_ack(ctx, sock, NULL) < 0)
 		return 5;
 	cpr_ctx_free(ctx);
 	return 42;

@@ -465,8 +465,13 @@ static int upgrade_transfer(struct vmm *m, const char *path, char *why, size_t l
 		child_stop(pid, pidfd);
 	/* acknowledged, then failed before running the guest: the receiver
 	 * is gone now, and the state is this image's again */
-	if (r < 0 && sock >= 0 && cpr_transfer_reclaim(m->ctx, sock) < 0)
-		fprintf(stderr, "minivmm: the state cannot be taken back from pid %d\n", (int)pid);
+	if (r < 0 && sock >= 0) {
+		struct cpr_error err = { 0 };
+
+		if (cpr_transfer_reclaim(m->ctx, sock, &err) < 0)
+			fprintf(stderr, "minivmm: the state cannot be taken back from pid %d: %s\n",
+				(int)pid, err.message);
+	}
 	fd_close(sock);
 	fd_close(pidfd);
 	return r;
@@ -673,7 +678,7 @@ int incoming_transfer(struct vmm *m, const char *path)
 	/* Built while the guest still runs in the old image. */
 	r = prepare_incoming(m);
 	if (r >= 0)
-		r = cpr_transfer_ack(m->ctx, sock);
+		r = cpr_transfer_ack(m->ctx, sock, &err);
 	if (r >= 0)
 		r = vm_arm(&m->vm);
 	if (r < 0)

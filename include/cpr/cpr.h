@@ -159,10 +159,10 @@ int cpr_transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Wait (up to @timeout_ms, -1 = forever) for the receiver's ack. */
 int cpr_transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms, struct cpr_error *ret_err);
 /* After an ack, take the state back once the receiver's end of @sock is closed. */
-int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock);
+int cpr_transfer_reclaim(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 int cpr_transfer_recv(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 /* Receiver: everything is validated and adopted; let the sender go. */
-int cpr_transfer_ack(struct cpr_ctx *ctx, int sock);
+int cpr_transfer_ack(struct cpr_ctx *ctx, int sock, struct cpr_error *ret_err);
 int cpr_transfer_listen(const char *path, int *ret_fd);
 int cpr_transfer_accept(int listen_fd, int timeout_ms, int *ret_fd);
 int cpr_transfer_connect(const char *path, int *ret_fd);
