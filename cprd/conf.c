@@ -238,11 +238,12 @@ int conf_load(struct cprd_config *cfg, const char *path, bool must_exist)
 		r = conf_line(cfg, line);
 		if (r < 0) {
 			log_errno(r == -ENOENT ? -EINVAL : r, "%s:%u: %s", path, lineno,
-				  r == -ENOENT		 ? "unknown key"
-				  : r == -EEXIST	 ? "a second namespace line for that prefix"
-				  : r == -EPERM		 ? "the session name \"systemd\" is the service manager's"
+				  r == -ENOENT	 ? "unknown key"
+				  : r == -EEXIST ? "a second namespace line for that prefix"
+				  : r == -EPERM
+					  ? "the session name \"systemd\" is the service manager's"
 				  : r == -ENAMETOOLONG ? "a session name is 1 to 63 bytes"
-							 : "bad value");
+						       : "bad value");
 			break;
 		}
 	}

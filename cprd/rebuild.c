@@ -20,9 +20,9 @@
 #include "proto.h"
 
 static const char *const manifest_keys[] = {
-	"cprd_manifest", "id",	       "name",	 "owner_uid", "owner_gid",
-	"owner_pid",	 "uids",       "gids",	 "fds",	      "ttl_ms",
-	"expire_ns",	 "created_ns", "claims", "same",      "durable", NULL,
+	"cprd_manifest", "id",	 "name",    "owner_uid", "owner_gid", "owner_pid",
+	"uids",		 "gids", "fds",	    "ttl_ms",	 "expire_ns", "created_ns",
+	"claims",	 "same", "durable", NULL,
 };
 
 static int rebuild_ids(struct json_object *m, const char *key, unsigned *ids, size_t *ret_n)

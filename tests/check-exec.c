@@ -821,6 +821,8 @@ START_TEST(test_cpr_exec_incoming_fd_not_open)
 END_TEST
 
 static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void keep_log(void *userdata, int priority, const char *fmt, va_list ap)
 {
 	char *buf = userdata, line[400];
 
