@@ -153,7 +153,7 @@ void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_print
 int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state, int **ret_fds,
 	      size_t *ret_n_fds, struct cpr_error *ret_err);
 
-/* fdreg.c */
+/* fdreg.c (the registry), fdkind.c, fdadopt.c */
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* Every registered fd is still the file it was registered as: 0, or -EBADF
  * with @ret_err naming the first that is not. */
@@ -171,6 +171,16 @@ void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e);
 void fdreg_free_all(struct cpr_ctx *ctx);
 /* Whether an fd number is already registered (or owned by a RAM block). */
 bool fdreg_fd_in_use(struct cpr_ctx *ctx, int fd);
+/* Free an entry's name, unless it is its incoming FD record's. */
+void fdreg_entry_free_name(struct cpr_fd_entry *e);
+/* The rules of cpr-state(5) for a registry name. */
+bool fdreg_name_ok(const char *name);
+/* The (st_dev, st_ino) of @fd; left alone when fstat() fails. */
+void fdreg_identity(int fd, uint64_t *ret_dev, uint64_t *ret_ino);
+
+/* fdkind.c: cpr_fd_check_kind() that logs why @fd for (@name, @id) is not
+ * of @kind. */
+int fdkind_check_logged(struct cpr_ctx *ctx, int fd, uint32_t kind, const char *name, int32_t id);
 
 /* ramblock.c */
 void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);

@@ -1,27 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The registry of preserved fds, keyed by (name, id), with kinds. */
+/* The registry of preserved fds, keyed by (name, id): its entries and hash
+ * indexes, save and delete, and each entry's file identity.  The fd kinds
+ * are in fdkind.c, taking the incoming fds in fdadopt.c. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "ctx.h"
 #include "internal.h"
 #include "stream.h"
-
-#ifndef F_GET_SEALS
-#define F_GET_SEALS 1034
-#endif
-#define HUGETLBFS_MAGIC_BLKSIZE (2u << 20)
 
 /* ---- the registry and its hash indexes ---- */
 
@@ -212,7 +204,7 @@ void fdreg_append(struct cpr_ctx *ctx, const struct cpr_fd_entry *e)
 }
 
 /* An incoming entry's name is its FD record's, in ctx->incoming. */
-static void entry_free_name(struct cpr_fd_entry *e)
+void fdreg_entry_free_name(struct cpr_fd_entry *e)
 {
 	if (!e->incoming)
 		free(e->name);
@@ -224,7 +216,7 @@ void fdreg_remove(struct cpr_ctx *ctx, struct cpr_fd_entry *e)
 {
 	size_t i = (size_t)(e - ctx->fds);
 
-	entry_free_name(e);
+	fdreg_entry_free_name(e);
 	memmove(e, e + 1, (ctx->n_fds - i - 1) * sizeof(*e));
 	ctx->n_fds--;
 }
@@ -234,7 +226,7 @@ void fdreg_free_all(struct cpr_ctx *ctx)
 	for (size_t i = 0; i < ctx->n_fds; i++) {
 		if (ctx->fds[i].owned)
 			cpr_close(ctx->fds[i].fd);
-		entry_free_name(&ctx->fds[i]);
+		fdreg_entry_free_name(&ctx->fds[i]);
 	}
 	free(ctx->fds);
 	ctx->fds = NULL;
@@ -246,193 +238,14 @@ void fdreg_free_all(struct cpr_ctx *ctx)
 	}
 }
 
-/* The /proc/self/fd link of @fd, e.g. "anon_inode:[eventfd]" or "/dev/vfio/7". */
-static int fd_link(int fd, char *buf, size_t len)
-{
-	char path[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return 0;
-}
-
-/* A character device whose path is @want (or starts with @prefix) and still
- * names the same device node. */
-static int check_chardev(int fd, const struct stat *st, const char *want, const char *prefix)
-{
-	char link[PATH_MAX];
-	struct stat pst;
-	int r;
-
-	if (!S_ISCHR(st->st_mode))
-		return -EMEDIUMTYPE;
-	r = fd_link(fd, link, sizeof(link));
-	if (r < 0)
-		return r;
-	if (want && strcmp(link, want) != 0)
-		return -EMEDIUMTYPE;
-	if (prefix && (strncmp(link, prefix, strlen(prefix)) != 0 || !link[strlen(prefix)] ||
-		       strchr(link + strlen(prefix), '/')))
-		return -EMEDIUMTYPE;
-	if (stat(link, &pst) < 0 || !S_ISCHR(pst.st_mode) || pst.st_rdev != st->st_rdev)
-		return -EMEDIUMTYPE;
-	return 0;
-}
-
-/*
- * Does character device @rdev belong to @driver?  A misc device (major 10)
- * is named in /proc/misc by its minor, any other in /proc/devices by its
- * major: a node of the right name with another driver's numbers behind it
- * (a copy of /dev/null at /dev/vfio/devices/vfio0) is not that device.
- */
-#define MISC_MAJOR_NR 10u
-static bool chardev_is(dev_t rdev, const char *driver)
-{
-	bool misc = major(rdev) == MISC_MAJOR_NR, section = misc, found = false;
-	FILE *f = fopen(misc ? "/proc/misc" : "/proc/devices", "re");
-	char line[128], name[64];
-	unsigned num;
-
-	while (f && !found && fgets(line, sizeof(line), f)) {
-		if (!misc && strncmp(line, "Character devices:", 18) == 0)
-			section = true;
-		else if (!misc && strncmp(line, "Block devices:", 14) == 0)
-			section = false;
-		else if (section && sscanf(line, "%u %63s", &num, name) == 2)
-			found = num == (misc ? minor(rdev) : major(rdev)) &&
-				strcmp(name, driver) == 0;
-	}
-	if (f)
-		fclose(f);
-	return found;
-}
-
-static int check_driver(int r, const struct stat *st, const char *driver)
-{
-	if (r < 0)
-		return r;
-	return chardev_is(st->st_rdev, driver) ? 0 : -EMEDIUMTYPE;
-}
-
-static int check_anon(int fd, const char *name)
-{
-	char link[PATH_MAX];
-	int r = fd_link(fd, link, sizeof(link));
-
-	if (r < 0)
-		return r;
-	return strcmp(link, name) == 0 ? 0 : -EMEDIUMTYPE;
-}
-
-/*
- * The devices of the kernel's internal shmem and hugetlbfs mounts, where every
- * memfd lives and no mounted tmpfs (such as /dev/shm) does.  Learnt once from
- * probe memfds; 0 when a probe failed (then the /proc link decides).
- */
-static dev_t memfd_dev[2];
-static pthread_once_t memfd_dev_once = PTHREAD_ONCE_INIT;
-
-static void memfd_dev_probe(void)
-{
-	static const unsigned flags[2] = { MFD_CLOEXEC, MFD_CLOEXEC | MFD_HUGETLB };
-
-	for (int i = 0; i < 2; i++) {
-		struct stat st;
-		int fd = memfd_create("cpr-probe", flags[i]);
-		if (fd >= 0 && fstat(fd, &st) == 0)
-			memfd_dev[i] = st.st_dev;
-		cpr_close(fd);
-	}
-}
-
-/* A memfd is a regular file on the internal shmem or hugetlbfs mount.
- * Checked by device number: no path lookup or extra call per fd.  Should a
- * probe have failed, F_GET_SEALS and the /proc link decide instead. */
-static int check_memfd(int fd, const struct stat *st)
-{
-	char link[PATH_MAX];
-	int r;
-
-	if (!S_ISREG(st->st_mode))
-		return -EMEDIUMTYPE;
-	pthread_once(&memfd_dev_once, memfd_dev_probe);
-	/* Only memfds live on those mounts: the device alone decides, with no
-	 * further system call per fd. */
-	if (st->st_dev && (st->st_dev == memfd_dev[0] || st->st_dev == memfd_dev[1]))
-		return 0;
-	if ((memfd_dev[0] && memfd_dev[1]) || fcntl(fd, F_GET_SEALS) < 0)
-		return -EMEDIUMTYPE;
-	r = fd_link(fd, link, sizeof(link));
-	if (r < 0)
-		return r;
-	return strncmp(link, "/memfd:", 7) == 0 ? 0 : -EMEDIUMTYPE;
-}
-
-CPR_EXPORT int cpr_fd_check_kind(int fd, enum cpr_fd_kind kind)
-{
-	struct stat st;
-
-	if (fd < 0)
-		return -EBADF;
-	if (kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
-		return -EINVAL;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	switch (kind) {
-	case CPR_FD_GENERIC:
-		return 0;
-	case CPR_FD_MEMFD:
-		return check_memfd(fd, &st);
-	case CPR_FD_EVENTFD:
-		return check_anon(fd, "anon_inode:[eventfd]");
-	case CPR_FD_GUEST_MEMFD:
-		return check_anon(fd, "anon_inode:[kvm-gmem]");
-	case CPR_FD_SOCKET:
-		return S_ISSOCK(st.st_mode) ? 0 : -EMEDIUMTYPE;
-	/* the node's name, then its driver by device number */
-	case CPR_FD_VFIO_CDEV:
-		return check_driver(check_chardev(fd, &st, NULL, "/dev/vfio/devices/vfio"), &st,
-				    "vfio-dev");
-	case CPR_FD_VFIO_GROUP:
-		if (check_chardev(fd, &st, "/dev/vfio/vfio", NULL) == 0)
-			return -EMEDIUMTYPE;
-		return check_driver(check_chardev(fd, &st, NULL, "/dev/vfio/"), &st, "vfio");
-	case CPR_FD_VFIO_CONTAINER:
-		return check_driver(check_chardev(fd, &st, "/dev/vfio/vfio", NULL), &st, "vfio");
-	case CPR_FD_IOMMUFD:
-		return check_driver(check_chardev(fd, &st, "/dev/iommu", NULL), &st, "iommu");
-	}
-	return -EINVAL;
-}
-
-static int check_kind_logged(struct cpr_ctx *ctx, int fd, uint32_t kind, const char *name,
-			     int32_t id)
-{
-	char q[80];
-	int r = cpr_fd_check_kind(fd, (enum cpr_fd_kind)kind);
-
-	if (r == -EMEDIUMTYPE)
-		ctx_log(ctx, LOG_ERR, "cpr: fd %d for \"%s\" id %d is not a %s", fd,
-			cpr_quote(q, sizeof(q), name, strlen(name)), id,
-			cpr_fd_kind_to_string(kind));
-	else if (r < 0)
-		ctx_log(ctx, LOG_ERR, "cpr: fd %d for \"%s\" id %d: %s", fd,
-			cpr_quote(q, sizeof(q), name, strlen(name)), id, strerror(-r));
-	return r;
-}
-
 /* The rules of cpr-state(5): what the stream could not carry is refused now,
  * not at the next upgrade. */
-static bool name_ok(const char *name)
+bool fdreg_name_ok(const char *name)
 {
 	return name && state_name_valid(name, NULL);
 }
 
-static void fd_identity(int fd, uint64_t *ret_dev, uint64_t *ret_ino)
+void fdreg_identity(int fd, uint64_t *ret_dev, uint64_t *ret_ino)
 {
 	struct stat st;
 
@@ -450,7 +263,7 @@ int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 
 		if (!e->dev && !e->ino)
 			continue;
-		fd_identity(e->fd, &dev, &ino);
+		fdreg_identity(e->fd, &dev, &ino);
 		if (dev == e->dev && ino == e->ino)
 			continue;
 		cpr_error_set(ret_err, -EBADF, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
@@ -470,7 +283,7 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 	char *copy;
 	int r;
 
-	if (!ctx || !name_ok(name) || id == -1)
+	if (!ctx || !fdreg_name_ok(name) || id == -1)
 		return -EINVAL;
 	if (kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
 		return -EINVAL;
@@ -484,7 +297,7 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 		ctx_log(ctx, LOG_ERR, "cpr: fd %d is already preserved under another key", fd);
 		return -EEXIST;
 	}
-	r = check_kind_logged(ctx, fd, kind, name, id);
+	r = fdkind_check_logged(ctx, fd, kind, name, id);
 	if (r < 0)
 		return r;
 	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
@@ -496,31 +309,8 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 	if (!copy)
 		return -ENOMEM;
 	e = (struct cpr_fd_entry){ .name = copy, .id = id, .kind = kind, .fd = fd };
-	fd_identity(fd, &e.dev, &e.ino);
+	fdreg_identity(fd, &e.dev, &e.ino);
 	fdreg_append(ctx, &e);
-	return 0;
-}
-
-CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
-			   int *ret_fd)
-{
-	struct cpr_fd_entry *e;
-
-	if (!ctx || !name_ok(name) || id == -1 || !ret_fd)
-		return -EINVAL;
-	if ((int)kind < 0 || kind > CPR_FD_KIND_MAX)
-		return -EINVAL;
-	e = fdreg_lookup(ctx, name, id);
-	if (!e)
-		return -ENOENT;
-	if (kind && e->kind != kind) {
-		ctx_log(ctx, LOG_ERR, "cpr: \"%s\" id %d is a %s, not a %s", name, id,
-			cpr_fd_kind_to_string(e->kind), cpr_fd_kind_to_string(kind));
-		return -EMEDIUMTYPE;
-	}
-	e->owned = false; /* claimed: the caller owns it now */
-	*ret_fd = e->fd;
-	teardown_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -528,7 +318,7 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 {
 	struct cpr_fd_entry *e;
 
-	if (!ctx || !name_ok(name) || id == -1)
+	if (!ctx || !fdreg_name_ok(name) || id == -1)
 		return -EINVAL;
 	e = fdreg_lookup(ctx, name, id);
 	if (!e)
@@ -538,234 +328,4 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 	fdreg_remove(ctx, e);
 	teardown_release_if_adopted(ctx);
 	return 0;
-}
-
-CPR_EXPORT int cpr_fd_unclaimed(struct cpr_ctx *ctx, cpr_fd_report_fn fn, void *userdata)
-{
-	int n = 0;
-
-	if (!ctx)
-		return -EINVAL;
-	for (size_t i = 0; i < ctx->n_fds; i++) {
-		struct cpr_fd_entry *e = &ctx->fds[i];
-
-		if (!e->owned)
-			continue;
-		if (fn)
-			fn(userdata, e->name, e->id, (enum cpr_fd_kind)e->kind, e->fd);
-		n++;
-	}
-	return n;
-}
-
-CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
-{
-	size_t kept = 0;
-	int n = 0;
-
-	if (!ctx)
-		return -EINVAL;
-	/* One pass that keeps the claimed entries in order: their index
-	 * slots stay valid, the closed ones' go stale. */
-	for (size_t i = 0; i < ctx->n_fds; i++) {
-		struct cpr_fd_entry *e = &ctx->fds[i];
-
-		if (!e->owned) {
-			ctx->fds[kept++] = *e;
-			continue;
-		}
-		ctx_log(ctx, LOG_INFO, "cpr: closing unclaimed %s \"%s\" id %d (fd %d)",
-			cpr_fd_kind_to_string(e->kind), e->name, e->id, e->fd);
-		cpr_close(e->fd);
-		entry_free_name(e);
-		n++;
-	}
-	ctx->n_fds = kept;
-	teardown_release_if_adopted(ctx);
-	return n;
-}
-
-/* ---- adopting an incoming state ---- */
-
-int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i, int fd,
-		       struct cpr_error *ret_err)
-{
-	const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
-	char q[80];
-	int r;
-
-	if (fdreg_lookup(ctx, rec->name, rec->id)) {
-		cpr_error_set(ret_err, -EEXIST, CPR_REC_FD, (uint32_t)i, UINT64_MAX,
-			      "incoming fd \"%s\" id %d is already registered here",
-			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id);
-		return -EEXIST;
-	}
-	r = check_kind_logged(ctx, fd, rec->kind, rec->name, rec->id);
-	if (r < 0) {
-		cpr_error_set(ret_err, r == -EMEDIUMTYPE ? r : -EBADF, CPR_REC_FD, (uint32_t)i,
-			      UINT64_MAX, "incoming fd %d for \"%s\" id %d is not a %s", fd,
-			      cpr_quote(q, sizeof(q), rec->name, strlen(rec->name)), rec->id,
-			      cpr_fd_kind_to_string(rec->kind));
-		return r == -EMEDIUMTYPE ? r : -EBADF;
-	}
-	return 0;
-}
-
-static int adopt_check_fds(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
-			   size_t n, struct cpr_error *ret_err)
-{
-	for (size_t i = 0; i < n; i++) {
-		int r = ctx_adopt_check_fd(ctx, st, i, fds[i], ret_err);
-
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int adopt_check_ramblock(const struct cpr_state_ramblock *rb, size_t i, int fd,
-				struct cpr_error *ret_err)
-{
-	bool want_huge = rb->must_flags & CPR_STATE_RB_HUGETLB;
-	struct stat st;
-	char q[80];
-
-	cpr_quote(q, sizeof(q), rb->idstr, strlen(rb->idstr));
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((uint64_t)st.st_size < rb->fd_offset ||
-	    rb->max_length > (uint64_t)st.st_size - rb->fd_offset) {
-		cpr_error_set(ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			      "RAM block \"%s\": memfd holds %lld bytes, the block needs %llu at "
-			      "offset %llu",
-			      q, (long long)st.st_size, (unsigned long long)rb->max_length,
-			      (unsigned long long)rb->fd_offset);
-		return -EMEDIUMTYPE;
-	}
-	if (((rb->used_length | rb->max_length | rb->fd_offset) &
-	     ((want_huge ? HUGETLBFS_MAGIC_BLKSIZE : ctx_page_size()) - 1)) ||
-	    !rb->used_length) {
-		cpr_error_set(
-			ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			"RAM block \"%s\": lengths and offset are not multiples of its %s pages", q,
-			want_huge ? "2 MiB" : "base");
-		return -EBADMSG;
-	}
-	if (want_huge != ((uint64_t)st.st_blksize == HUGETLBFS_MAGIC_BLKSIZE)) {
-		cpr_error_set(
-			ret_err, -EMEDIUMTYPE, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-			"RAM block \"%s\": recorded page size %s, the memfd has %ld-byte pages", q,
-			want_huge ? "2 MiB" : "base", (long)st.st_blksize);
-		return -EMEDIUMTYPE;
-	}
-	return 0;
-}
-
-static int adopt_check_ramblocks(const struct cpr_state *st, const int *fds,
-				 struct cpr_error *ret_err)
-{
-	size_t n = cpr_state_ramblock_count(st);
-
-	for (size_t i = 0; i < n; i++) {
-		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(st, i);
-		const struct cpr_state_fd *f = cpr_state_fd_get(st, rb->fd_index);
-		int r;
-
-		if (!f || f->kind != CPR_FD_MEMFD) {
-			cpr_error_set(ret_err, -EBADMSG, CPR_REC_RAMBLOCK, (uint32_t)i, UINT64_MAX,
-				      "RAM block %zu refers to FD record %u, not a memfd", i,
-				      rb->fd_index);
-			return -EBADMSG;
-		}
-		r = adopt_check_ramblock(rb, i, fds[rb->fd_index], ret_err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int adopt_check(struct cpr_ctx *ctx, const struct cpr_state *st, const int *fds,
-		       size_t n_fds, bool fds_checked, struct cpr_error *ret_err)
-{
-	struct cpr_state_info info;
-	int r;
-
-	if (ctx->incoming) {
-		cpr_error_set(ret_err, -EALREADY, UINT32_MAX, UINT32_MAX, UINT64_MAX,
-			      "this context already adopted an incoming state");
-		return -EALREADY;
-	}
-	r = cpr_state_get_info(st, &info);
-	if (r < 0)
-		return r;
-	if (info.page_shift != ctx_page_shift()) {
-		cpr_error_set(ret_err, -EMEDIUMTYPE, UINT32_MAX, UINT32_MAX, UINT64_MAX,
-			      "the state was written with %llu-byte pages, this process has %llu",
-			      1ull << (info.page_shift & 63), (unsigned long long)ctx_page_size());
-		return -EMEDIUMTYPE;
-	}
-	if (n_fds != cpr_state_fd_count(st)) {
-		cpr_error_set(ret_err, -EBADMSG, CPR_REC_FD, UINT32_MAX, UINT64_MAX,
-			      "%zu fds for %zu FD records", n_fds, cpr_state_fd_count(st));
-		return -EBADMSG;
-	}
-	if (!fds_checked) {
-		r = adopt_check_fds(ctx, st, fds, n_fds, ret_err);
-		if (r < 0)
-			return r;
-	}
-	return adopt_check_ramblocks(st, fds, ret_err);
-}
-
-static int adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
-		 bool fds_checked, struct cpr_error *ret_err)
-{
-	struct cpr_state_info info;
-	int r;
-
-	if (!ctx || !st || (n_fds && !fds))
-		return -EINVAL;
-	r = adopt_check(ctx, st, fds, n_fds, fds_checked, ret_err);
-	if (r < 0)
-		return r;
-	r = fdreg_reserve(ctx, n_fds, true);
-	if (r < 0)
-		return r;
-	/* Nothing can fail from here on.  The names stay in the state's FD
-	 * records, which the context keeps as long as its registry. */
-	for (size_t i = 0; i < n_fds; i++) {
-		const struct cpr_state_fd *rec = cpr_state_fd_get(st, i);
-
-		struct cpr_fd_entry e = {
-			.name = (char *)rec->name,
-			.id = rec->id,
-			.kind = rec->kind,
-			.fd = fds[i],
-			.owned = true,
-			.incoming = true,
-			.rec = (uint32_t)i,
-		};
-
-		fd_identity(fds[i], &e.dev, &e.ino);
-		fdreg_append(ctx, &e);
-	}
-	ctx->incoming = st;
-	if (cpr_state_get_info(st, &info) >= 0)
-		/* A newer writer may have targeted a level this library cannot
-		 * write: the sticky default is the newest level both know. */
-		ctx->sticky_level =
-			info.emit_level < CPR_LEVEL_MAX ? info.emit_level : CPR_LEVEL_MAX;
-	return 0;
-}
-
-int ctx_adopt(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
-	      struct cpr_error *ret_err)
-{
-	return adopt(ctx, st, fds, n_fds, false, ret_err);
-}
-
-int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
-			 struct cpr_error *ret_err)
-{
-	return adopt(ctx, st, fds, n_fds, true, ret_err);
 }
