@@ -156,43 +156,10 @@ static void check_exec_kernel(struct reasons *rs)
 	close(fd);
 }
 
-static void level_diag(void *userdata, const struct cpr_error *diag)
-{
-	(void)userdata;
-	(void)diag; /* droppable elements: warnings, not reasons */
-}
-
-/* Anything the stream writer would refuse for this target. */
-static int check_state(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, struct reasons *rs)
-{
-	struct cpr_error err = { 0 };
-	struct cpr_state *st;
-	int *fds, r;
-	size_t n;
-
-	r = ctx_build(ctx, mode, &st, &fds, &n, &err);
-	if (r == -ENOMEM)
-		return r;
-	if (r >= 0) {
-		free(fds);
-		r = cpr_state_check(st, level, level_diag, NULL, &err);
-		cpr_state_free(st);
-		if (r == -ENOMEM)
-			return r;
-	}
-	if (r == -EPROTONOSUPPORT && rs->n_level > 0)
-		return 0; /* already said, per fd */
-	if (r < 0)
-		reason(rs, r, err.record_type, err.instance, "%s",
-		       err.message[0] ? err.message : strerror(-r));
-	return 0;
-}
-
-int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, bool judge_state,
-		    cpr_diag_fn fn, void *userdata)
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
+		    void *userdata, int *ret_n_level)
 {
 	struct reasons rs = { .fn = fn, .userdata = userdata };
-	int r;
 
 	for (size_t i = 0; i < ctx->n_blockers; i++) {
 		struct cpr_blocker *b = &ctx->blockers[i];
@@ -204,27 +171,7 @@ int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, boo
 	check_fds(ctx, level, &rs);
 	if (mode == CPR_MODE_EXEC)
 		check_exec_kernel(&rs);
-	/* cpr_check() judges the whole state as the writer would; a hand-off
-	 * skips it, since the encode that follows makes the same judgement. */
-	r = judge_state ? check_state(ctx, mode, level, &rs) : 0;
-	if (r < 0)
-		return r;
+	if (ret_n_level)
+		*ret_n_level = rs.n_level;
 	return rs.n;
-}
-
-CPR_EXPORT int cpr_check(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t target_level,
-			 cpr_diag_fn fn, void *userdata)
-{
-	int r;
-
-	if (!ctx || (mode != CPR_MODE_EXEC && mode != CPR_MODE_TRANSFER))
-		return -EINVAL;
-	if (target_level == 0)
-		target_level = cpr_ctx_get_target_level(ctx);
-	if (target_level < CPR_LEVEL_MIN || target_level > CPR_LEVEL_MAX)
-		return -EPROTONOSUPPORT;
-	r = blocker_collect(ctx, mode, target_level, true, fn, userdata);
-	if (r < 0)
-		return r;
-	return r > 0 ? -EBUSY : 0;
 }

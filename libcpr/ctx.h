@@ -144,16 +144,20 @@ int ctx_adopt_check_fd(struct cpr_ctx *ctx, const struct cpr_state *st, size_t i
 int ctx_adopt_prechecked(struct cpr_ctx *ctx, struct cpr_state *st, int *fds, size_t n_fds,
 			 struct cpr_error *ret_err);
 
-/* Log through the context's log function, if any (NULL-safe). */
+/* log.c: through the context's log function, if any (NULL-safe). */
 void ctx_log(struct cpr_ctx *ctx, int priority, const char *fmt, ...) _cpr_printf_(3, 4);
 
 /* ---- internal to the runtime files ---- */
 
-/* State without blockers or level check: the common part of ctx_outgoing. */
+/* outgoing.c: the state without blockers or level check, the common part
+ * of ctx_outgoing() (also there). */
 int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state, int **ret_fds,
 	      size_t *ret_n_fds, struct cpr_error *ret_err);
 
 /* fdreg.c (the registry), fdkind.c, fdadopt.c */
+/* Let the teardown helper go once no preserved RAM block waits for
+ * adoption. */
+void fdreg_release_if_adopted(struct cpr_ctx *ctx);
 struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* Every registered fd is still the file it was registered as: 0, or -EBADF
  * with @ret_err naming the first that is not. */
@@ -188,8 +192,8 @@ void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);
 
 /* blocker.c: every reason forbidding @mode at @level; returns the count. */
-int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, bool judge_state,
-		    cpr_diag_fn fn, void *userdata);
+int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,
+		    void *userdata, int *ret_n_level);
 void blocker_free_all(struct cpr_ctx *ctx);
 
 /* teardown.c: the cpr-exec teardown helper (see there). */
@@ -202,12 +206,18 @@ void teardown_start(struct cpr_ctx *ctx, struct teardown *t);
 void teardown_stop(struct teardown *t);
 void teardown_adopt(struct cpr_ctx *ctx, pid_t reaper, int release_fd);
 void teardown_release(struct cpr_ctx *ctx);
-void teardown_release_if_adopted(struct cpr_ctx *ctx);
 /* Reap the previous image's helper (@wait: release it first, then block). */
 void teardown_reap(struct cpr_ctx *ctx, bool wait);
 
 /* Page size of this process, and its shift. */
-uint64_t ctx_page_size(void);
-uint32_t ctx_page_shift(void);
+static inline uint64_t ctx_page_size(void)
+{
+	return (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline uint32_t ctx_page_shift(void)
+{
+	return (uint32_t)__builtin_ctzll(ctx_page_size());
+}
 
 #endif

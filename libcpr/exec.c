@@ -466,7 +466,7 @@ static int exec_incoming(struct cpr_ctx *ctx, struct cpr_error *e)
 	for (size_t i = 0; i < in.n_fds; i++)
 		(void)fcntl(in.fds[i], F_SETFD, FD_CLOEXEC);
 	pipeline_import_done(&in);
-	teardown_release_if_adopted(ctx); /* a state without RAM blocks */
+	fdreg_release_if_adopted(ctx); /* a state without RAM blocks */
 	return 1;
 }
 

@@ -32,7 +32,7 @@ CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id, en
 	}
 	e->owned = false; /* claimed: the caller owns it now */
 	*ret_fd = e->fd;
-	teardown_release_if_adopted(ctx);
+	fdreg_release_if_adopted(ctx);
 	return 0;
 }
 
@@ -77,7 +77,7 @@ CPR_EXPORT int cpr_fd_close_unclaimed(struct cpr_ctx *ctx)
 		n++;
 	}
 	ctx->n_fds = kept;
-	teardown_release_if_adopted(ctx);
+	fdreg_release_if_adopted(ctx);
 	return n;
 }
 

@@ -326,6 +326,24 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 	if (e->owned)
 		cpr_close(e->fd);
 	fdreg_remove(ctx, e);
-	teardown_release_if_adopted(ctx);
+	fdreg_release_if_adopted(ctx);
 	return 0;
+}
+
+/* Release once no preserved RAM block waits for adoption. */
+void fdreg_release_if_adopted(struct cpr_ctx *ctx)
+{
+	size_t n;
+
+	if (ctx->release_fd < 0)
+		return;
+	n = ctx->incoming ? cpr_state_ramblock_count(ctx->incoming) : 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(ctx->incoming, i);
+		struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rb->fd_index);
+
+		if (e && e->owned)
+			return;
+	}
+	teardown_release(ctx);
 }

@@ -73,10 +73,10 @@ bool policy_masked_min_ge(uint64_t mask, uint64_t value, uint64_t lo, uint64_t *
 bool policy_constant_lookup(const char *name, uint64_t *ret);
 bool policy_errno_lookup(const char *name, uint64_t *ret);
 const char *policy_errno_name(int e);
-
-/* policy.c */
 /* "allow", "kill", "errno EPERM", ...: formats @action into @buf. */
 const char *policy_action_format(uint32_t action, char *buf, size_t len);
+
+/* policy.c */
 const char *policy_arch_name(uint32_t arch);
 const struct policy_rule *policy_rule_get(const struct cpr_policy *p, size_t index);
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -23,6 +24,8 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
+
+#include <seccomp.h>
 
 #include "internal.h"
 #include "policy-internal.h"
@@ -256,4 +259,40 @@ bool policy_errno_lookup(const char *name, uint64_t *ret)
 		}
 	}
 	return false;
+}
+
+const char *policy_action_format(uint32_t action, char *buf, size_t len)
+{
+	const char *name;
+
+	if ((action & SCMP_ACT_KILL_PROCESS) == 0 && (action & 0xffff0000u) == SCMP_ACT_ERRNO(0)) {
+		const char *e = policy_errno_name((int)(action & 0xffffu));
+
+		if (e)
+			snprintf(buf, len, "errno %s", e);
+		else
+			snprintf(buf, len, "errno %u", action & 0xffffu);
+		return buf;
+	}
+	switch (action) {
+	case SCMP_ACT_KILL_PROCESS:
+		name = "kill";
+		break;
+	case SCMP_ACT_KILL_THREAD:
+		name = "kill-thread";
+		break;
+	case SCMP_ACT_TRAP:
+		name = "trap";
+		break;
+	case SCMP_ACT_LOG:
+		name = "log";
+		break;
+	case SCMP_ACT_ALLOW:
+		name = "allow";
+		break;
+	default:
+		name = "unknown";
+	}
+	snprintf(buf, len, "%s", name);
+	return buf;
 }

@@ -21,42 +21,6 @@
 
 #define PFC_MAX (16u << 20) /* PFC text of the largest policy is far smaller */
 
-const char *policy_action_format(uint32_t action, char *buf, size_t len)
-{
-	const char *name;
-
-	if ((action & SCMP_ACT_KILL_PROCESS) == 0 && (action & 0xffff0000u) == SCMP_ACT_ERRNO(0)) {
-		const char *e = policy_errno_name((int)(action & 0xffffu));
-
-		if (e)
-			snprintf(buf, len, "errno %s", e);
-		else
-			snprintf(buf, len, "errno %u", action & 0xffffu);
-		return buf;
-	}
-	switch (action) {
-	case SCMP_ACT_KILL_PROCESS:
-		name = "kill";
-		break;
-	case SCMP_ACT_KILL_THREAD:
-		name = "kill-thread";
-		break;
-	case SCMP_ACT_TRAP:
-		name = "trap";
-		break;
-	case SCMP_ACT_LOG:
-		name = "log";
-		break;
-	case SCMP_ACT_ALLOW:
-		name = "allow";
-		break;
-	default:
-		name = "unknown";
-	}
-	snprintf(buf, len, "%s", name);
-	return buf;
-}
-
 const char *policy_arch_name(uint32_t arch)
 {
 	static const struct {

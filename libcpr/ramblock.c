@@ -396,7 +396,7 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 			fdreg_lookup_rec(
 				ctx,
 				cpr_state_ramblock_get(ctx->incoming, (size_t)index)->fd_index));
-		teardown_release_if_adopted(ctx);
+		fdreg_release_if_adopted(ctx);
 	}
 	*ret_rb = rb;
 	return 0;

@@ -256,24 +256,6 @@ void teardown_release(struct cpr_ctx *ctx)
 	ctx->release_fd = cpr_close(ctx->release_fd);
 }
 
-/* Release once no preserved RAM block waits for adoption. */
-void teardown_release_if_adopted(struct cpr_ctx *ctx)
-{
-	size_t n;
-
-	if (ctx->release_fd < 0)
-		return;
-	n = ctx->incoming ? cpr_state_ramblock_count(ctx->incoming) : 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct cpr_state_ramblock *rb = cpr_state_ramblock_get(ctx->incoming, i);
-		struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rb->fd_index);
-
-		if (e && e->owned)
-			return;
-	}
-	teardown_release(ctx);
-}
-
 void teardown_reap(struct cpr_ctx *ctx, bool wait)
 {
 	int flags = WEXITED | __WALL | (wait ? 0 : WNOHANG);
