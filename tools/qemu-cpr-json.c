@@ -2,16 +2,12 @@
 /* A decoded QEMU CPR stream as JSON, in cprdump's conventions: offsets in hex. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "qemu-cpr.h"
-
-static const char *const vfio_shapes[] = { "absent", "stub", "list" };
-
-const char *qcpr_vfio_shape_name(enum qcpr_vfio_shape shape)
-{
-	return vfio_shapes[shape];
-}
 
 static void add_hex(struct json_object *o, const char *key, uint64_t v)
 {
@@ -77,7 +73,8 @@ static struct json_object *vfio_json(const struct qcpr_state *st)
 {
 	struct json_object *o = json_object_new_object(), *devs;
 
-	json_object_object_add(o, "shape", json_object_new_string(vfio_shapes[st->vfio_shape]));
+	json_object_object_add(o, "shape",
+			       json_object_new_string(qcpr_vfio_shape_name(st->vfio_shape)));
 	if (st->vfio_shape == QCPR_VFIO_ABSENT)
 		return o;
 	add_hex(o, "offset", st->vfio_offset);
@@ -137,5 +134,5 @@ void qcpr_summary(const struct qcpr_state *st, char *buf, size_t size)
 		 "valid: QEMU CPR stream version %" PRIu32 " (%s), %zu fd entries, %zu fd "
 		 "markers, vfio subsection %s, %zu vfio devices",
 		 st->version, mode_name(st->encoding), st->n_fds, st->markers,
-		 vfio_shapes[st->vfio_shape], st->n_vfio);
+		 qcpr_vfio_shape_name(st->vfio_shape), st->n_vfio);
 }

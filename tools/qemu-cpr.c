@@ -250,6 +250,13 @@ static int parse_vfio(struct rd *r, struct qcpr_state *st)
 	return parse_vfio_list(r, st);
 }
 
+const char *qcpr_vfio_shape_name(enum qcpr_vfio_shape shape)
+{
+	static const char *const names[] = { "absent", "stub", "list" };
+
+	return shape <= QCPR_VFIO_LIST ? names[shape] : "?";
+}
+
 bool qcpr_detect(const void *buf, size_t len)
 {
 	return len >= 4 && memcmp(buf, "QCPR", 4) == 0;
