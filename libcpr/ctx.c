@@ -113,7 +113,8 @@ CPR_EXPORT int cpr_ctx_set_private(struct cpr_ctx *ctx, uint32_t type, uint32_t 
 	struct cpr_private *p;
 	void *copy = NULL;
 
-	if (!ctx || type < CPR_REC_PRIVATE_FIRST || type > CPR_REC_PRIVATE_LAST)
+	if (!ctx || type < CPR_REC_PRIVATE_FIRST || type > CPR_REC_PRIVATE_LAST ||
+	    type == CPR_REC_DMA) /* libcpr's own */
 		return -EINVAL;
 	if ((!data && len) || len > CPR_RECORD_MAX)
 		return -EINVAL;

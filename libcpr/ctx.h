@@ -54,6 +54,19 @@ struct cpr_private {
 	void *data;
 };
 
+/* A DMA mapping of (part of) a RAM block (dma.c). */
+struct cpr_dma {
+	int fd;		   /* the iommufd or VFIO container: a registered fd, borrowed */
+	uint32_t kind;	   /* CPR_FD_IOMMUFD or CPR_FD_VFIO_CONTAINER */
+	uint32_t ioas_id;  /* iommufd only */
+	unsigned flags;	   /* CPR_DMA_* */
+	uint64_t iova;
+	uint64_t offset;   /* into the block */
+	uint64_t length;
+	uint32_t blocker;  /* a blocker this mapping added, 0 = none */
+	bool vaddr_invalid; /* type1: unmapped with VFIO_DMA_UNMAP_FLAG_VADDR */
+};
+
 struct cpr_ramblock {
 	struct cpr_ctx *ctx;
 	char *idstr;
@@ -70,6 +83,8 @@ struct cpr_ramblock {
 	bool hugetlb;
 	bool thp;
 	bool adopted;
+	struct cpr_dma *dma; /* its DMA mappings (dma.c) */
+	size_t n_dma;
 };
 
 struct cpr_ctx {
@@ -190,6 +205,20 @@ int fdkind_check_logged(struct cpr_ctx *ctx, int fd, uint32_t kind, const char *
 void ramblock_unregister(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 /* Fill a RAMBLOCK record for @rb (fd_index left 0). */
 void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *ret);
+
+/*
+ * dma.c: the DMA mappings of RAM blocks at the points of a hand-off.
+ * dma_records() adds their records to an outgoing state;
+ * dma_handoff_begin() invalidates the type1 virtual addresses right before
+ * the fds leave (exec, transfer); dma_handoff_abort() gives the mappings
+ * back to this process when the hand-off failed; dma_adopt() re-establishes
+ * an adopted block's mappings in the new process; dma_forget() frees them.
+ */
+int dma_records(struct cpr_ctx *ctx, struct cpr_state *st);
+int dma_handoff_begin(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+void dma_handoff_abort(struct cpr_ctx *ctx);
+int dma_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
+void dma_forget(struct cpr_ramblock *rb);
 
 /* blocker.c: every reason forbidding @mode at @level; returns the count. */
 int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr_diag_fn fn,

@@ -304,6 +304,11 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 		r = pipeline_finish(r, &e, ret_err, exec_errnos, -EIO);
 		goto out;
 	}
+	r = dma_handoff_begin(ctx, &e); /* type1 DMA: addresses invalid from here */
+	if (r < 0) {
+		r = pipeline_finish(r, &e, ret_err, exec_errnos, -EIO);
+		goto out;
+	}
 	teardown_start(ctx, &t);
 	k = p.n + 1;
 	if (t.pid > 0)
@@ -311,6 +316,7 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 	r = cloexec_clear(ctx, p.fds, k, p.old);
 	if (r < 0) {
 		teardown_stop(&t);
+		dma_handoff_abort(ctx);
 		cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX,
 			      "a preserved fd is no longer open: %s", strerror(-r));
 		goto out;
@@ -320,6 +326,7 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 	r = -errno;
 	cloexec_restore(p.fds, k, p.old);
 	teardown_stop(&t);
+	dma_handoff_abort(ctx);
 	cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX, "execve(%s): %s", path,
 		      strerror(-r));
 	ctx_log(ctx, LOG_ERR, "cpr: execve(%s): %s; everything restored", path, strerror(-r));

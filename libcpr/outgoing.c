@@ -103,7 +103,7 @@ static int build_records(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_sta
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return dma_records(ctx, st);
 }
 
 int ctx_build(struct cpr_ctx *ctx, enum cpr_mode mode, struct cpr_state **ret_state, int **ret_fds,

@@ -14,35 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
-#ifdef HAVE_LINUX_VFIO_H
-#include <linux/vfio.h>
-#endif
-
+#include "dma-uapi.h"
 #include "internal.h"
 
 #include <cpr/cpr.h>
-
-#ifndef VFIO_TYPE
-#define VFIO_TYPE (';')
-#define VFIO_BASE 100
-#define VFIO_GET_API_VERSION _IO(VFIO_TYPE, VFIO_BASE + 0)
-#define VFIO_CHECK_EXTENSION _IO(VFIO_TYPE, VFIO_BASE + 1)
-#define VFIO_API_VERSION 0
-#endif
-#ifndef VFIO_UPDATE_VADDR
-#define VFIO_UPDATE_VADDR 10
-#endif
-
-/* From linux/iommufd.h (not installed everywhere). */
-#define IOMMUFD_TYPE (';')
-#define IOMMUFD_CMD_IOAS_CHANGE_PROCESS 0x92
-struct cpr_iommu_ioas_change_process {
-	uint32_t size;
-	uint32_t reserved;
-};
-#define CPR_IOMMU_IOAS_CHANGE_PROCESS _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_CHANGE_PROCESS)
 
 static int why(char *buf, size_t len, int ret, const char *fmt, ...) _cpr_printf_(4, 5);
 
@@ -72,6 +50,40 @@ static int open_dev(const char *path, char *ret_why, size_t len, int *ret_fd)
 	return why(ret_why, len, 0, "cannot open %s: %s", path, strerror(errno));
 }
 
+/* Linux >= 5.12 (the release of VFIO_UPDATE_VADDR), from uname(2). */
+static bool kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/*
+ * Since Linux 6.2 the type1 driver answers VFIO_UPDATE_VADDR only on a
+ * container with its IOMMU set (and none of its groups emulated, as mdevs
+ * are): a fresh container says 0.  Then the driver's presence and the
+ * release say it; cpr_ramblock_dma_map(3) asks the real container again.
+ */
+static int probe_type1(int fd, char *ret_why, size_t len)
+{
+	if (ioctl(fd, CPR_VFIO_CHECK_EXTENSION, CPR_VFIO_UPDATE_VADDR) > 0)
+		return why(ret_why, len, 1, "VFIO containers support VFIO_UPDATE_VADDR");
+	if (ioctl(fd, CPR_VFIO_CHECK_EXTENSION, CPR_VFIO_TYPE1v2_IOMMU) <= 0)
+		return why(ret_why, len, 0,
+			   "no VFIO type1 IOMMU driver (VFIO_TYPE1v2_IOMMU), so no "
+			   "VFIO_UPDATE_VADDR to re-register DMA mappings in the new process");
+	if (!kernel_at_least(5, 12))
+		return why(ret_why, len, 0,
+			   "the VFIO type1 driver lacks VFIO_UPDATE_VADDR (Linux 5.12), needed "
+			   "to re-register DMA mappings in the new process");
+	return why(ret_why, len, 1,
+		   "VFIO type1 supports VFIO_UPDATE_VADDR on containers without emulated "
+		   "(mdev) groups");
+}
+
 CPR_EXPORT int cpr_probe_vfio(char *ret_why, size_t len)
 {
 	_cleanup_close_ int fd = -EBADF;
@@ -82,21 +94,32 @@ CPR_EXPORT int cpr_probe_vfio(char *ret_why, size_t len)
 	r = open_dev("/dev/vfio/vfio", ret_why, len, &fd);
 	if (r <= 0)
 		return r;
-	r = ioctl(fd, VFIO_GET_API_VERSION);
-	if (r != VFIO_API_VERSION)
+	r = ioctl(fd, CPR_VFIO_GET_API_VERSION);
+	if (r != CPR_VFIO_API_VERSION)
 		return why(ret_why, len, 0, "/dev/vfio/vfio speaks API version %d, not %d", r,
-			   VFIO_API_VERSION);
-	if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR) <= 0)
-		return why(ret_why, len, 0,
-			   "the VFIO type1 driver lacks VFIO_UPDATE_VADDR (needed to re-register "
-			   "DMA mappings in the new process)");
-	return why(ret_why, len, 1, "VFIO containers support VFIO_UPDATE_VADDR");
+			   CPR_VFIO_API_VERSION);
+	return probe_type1(fd, ret_why, len);
+}
+
+/* With no IOAS and no device the calls fail on the state (ENOENT, or
+ * succeed), never with ENOTTY; ENOTTY means the kernel does not know them. */
+int probe_iommufd_calls(bool *ret_map_file, bool *ret_change_process)
+{
+	struct cpr_iommu_ioas_change_process cp = { .size = sizeof(cp) };
+	struct cpr_iommu_ioas_map_file mf = { .size = sizeof(mf), .fd = -1, .length = 4096 };
+	_cleanup_close_ int fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	*ret_map_file = !(ioctl(fd, CPR_IOMMU_IOAS_MAP_FILE, &mf) < 0 && errno == ENOTTY);
+	*ret_change_process = !(ioctl(fd, CPR_IOMMU_IOAS_CHANGE_PROCESS, &cp) < 0 && errno == ENOTTY);
+	return 0;
 }
 
 CPR_EXPORT int cpr_probe_iommufd(char *ret_why, size_t len)
 {
-	struct cpr_iommu_ioas_change_process cmd = { .size = sizeof(cmd) };
 	_cleanup_close_ int fd = -EBADF;
+	bool map_file, change;
 	int r;
 
 	if (!ret_why && len)
@@ -104,11 +127,17 @@ CPR_EXPORT int cpr_probe_iommufd(char *ret_why, size_t len)
 	r = open_dev("/dev/iommu", ret_why, len, &fd);
 	if (r <= 0)
 		return r;
-	/* With no device attached the call succeeds or fails on the state,
-	 * never with ENOTTY; ENOTTY means the kernel does not know it. */
-	if (ioctl(fd, CPR_IOMMU_IOAS_CHANGE_PROCESS, &cmd) < 0 && errno == ENOTTY)
+	r = probe_iommufd_calls(&map_file, &change);
+	if (r < 0)
+		return why(ret_why, len, 0, "cannot open /dev/iommu: %s", strerror(-r));
+	if (!map_file)
+		return why(ret_why, len, 0,
+			   "iommufd lacks IOMMU_IOAS_MAP_FILE (Linux 6.13), needed to map RAM "
+			   "blocks by memfd and offset rather than by address");
+	if (!change)
 		return why(ret_why, len, 0,
 			   "iommufd lacks IOMMU_IOAS_CHANGE_PROCESS (Linux 6.13), needed to move "
 			   "pinned memory to the new process");
-	return why(ret_why, len, 1, "iommufd supports IOMMU_IOAS_CHANGE_PROCESS");
+	return why(ret_why, len, 1,
+		   "iommufd supports IOMMU_IOAS_MAP_FILE and IOMMU_IOAS_CHANGE_PROCESS");
 }

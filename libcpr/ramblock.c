@@ -163,6 +163,7 @@ static int map_block(struct cpr_ramblock *rb, void *at)
 
 static void rb_destroy(struct cpr_ramblock *rb)
 {
+	dma_forget(rb);
 	if (rb->reserve)
 		munmap(rb->reserve, rb->reserve_len);
 	cpr_close(rb->fd);
@@ -385,6 +386,8 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
 		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
 	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
+	if (r >= 0 && rb->adopted && (r = dma_adopt(ctx, rb)) < 0)
+		rb->fd = -EBADF; /* the incoming entry still owns the memfd */
 	if (r < 0) {
 		rb_destroy(rb);
 		return r;

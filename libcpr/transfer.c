@@ -219,8 +219,8 @@ static int transfer_send(struct cpr_ctx *ctx, int sock, struct cpr_error *e)
 	r = xfer_check_socket(sock, e);
 	if (r >= 0)
 		r = pipeline_export(ctx, CPR_MODE_TRANSFER, "transfer", &o, e);
-	if (r >= 0)
-		r = outgoing_send(sock, &o, e);
+	if (r >= 0 && (r = dma_handoff_begin(ctx, e)) >= 0 && (r = outgoing_send(sock, &o, e)) < 0)
+		dma_handoff_abort(ctx); /* DMA: ours again */
 	if (r >= 0) {
 		memcpy(ctx->sent_id, o.id, sizeof(ctx->sent_id));
 		ctx->sent_pending = true;
@@ -258,6 +258,8 @@ static int transfer_wait_ack(struct cpr_ctx *ctx, int sock, int timeout_ms, stru
 	/* one ack for this stream id hands the state off; anything else keeps it ours */
 	ctx->sent_pending = false;
 	ctx->handed_off = r == 0;
+	if (r != 0)
+		dma_handoff_abort(ctx);
 	if (r == 0)
 		ctx_log(ctx, LOG_INFO, "transfer: acknowledged; the receiver owns the state");
 	else
@@ -302,6 +304,7 @@ static int transfer_reclaim(struct cpr_ctx *ctx, int sock, struct cpr_error *e)
 				"the receiver's end of the connection is still open: it may own "
 				"the state");
 	ctx->handed_off = false;
+	dma_handoff_abort(ctx);
 	ctx_log(ctx, LOG_INFO, "transfer: the receiver is gone; the state is ours again");
 	return 0;
 }

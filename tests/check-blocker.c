@@ -198,6 +198,39 @@ START_TEST(test_cpr_probe)
 }
 END_TEST
 
+START_TEST(test_cpr_ramblock_dma_map_errors)
+{
+	int nfds = test_count_fds();
+	struct cpr_ctx *ctx;
+	struct cpr_ramblock *rb;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 1u << 20, 0, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_dma_map(NULL, efd, 0, 0, CPR_DMA_READ), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, 0), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, 1u << 7), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 1, CPR_DMA_READ), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, -1, 0, 0, CPR_DMA_READ), -EBADF);
+	/* not registered, then registered but neither iommufd nor container */
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, CPR_DMA_READ), -EBADF);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, efd, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 1, 0, CPR_DMA_READ), -EMEDIUMTYPE);
+	ck_assert_int_eq(cpr_ramblock_dma_unmap(rb, efd, 0), -ENOENT);
+	ck_assert_int_eq(cpr_ramblock_dma_unmap(rb, -1, 0), -EBADF);
+	ck_assert_int_eq(cpr_ramblock_dma_unmap(NULL, efd, 0), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_dma_count(rb), 0);
+	ck_assert_int_eq(cpr_ramblock_dma_count(NULL), -EINVAL);
+	/* libcpr's own private record type is not the VMM's */
+	ck_assert_int_eq(cpr_ctx_set_private(ctx, CPR_REC_DMA, 0, "x", 1), -EINVAL);
+	cpr_ramblock_free(rb);
+	cpr_ctx_free(ctx);
+	close(efd);
+	test_assert_no_fd_leak(nfds);
+}
+END_TEST
+
 static Suite *blocker_suite(void)
 {
 	Suite *s = suite_create("blocker");
@@ -208,6 +241,7 @@ static Suite *blocker_suite(void)
 	tcase_add_test(tc, test_ctx_outgoing_blocked);
 	tcase_add_test(tc, test_cpr_check_guest_memfd_level);
 	tcase_add_test(tc, test_cpr_probe);
+	tcase_add_test(tc, test_cpr_ramblock_dma_map_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -114,6 +114,25 @@ int cpr_ramblock_adopted(const struct cpr_ramblock *rb);
 int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length);
 const char *cpr_ramblock_idstr(const struct cpr_ramblock *rb);
 
+/*
+ * DMA mappings of RAM blocks (cpr_ramblock_dma_map(3)).  @fd is a registered
+ * fd (cpr_fd_save()) of kind CPR_FD_IOMMUFD (then @ioas_id names the IOAS)
+ * or CPR_FD_VFIO_CONTAINER (type1; @ioas_id 0).  libcpr maps the block's
+ * used length at @iova, records the mapping in the state, and keeps it
+ * across cpr_exec() and cpr_transfer_send(): the adopting process's
+ * cpr_ramblock_new() re-establishes it without re-pinning anything.
+ */
+#define CPR_DMA_READ (1u << 0)	/* the device may read */
+#define CPR_DMA_WRITE (1u << 1) /* the device may write */
+/* The private record type libcpr carries the mappings in (cpr-state(5)). */
+#define CPR_REC_DMA 0xfffeu
+
+int cpr_ramblock_dma_map(struct cpr_ramblock *rb, int fd, uint32_t ioas_id, uint64_t iova,
+			 unsigned flags);
+int cpr_ramblock_dma_unmap(struct cpr_ramblock *rb, int fd, uint64_t iova);
+/* The number of the block's DMA mappings. */
+int cpr_ramblock_dma_count(const struct cpr_ramblock *rb);
+
 /* Blockers: reasons that forbid CPR in some modes. */
 int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason, uint32_t *ret_id);
 int cpr_blocker_remove(struct cpr_ctx *ctx, uint32_t id);

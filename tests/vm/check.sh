@@ -86,6 +86,17 @@ if make -C "$b" -s vm-programs VM_UAPI="$kdir/usr/include" >"$T/out" 2>"$T/err";
 	result 0 "the VM programs build against the test kernel's headers"
 	vm_case "vfio-iommufd in the VM" 0 - -i "$b/tests/vm/vfio-iommufd" -- "$b/tests/vm/vfio-iommufd"
 	guest_tap
+	# RAM blocks mapped for DMA across cpr-exec and cpr-transfer, both ways
+	# of opening the device, in one boot (tests/vm/dma-cpr.c says what each
+	# mode checks).
+	d=$b/tests/vm/dma-cpr
+	vm_case "dma-cpr in the VM: exec, transfer, failures, blockers, kinds, probes" 0 - \
+		-i "$d" -- sh -c 'rc=0; for m in probe kinds "exec iommufd" "exec type1" \
+			"exec-fail iommufd" "exec-fail type1" "transfer iommufd" "transfer type1" \
+			"transfer-killed iommufd" "transfer-killed type1" "blocker iommufd" \
+			"blocker change" "blocker type1"; do
+			echo "# dma-cpr $m"; '"$d"' $m || rc=1; done; exit $rc'
+	guest_tap
 else
 	result 1 "the VM programs build against the test kernel's headers"
 fi
