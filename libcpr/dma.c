@@ -238,8 +238,12 @@ CPR_EXPORT int cpr_ramblock_dma_map(struct cpr_ramblock *rb, int fd, uint32_t io
 		return -EEXIST;
 	if (rb->n_dma >= DMA_PER_BLOCK_MAX)
 		return -E2BIG;
-	d = (struct cpr_dma){ .fd = fd, .kind = e->kind, .ioas_id = ioas_id, .flags = flags,
-			      .iova = iova, .length = rb->used_length };
+	d = (struct cpr_dma){ .fd = fd,
+			      .kind = e->kind,
+			      .ioas_id = ioas_id,
+			      .flags = flags,
+			      .iova = iova,
+			      .length = rb->used_length };
 	r = dma_kernel_map(rb, &d);
 	if (r < 0)
 		return r;
@@ -397,7 +401,8 @@ static int carry_records(struct cpr_ctx *ctx, struct cpr_state *st, uint32_t *in
 			continue;
 		k = cpr_state_ramblock_find(ctx->incoming, rec.idstr);
 		if (k < 0 ||
-		    !fdreg_lookup_rec(ctx, cpr_state_ramblock_get(ctx->incoming, (size_t)k)->fd_index))
+		    !fdreg_lookup_rec(ctx,
+				      cpr_state_ramblock_get(ctx->incoming, (size_t)k)->fd_index))
 			continue;
 		r = cpr_state_add_private(st, CPR_REC_DMA, (*instance)++, p->data, p->len);
 		if (r < 0)
@@ -467,7 +472,8 @@ void dma_handoff_abort(struct cpr_ctx *ctx)
 
 			if (d->kind == CPR_FD_VFIO_CONTAINER && d->vaddr_invalid)
 				r = type1_take(rb, d);
-			else if (d->kind == CPR_FD_IOMMUFD && (r = change_process(d->fd)) == -ENOTTY)
+			else if (d->kind == CPR_FD_IOMMUFD &&
+				 (r = change_process(d->fd)) == -ENOTTY)
 				r = 0;
 			if (r < 0)
 				ctx_log(ctx, LOG_ERR,

@@ -87,8 +87,8 @@ static int regs_check(int devfd, const char *when)
 	    dev_bar32(devfd, RDBAL0, &rdbal, false) < 0)
 		return step(EIO, "read the registers %s", when);
 	return step((cmd & CMD_BITS) == CMD_BITS && rdbal == RDBAL_VALUE ? 0 : ENODATA,
-		    "%s: PCI_COMMAND 0x%04x (memory+master set), RDBAL0 0x%08x (want 0x%08x)",
-		    when, cmd, rdbal, RDBAL_VALUE);
+		    "%s: PCI_COMMAND 0x%04x (memory+master set), RDBAL0 0x%08x (want 0x%08x)", when,
+		    cmd, rdbal, RDBAL_VALUE);
 }
 
 /* ---- the VMM's side ---- */
@@ -207,7 +207,9 @@ static void vaddr_was_invalidated(const struct dev *d)
 						.size = RAM_SIZE };
 	int r = ioctl(d->container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? errno : 0;
 
-	step(r == EINVAL ? 0 : r ? r : EEXIST,
+	step(r == EINVAL ? 0
+	     : r	 ? r
+			 : EEXIST,
 	     "the previous image invalidated the type1 vaddr before the hand-off");
 }
 
@@ -220,8 +222,7 @@ static int vmm_adopt(struct vmm *v, const char *when)
 	regs_check(v->d.devfd, when);
 	r = cpr_ramblock_new(v->ctx, "ram", RAM_SIZE, 0, 0, 0, &v->rb);
 	if (step(r, "%s: cpr_ramblock_new adopts the block and takes over its DMA mapping (%s)",
-		 when,
-		 v->d.iommufd_way ? "IOMMU_IOAS_CHANGE_PROCESS" : "VFIO_DMA_MAP_FLAG_VADDR"))
+		 when, v->d.iommufd_way ? "IOMMU_IOAS_CHANGE_PROCESS" : "VFIO_DMA_MAP_FLAG_VADDR"))
 		return -1;
 	step(cpr_ramblock_adopted(v->rb) == 1 && cpr_ramblock_dma_count(v->rb) == 1 ? 0 : ENOENT,
 	     "%s: adopted, with its one DMA mapping", when);
@@ -252,7 +253,7 @@ static int mode_exec(bool iommufd_way, bool fail)
 	char nfds_s[16], ioas_s[16];
 	struct cpr_error err = { 0 };
 	char *argv[] = { (char *)self, (char *)"adopt", (char *)(iommufd_way ? "iommufd" : "type1"),
-			 nfds_s, ioas_s, NULL };
+			 nfds_s,       ioas_s,		NULL };
 	struct vmm v;
 	int nfds = count_fds(), r;
 
@@ -306,8 +307,12 @@ static int mode_recv(bool iommufd_way, uint32_t ioas, int sock, bool die)
 static pid_t spawn_receiver(bool iommufd_way, uint32_t ioas, bool die, int *ret_sock)
 {
 	char ioas_s[16], sock_s[16];
-	char *argv[] = { (char *)self, (char *)(die ? "recv-die" : "recv"),
-			 (char *)(iommufd_way ? "iommufd" : "type1"), ioas_s, sock_s, NULL };
+	char *argv[] = { (char *)self,
+			 (char *)(die ? "recv-die" : "recv"),
+			 (char *)(iommufd_way ? "iommufd" : "type1"),
+			 ioas_s,
+			 sock_s,
+			 NULL };
 	int sv[2];
 	pid_t pid;
 
@@ -418,7 +423,7 @@ static int mode_blocker(const char *what)
 	int nfds = count_fds(), r;
 
 	r = !iommufd_way ? deny_ioctl(VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR, false, 0)
-	    : change     ? deny_ioctl(IOMMU_IOAS_CHANGE_PROCESS, 0, true, ENOTTY)
+	    : change	 ? deny_ioctl(IOMMU_IOAS_CHANGE_PROCESS, 0, true, ENOTTY)
 			 : deny_ioctl(IOMMU_IOAS_MAP_FILE, 0, true, ENOTTY);
 	if (step(r, "a seccomp filter answers %s as a kernel without it", feature))
 		return tap_done();
@@ -437,7 +442,8 @@ static int mode_blocker(const char *what)
 			     "cpr_exec refuses before anything is touched: %s", err.message);
 			regs_check(v.d.devfd, "after the refused exec");
 			if (!iommufd_way)
-				step(dev_vaddr_valid(&v.d, cpr_ramblock_host(v.rb)) == 1 ? 0 : EFAULT,
+				step(dev_vaddr_valid(&v.d, cpr_ramblock_host(v.rb)) == 1 ? 0
+											 : EFAULT,
 				     "the type1 vaddr was never invalidated");
 		}
 		vmm_unmap(&v);
@@ -454,8 +460,8 @@ static int mode_probe(void)
 	char why[256] = "";
 	int r = cpr_probe_vfio(why, sizeof(why));
 
-	step(r == 1 ? 0 : ENOTSUP, "cpr_probe_vfio: %s, \"%s\"", r == 1 ? "supported" : "unsupported",
-	     why);
+	step(r == 1 ? 0 : ENOTSUP, "cpr_probe_vfio: %s, \"%s\"",
+	     r == 1 ? "supported" : "unsupported", why);
 	r = cpr_probe_iommufd(why, sizeof(why));
 	step(r == 1 ? 0 : ENOTSUP, "cpr_probe_iommufd: %s, \"%s\"",
 	     r == 1 ? "supported" : "unsupported", why);
@@ -466,8 +472,10 @@ static void kind_is(int fd, enum cpr_fd_kind kind, bool want, const char *what)
 {
 	int r = cpr_fd_check_kind(fd, kind);
 
-	step(want ? r : r == -EMEDIUMTYPE ? 0 : EPROTO, "%s %s %s", what, want ? "is" : "is not",
-	     cpr_fd_kind_to_string(kind));
+	step(want		 ? r
+	     : r == -EMEDIUMTYPE ? 0
+				 : EPROTO,
+	     "%s %s %s", what, want ? "is" : "is not", cpr_fd_kind_to_string(kind));
 }
 
 /* A node named like a vfio cdev with /dev/null's numbers is not one. */

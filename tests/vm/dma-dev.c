@@ -99,11 +99,9 @@ static int open_type1_way(struct dev *d)
 
 int dev_open(struct dev *d, bool iommufd_way)
 {
-	*d = (struct dev){ .iommufd_way = iommufd_way,
-			   .iommufd = -1,
-			   .container = -1,
-			   .group = -1,
-			   .devfd = -1 };
+	*d = (struct dev){
+		.iommufd_way = iommufd_way, .iommufd = -1, .container = -1, .group = -1, .devfd = -1
+	};
 	if (iommufd_way ? open_iommufd_way(d) : open_type1_way(d)) {
 		dev_close(d);
 		return -1;
@@ -182,9 +180,10 @@ int dev_iova_busy(const struct dev *d, int memfd)
 int64_t dev_unmap(const struct dev *d)
 {
 	if (d->iommufd_way) {
-		struct iommu_ioas_unmap u = {
-			.size = sizeof(u), .ioas_id = d->ioas_id, .iova = RAM_IOVA, .length = RAM_SIZE
-		};
+		struct iommu_ioas_unmap u = { .size = sizeof(u),
+					      .ioas_id = d->ioas_id,
+					      .iova = RAM_IOVA,
+					      .length = RAM_SIZE };
 
 		return ioctl(d->iommufd, IOMMU_IOAS_UNMAP, &u) < 0 ? -errno : (int64_t)u.length;
 	} else {
@@ -192,8 +191,7 @@ int64_t dev_unmap(const struct dev *d)
 							.iova = RAM_IOVA,
 							.size = RAM_SIZE };
 
-		return ioctl(d->container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? -errno
-									  : (int64_t)u.size;
+		return ioctl(d->container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? -errno : (int64_t)u.size;
 	}
 }
 
