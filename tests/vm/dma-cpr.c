@@ -296,7 +296,7 @@ static int mode_recv(bool iommufd_way, uint32_t ioas, int sock, bool die)
 		fflush(stdout);
 		kill(getpid(), SIGKILL);
 	}
-	step(cpr_transfer_ack(v.ctx, sock), "receiver: cpr_transfer_ack");
+	step(cpr_transfer_ack(v.ctx, sock, NULL), "receiver: cpr_transfer_ack");
 	close(sock);
 	vmm_unmap(&v);
 	vmm_free(&v);
