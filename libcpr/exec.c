@@ -41,8 +41,8 @@ struct token {
 
 /*
  * The exec token (cpr_exec(3), EXEC TOKEN), frozen: comma-separated
- * KEY=VALUE items in any order; fd, id and pid are required, reaper and
- * release go together; a known key appears once and its value is strict
+ * KEY=VALUE items in any order; fd, id and pid are required, release only
+ * with reaper; a known key appears once and its value is strict
  * (decimal without sign or leading zero, id 32 lowercase hex digits); an
  * unknown key is ignored, so that a newer writer's token still reads here.
  */
@@ -140,7 +140,8 @@ static int token_parse(const char *s, struct token *ret)
 			break;
 		s += n + 1;
 	}
-	if ((seen & 7u) != 7u || ((seen & helper) && (seen & helper) != helper))
+	/* reaper alone is the helper's first form (before release= existed) */
+	if ((seen & 7u) != 7u || (seen & helper) == (1u << TK_RELEASE))
 		return -EBADMSG;
 	*ret = t;
 	return 0;
