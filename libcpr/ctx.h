@@ -56,14 +56,14 @@ struct cpr_private {
 
 /* A DMA mapping of (part of) a RAM block (dma.c). */
 struct cpr_dma {
-	int fd;		   /* the iommufd or VFIO container: a registered fd, borrowed */
-	uint32_t kind;	   /* CPR_FD_IOMMUFD or CPR_FD_VFIO_CONTAINER */
-	uint32_t ioas_id;  /* iommufd only */
-	unsigned flags;	   /* CPR_DMA_* */
+	int fd;		  /* the iommufd or VFIO container: a registered fd, borrowed */
+	uint32_t kind;	  /* CPR_FD_IOMMUFD or CPR_FD_VFIO_CONTAINER */
+	uint32_t ioas_id; /* iommufd only */
+	unsigned flags;	  /* CPR_DMA_* */
 	uint64_t iova;
-	uint64_t offset;   /* into the block */
+	uint64_t offset; /* into the block */
 	uint64_t length;
-	uint32_t blocker;  /* a blocker this mapping added, 0 = none */
+	uint32_t blocker;   /* a blocker this mapping added, 0 = none */
 	bool vaddr_invalid; /* type1: unmapped with VFIO_DMA_UNMAP_FLAG_VADDR */
 };
 

@@ -112,7 +112,8 @@ int probe_iommufd_calls(bool *ret_map_file, bool *ret_change_process)
 	if (fd < 0)
 		return -errno;
 	*ret_map_file = !(ioctl(fd, CPR_IOMMU_IOAS_MAP_FILE, &mf) < 0 && errno == ENOTTY);
-	*ret_change_process = !(ioctl(fd, CPR_IOMMU_IOAS_CHANGE_PROCESS, &cp) < 0 && errno == ENOTTY);
+	*ret_change_process =
+		!(ioctl(fd, CPR_IOMMU_IOAS_CHANGE_PROCESS, &cp) < 0 && errno == ENOTTY);
 	return 0;
 }
 
