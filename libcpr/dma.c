@@ -297,28 +297,6 @@ void dma_forget(struct cpr_ramblock *rb)
 
 /* ---- records ---- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 /* One mapping as a record, the fd named by its registry key. */
 static int add_record(struct cpr_state *st, uint32_t instance, const char *idstr,
 		      const struct cpr_dma *d, const char *name, int32_t id)
@@ -326,16 +304,16 @@ static int add_record(struct cpr_state *st, uint32_t instance, const char *idstr
 	size_t il = strlen(idstr), nl = strlen(name);
 	uint8_t buf[DMA_REC_FIXED + 2 * CPR_NAME_MAX] = { 0 };
 
-	put32(buf, DMA_REC_VERSION);
-	put32(buf + 4, d->kind);
-	put32(buf + 8, d->ioas_id);
-	put32(buf + 12, d->flags);
-	put64(buf + 16, d->iova);
-	put64(buf + 24, d->offset);
-	put64(buf + 32, d->length);
-	put32(buf + 40, (uint32_t)id);
-	buf[44] = (uint8_t)il, buf[45] = (uint8_t)(il >> 8);
-	buf[46] = (uint8_t)nl, buf[47] = (uint8_t)(nl >> 8);
+	le32_store(buf, DMA_REC_VERSION);
+	le32_store(buf + 4, d->kind);
+	le32_store(buf + 8, d->ioas_id);
+	le32_store(buf + 12, d->flags);
+	le64_store(buf + 16, d->iova);
+	le64_store(buf + 24, d->offset);
+	le64_store(buf + 32, d->length);
+	le32_store(buf + 40, (uint32_t)id);
+	le16_store(buf + 44, (uint16_t)il);
+	le16_store(buf + 46, (uint16_t)nl);
 	memcpy(buf + DMA_REC_FIXED, idstr, il);
 	memcpy(buf + DMA_REC_FIXED + il, name, nl);
 	return cpr_state_add_private(st, CPR_REC_DMA, instance, buf, DMA_REC_FIXED + il + nl);
@@ -353,21 +331,21 @@ static int parse_record(const struct cpr_state_private *p, struct dma_rec *ret)
 	const uint8_t *b = p->data;
 	size_t il, nl;
 
-	if (p->len < DMA_REC_FIXED || get32(b) != DMA_REC_VERSION)
+	if (p->len < DMA_REC_FIXED || le32_load(b) != DMA_REC_VERSION)
 		return -EBADMSG;
-	il = (size_t)b[44] | (size_t)b[45] << 8;
-	nl = (size_t)b[46] | (size_t)b[47] << 8;
+	il = le16_load(b + 44);
+	nl = le16_load(b + 46);
 	if (!il || !nl || il > CPR_NAME_MAX || nl > CPR_NAME_MAX ||
 	    p->len != DMA_REC_FIXED + il + nl)
 		return -EBADMSG;
 	*ret = (struct dma_rec){ .d = { .fd = -EBADF,
-					.kind = get32(b + 4),
-					.ioas_id = get32(b + 8),
-					.flags = get32(b + 12),
-					.iova = get64(b + 16),
-					.offset = get64(b + 24),
-					.length = get64(b + 32) },
-				 .id = (int32_t)get32(b + 40) };
+					.kind = le32_load(b + 4),
+					.ioas_id = le32_load(b + 8),
+					.flags = le32_load(b + 12),
+					.iova = le64_load(b + 16),
+					.offset = le64_load(b + 24),
+					.length = le64_load(b + 32) },
+				 .id = (int32_t)le32_load(b + 40) };
 	memcpy(ret->idstr, b + DMA_REC_FIXED, il);
 	memcpy(ret->name, b + DMA_REC_FIXED + il, nl);
 	if ((ret->d.kind != CPR_FD_IOMMUFD && ret->d.kind != CPR_FD_VFIO_CONTAINER) ||
