@@ -21,6 +21,7 @@ CPR_EXPORT int cpr_ctx_new(struct cpr_ctx **ret_ctx)
 	ctx->next_blocker_id = 1;
 	ctx->release_fd = -EBADF;
 	ctx->reaper_pidfd = -EBADF;
+	ctx->rbw = (struct rollback_window){ -EBADF, -EBADF, -EBADF, { 0 }, 0 };
 	*ret_ctx = ctx;
 	return 0;
 }
@@ -39,6 +40,7 @@ CPR_EXPORT void cpr_ctx_free(struct cpr_ctx *ctx)
 		free(ctx->privs[i].data);
 	free(ctx->privs);
 	cpr_state_free(ctx->incoming);
+	rollback_window_close(ctx);
 	teardown_reap(ctx, true);
 	free(ctx->producer);
 	free(ctx);

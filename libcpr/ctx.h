@@ -87,6 +87,15 @@ struct cpr_ramblock {
 	size_t n_dma;
 };
 
+/* An exec'd image's way back to the previous binary (rollback.c). */
+struct rollback_window {
+	int state_fd; /* the exec state memfd, -EBADF = no way back */
+	int exe_fd;   /* the previous binary, O_PATH */
+	int args_fd;  /* its argv and envp, a sealed memfd */
+	uint8_t id[16];
+	unsigned count; /* the token's rollback=: >= 1, this image is a rollback */
+};
+
 struct cpr_ctx {
 	cpr_log_fn log_fn;
 	void *log_userdata;
@@ -114,9 +123,10 @@ struct cpr_ctx {
 	struct cpr_private *privs;
 	size_t n_privs, cap_privs;
 
-	pid_t reaper;	  /* exec teardown helper not yet reaped, 0 = none */
-	int reaper_pidfd; /* its pidfd, -EBADF = none (then by PID) */
-	int release_fd;	  /* closing it lets the teardown helper go, -EBADF = none */
+	pid_t reaper;		    /* exec teardown helper not yet reaped, 0 = none */
+	int reaper_pidfd;	    /* its pidfd, -EBADF = none (then by PID) */
+	int release_fd;		    /* closing it lets the teardown helper go, -EBADF = none */
+	struct rollback_window rbw; /* the way back to the previous binary */
 
 	bool sent_pending;   /* a transfer was sent and awaits its ack */
 	uint8_t sent_id[16]; /* the stream id that ack must repeat */
@@ -225,13 +235,44 @@ int blocker_collect(struct cpr_ctx *ctx, enum cpr_mode mode, uint32_t level, cpr
 		    void *userdata, int *ret_n_level);
 void blocker_free_all(struct cpr_ctx *ctx);
 
+/* exec.c: the longest exec token value any reader takes. */
+#define EXEC_TOKEN_MAX 128u
+
+/* rollback.c: what the old image leaves to go back to it (see there). */
+struct rollback {
+	int exe_fd;    /* this binary, O_PATH; -EBADF = no rollback */
+	int args_fd;   /* sealed memfd of argv and envp, for the new image */
+	char *strings; /* /proc/self/cmdline */
+	char **argv;   /* into strings */
+	char **envp;   /* environ without CPR_EXEC_ENV, then token */
+	char token[sizeof(CPR_EXEC_ENV) + EXEC_TOKEN_MAX]; /* the helper's */
+};
+#define ROLLBACK_NONE                               \
+	{                                           \
+		.exe_fd = -EBADF, .args_fd = -EBADF \
+	}
+int rollback_prepare(struct cpr_ctx *ctx, struct rollback *rb);
+void rollback_free(struct rollback *rb);
+/* CPR_EXEC_ENV=... of a rollback: the same state, for @pid, rollback=1. */
+int rollback_token(char *buf, size_t len, int fd, const uint8_t id[16], pid_t pid);
+void rollback_window_open(struct cpr_ctx *ctx, int state_fd, const uint8_t id[16], int exe_fd,
+			  int args_fd, unsigned count);
+void rollback_window_close(struct cpr_ctx *ctx);
+/* Back to the previous binary (@why: the refusal, 0 = asked); returns only
+ * on failure, with the adopted fds as they were. */
+int rollback_run(struct cpr_ctx *ctx, int why, struct cpr_error *ret_err);
+
 /* teardown.c: the cpr-exec teardown helper (see there). */
 struct teardown {
 	pid_t pid;
 	int wfd; /* preserved across execve(); the new image's release fd */
 	void *stack;
+	int *keep; /* the fds the helper holds */
+	int pidfd; /* of this process, until the helper has its copy */
 };
-void teardown_start(struct cpr_ctx *ctx, struct teardown *t);
+/* @keep: the fds the helper holds for a rollback to @rb (none if no exe). */
+void teardown_start(struct cpr_ctx *ctx, struct teardown *t, const int *keep, size_t n_keep,
+		    const struct rollback *rb);
 void teardown_stop(struct teardown *t);
 void teardown_adopt(struct cpr_ctx *ctx, pid_t reaper, int release_fd);
 void teardown_release(struct cpr_ctx *ctx);

@@ -26,15 +26,18 @@
 
 extern char **environ;
 
-#define TOKEN_MAX 128u
+#define TOKEN_MAX EXEC_TOKEN_MAX
 #define STATE_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
 
 struct token {
 	int fd;
 	uint8_t id[16];
 	pid_t pid;
-	pid_t reaper; /* 0 = none */
-	int release;  /* -1 = none */
+	pid_t reaper;	   /* 0 = none */
+	int release;	   /* -1 = none */
+	int exe;	   /* -1 = none: the previous binary, O_PATH */
+	int args;	   /* -1 = none: its argv and envp */
+	unsigned rollback; /* 0 = a hand-off, >= 1 = a rollback */
 };
 
 /* ---- the token ---- */
@@ -42,7 +45,8 @@ struct token {
 /*
  * The exec token (cpr_exec(3), EXEC TOKEN), frozen: comma-separated
  * KEY=VALUE items in any order; fd, id and pid are required, release only
- * with reaper; a known key appears once and its value is strict
+ * with reaper, exe and args together (rollback.c); a known key appears
+ * once and its value is strict
  * (decimal without sign or leading zero, id 32 lowercase hex digits); an
  * unknown key is ignored, so that a newer writer's token still reads here.
  */
@@ -84,8 +88,11 @@ static int parse_id(const char *s, size_t n, uint8_t id[16])
 	return 0;
 }
 
-enum { TK_FD, TK_ID, TK_PID, TK_REAPER, TK_RELEASE, TK_N };
-static const char *const token_keys[TK_N] = { "fd", "id", "pid", "reaper", "release" };
+enum { TK_FD, TK_ID, TK_PID, TK_REAPER, TK_RELEASE, TK_EXE, TK_ARGS, TK_ROLLBACK, TK_N };
+static const char *const token_keys[TK_N] = { "fd",	 "id",	"pid",	"reaper",
+					      "release", "exe", "args", "rollback" };
+/* Keys whose value is an fd number, which may be 0. */
+#define TK_FDS ((1u << TK_FD) | (1u << TK_RELEASE) | (1u << TK_EXE) | (1u << TK_ARGS))
 
 static bool token_key_ok(const char *s, size_t n)
 {
@@ -113,7 +120,7 @@ static int token_item(struct token *t, unsigned *seen, const char *k, size_t kn,
 	*seen |= 1u << key;
 	if (key == TK_ID)
 		return parse_id(v, vn, t->id);
-	if (parse_dec(v, vn, INT_MAX, &x) < 0 || (key != TK_FD && key != TK_RELEASE && x < 1))
+	if (parse_dec(v, vn, INT_MAX, &x) < 0 || (!(TK_FDS & (1u << key)) && x < 1))
 		return -EBADMSG;
 	if (key == TK_FD)
 		t->fd = (int)x;
@@ -121,15 +128,22 @@ static int token_item(struct token *t, unsigned *seen, const char *k, size_t kn,
 		t->pid = (pid_t)x;
 	else if (key == TK_REAPER)
 		t->reaper = (pid_t)x;
-	else
+	else if (key == TK_RELEASE)
 		t->release = (int)x;
+	else if (key == TK_EXE)
+		t->exe = (int)x;
+	else if (key == TK_ARGS)
+		t->args = (int)x;
+	else
+		t->rollback = (unsigned)x;
 	return 0;
 }
 
 static int token_parse(const char *s, struct token *ret)
 {
-	struct token t = { .reaper = 0, .release = -1 };
+	struct token t = { .reaper = 0, .release = -1, .exe = -1, .args = -1 };
 	unsigned seen = 0, helper = (1u << TK_REAPER) | (1u << TK_RELEASE);
+	unsigned back = (1u << TK_EXE) | (1u << TK_ARGS);
 
 	for (;;) {
 		size_t n = strcspn(s, ","), kn = strcspn(s, "=");
@@ -141,28 +155,51 @@ static int token_parse(const char *s, struct token *ret)
 		s += n + 1;
 	}
 	/* reaper alone is the helper's first form (before release= existed) */
-	if ((seen & 7u) != 7u || (seen & helper) == (1u << TK_RELEASE))
+	if ((seen & 7u) != 7u || (seen & helper) == (1u << TK_RELEASE) ||
+	    ((seen & back) && (seen & back) != back))
 		return -EBADMSG;
 	*ret = t;
 	return 0;
 }
 
-static void token_format(char *buf, size_t len, int fd, const uint8_t id[16],
-			 const struct teardown *t)
+static void token_id(char sid[33], const uint8_t id[16])
 {
 	static const char hex[] = "0123456789abcdef";
-	char sid[33];
 
 	for (int i = 0; i < 16; i++) {
 		sid[2 * i] = hex[id[i] >> 4];
 		sid[2 * i + 1] = hex[id[i] & 15];
 	}
 	sid[32] = 0;
-	if (t->pid > 0)
-		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d,reaper=%d,release=%d", CPR_EXEC_ENV, fd,
-			 sid, (int)getpid(), (int)t->pid, t->wfd);
-	else
-		snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d", CPR_EXEC_ENV, fd, sid, (int)getpid());
+}
+
+/*
+ * CPR_EXEC_ENV=... for the new image; exe and args only when the previous
+ * binary can be run again and the token still fits what every reader takes.
+ */
+static int token_format(char *buf, size_t len, int fd, const uint8_t id[16],
+			const struct teardown *t, const struct rollback *rb)
+{
+	size_t pre = strlen(CPR_EXEC_ENV) + 1;
+	char sid[33];
+	int n;
+
+	token_id(sid, id);
+	n = snprintf(buf, len, "%s=fd=%d,id=%s,pid=%d", CPR_EXEC_ENV, fd, sid, (int)getpid());
+	if (n > 0 && t->pid > 0)
+		n += snprintf(buf + n, len - (size_t)n, ",reaper=%d,release=%d", (int)t->pid,
+			      t->wfd);
+	if (n < 0 || (size_t)n >= len || (size_t)n - pre >= TOKEN_MAX)
+		return -E2BIG;
+	if (rb->exe_fd >= 0) {
+		int k = snprintf(buf + n, len - (size_t)n, ",exe=%d,args=%d", rb->exe_fd,
+				 rb->args_fd);
+
+		if (k > 0 && (size_t)(n + k) < len && (size_t)(n + k) - pre < TOKEN_MAX)
+			return 0;
+		buf[n] = '\0'; /* no rollback rather than a token too long */
+	}
+	return 0;
 }
 
 /* ---- outgoing ---- */
@@ -231,14 +268,16 @@ static void cloexec_restore(const int *fds, size_t n, const int *old)
 
 struct exec_plan {
 	struct pipe_out out; /* the state, its stream and the preserved fds */
-	int *fds;	     /* n + 2: the preserved fds, the state memfd, the release fd */
+	int *fds;	     /* n + 4: the preserved fds, the state memfd, then the release
+			      * fd, the previous binary and its args where they exist */
 	int *old;	     /* their flags before */
 	size_t n;
 	int state_fd;
 	char **env;
 	size_t env_n;
 	uint8_t id[16];
-	char token[TOKEN_MAX];
+	struct rollback rb;
+	char token[sizeof(CPR_EXEC_ENV) + TOKEN_MAX];
 };
 
 static void plan_free(struct exec_plan *p)
@@ -248,6 +287,7 @@ static void plan_free(struct exec_plan *p)
 	free(p->old);
 	cpr_close(p->state_fd);
 	free(p->env);
+	rollback_free(&p->rb);
 }
 
 /* The pipeline's export, its stream in a sealed memfd, the fd list and the
@@ -266,8 +306,8 @@ static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan 
 	if (p->state_fd < 0)
 		return cpr_fail(ret_err, p->state_fd, NO_TYPE, NO_INST, UINT64_MAX,
 				"the state memfd: %s", strerror(-p->state_fd));
-	p->fds = calloc(p->n + 2, sizeof(int));
-	p->old = calloc(p->n + 2, sizeof(int));
+	p->fds = calloc(p->n + 4, sizeof(int));
+	p->old = calloc(p->n + 4, sizeof(int));
 	p->env = env_copy(envp, &p->env_n);
 	if (!p->fds || !p->old || !p->env)
 		return cpr_fail(ret_err, -ENOMEM, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
@@ -275,7 +315,18 @@ static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan 
 		memcpy(p->fds, p->out.fds, p->n * sizeof(int));
 	p->fds[p->n] = p->state_fd;
 	p->env[p->env_n] = p->token;
+	rollback_prepare(ctx, &p->rb); /* without it, no rollback: not fatal */
 	return 0;
+}
+
+/* Make the new image's token, and the one the helper would roll back with. */
+static int plan_tokens(struct exec_plan *p, struct teardown *t)
+{
+	int r = token_format(p->token, sizeof(p->token), p->state_fd, p->id, t, &p->rb);
+
+	if (r < 0 || t->pid <= 0 || p->rb.exe_fd < 0)
+		return r;
+	return rollback_token(p->rb.token, sizeof(p->rb.token), p->state_fd, p->id, t->pid);
 }
 
 /* The errnos cpr_exec(3) lists (and, for cpr_exec(), any of execve(2)
@@ -290,7 +341,7 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 			char *const envp[], struct cpr_error *ret_err)
 {
 	struct cpr_error e = CPR_ERROR_INIT;
-	struct exec_plan p = { .state_fd = -EBADF };
+	struct exec_plan p = { .state_fd = -EBADF, .rb = ROLLBACK_NONE };
 	struct teardown t;
 	size_t k;
 	int r;
@@ -310,19 +361,26 @@ CPR_EXPORT int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[
 		r = pipeline_finish(r, &e, ret_err, exec_errnos, -EIO);
 		goto out;
 	}
-	teardown_start(ctx, &t);
+	teardown_start(ctx, &t, p.fds, p.n + 1, &p.rb);
 	k = p.n + 1;
 	if (t.pid > 0)
 		p.fds[k++] = t.wfd;
-	r = cloexec_clear(ctx, p.fds, k, p.old);
+	if (p.rb.exe_fd >= 0) {
+		p.fds[k++] = p.rb.exe_fd;
+		p.fds[k++] = p.rb.args_fd;
+	}
+	r = plan_tokens(&p, &t);
+	if (r >= 0)
+		r = cloexec_clear(ctx, p.fds, k, p.old);
 	if (r < 0) {
 		teardown_stop(&t);
 		dma_handoff_abort(ctx);
 		cpr_error_set(ret_err, r, UINT32_MAX, UINT32_MAX, UINT64_MAX,
-			      "a preserved fd is no longer open: %s", strerror(-r));
+			      r == -E2BIG ? "the exec token is too long: %s"
+					  : "a preserved fd is no longer open: %s",
+			      strerror(-r));
 		goto out;
 	}
-	token_format(p.token, sizeof(p.token), p.state_fd, p.id, &t);
 	execve(path, argv, p.env);
 	r = -errno;
 	cloexec_restore(p.fds, k, p.old);
@@ -411,7 +469,8 @@ static int token_get(struct token *t, struct cpr_error *ret_err)
 
 /* The state memfd read into private memory, then the pipeline's import of
  * it and of the fds it names, inherited across execve() (slot = fd number). */
-static int incoming_import(const struct token *t, struct pipe_in *in, struct cpr_error *e)
+static int incoming_import(struct cpr_ctx *ctx, const struct token *t, struct pipe_in *in,
+			   struct cpr_error *e)
 {
 	void *buf = NULL;
 	size_t len = 0;
@@ -420,7 +479,9 @@ static int incoming_import(const struct token *t, struct pipe_in *in, struct cpr
 	r = state_read(t->fd, &buf, &len, e);
 	if (r < 0)
 		return r;
-	close(t->fd); /* a sealed memfd the token named for this pid: ours */
+	/* A sealed memfd the token named for this pid: ours, kept for a
+	 * rollback (rollback.c) or closed now. */
+	rollback_window_open(ctx, t->fd, t->id, t->exe, t->args, t->rollback);
 	r = pipeline_import_parse(in, buf, len, t->id, 0, e);
 	free(buf);
 	if (r >= 0)
@@ -428,10 +489,17 @@ static int incoming_import(const struct token *t, struct pipe_in *in, struct cpr
 	return r;
 }
 
-/* A refused state: every fd it names is ours (receiving owns): close them. */
-static void incoming_refused(struct cpr_ctx *ctx, const struct pipe_in *in, int state_fd)
+/*
+ * A refused state: back to the previous binary if it can be run (this then
+ * does not return; nothing was adopted, so every inherited fd still crosses
+ * execve()), else every fd it names is ours (receiving owns): close them.
+ */
+static void incoming_refused(struct cpr_ctx *ctx, const struct pipe_in *in, int state_fd, int r)
 {
 	size_t n = in->st ? cpr_state_fd_count(in->st) : 0;
+
+	rollback_run(ctx, r, NULL);
+	rollback_window_close(ctx);
 
 	ctx_log(ctx, LOG_ERR, "cpr: incoming exec state refused; closing its %zu fds", n);
 	for (size_t i = 0; i < n; i++) {
@@ -462,9 +530,9 @@ static int exec_incoming(struct cpr_ctx *ctx, struct cpr_error *e)
 		teardown_reap(ctx, false);
 	}
 	in.exclude_fd = t.fd;
-	r = incoming_import(&t, &in, e);
+	r = incoming_import(ctx, &t, &in, e);
 	if (r < 0) {
-		incoming_refused(ctx, &in, t.fd);
+		incoming_refused(ctx, &in, t.fd, r);
 		pipeline_import_done(&in);
 		teardown_release(ctx);
 		return r;

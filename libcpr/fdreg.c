@@ -330,12 +330,13 @@ CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)
 	return 0;
 }
 
-/* Release once no preserved RAM block waits for adoption. */
+/* Release once no preserved RAM block waits for adoption: that closes the
+ * rollback window too. */
 void fdreg_release_if_adopted(struct cpr_ctx *ctx)
 {
 	size_t n;
 
-	if (ctx->release_fd < 0)
+	if (ctx->release_fd < 0 && ctx->rbw.state_fd < 0)
 		return;
 	n = ctx->incoming ? cpr_state_ramblock_count(ctx->incoming) : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -346,4 +347,5 @@ void fdreg_release_if_adopted(struct cpr_ctx *ctx)
 			return;
 	}
 	teardown_release(ctx);
+	rollback_window_close(ctx);
 }

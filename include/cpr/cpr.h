@@ -157,10 +157,20 @@ int cpr_exec(struct cpr_ctx *ctx, const char *path, char *const argv[], char *co
 	     struct cpr_error *ret_err);
 /*
  * In the new image: 1 if incoming exec state was found, validated and
- * adopted into @ctx; 0 if there is none; -errno if it was refused (every
- * inherited fd named by the state is then closed).
+ * adopted into @ctx; 0 if there is none.  A refused state goes back to the
+ * previous binary where it can (cpr_exec(3), ROLLBACK): then this does not
+ * return.  Otherwise -errno (every inherited fd named by the state is then
+ * closed).
  */
 int cpr_exec_incoming(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+/*
+ * In the new image, before every preserved RAM block is adopted: give the
+ * state back to the previous binary, which adopts it again (same PID).
+ * Returns only on failure (-ENOENT: no way back), with @ctx as it was.
+ */
+int cpr_exec_rollback(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+/* 1 if this image adopted its incoming exec state by a rollback, else 0. */
+int cpr_exec_rolled_back(const struct cpr_ctx *ctx);
 /*
  * Before the pause: run @path with @argv and @envp as cpr_exec() would, in
  * a probe run that ends in its cpr_exec_incoming(), and refuse (-ENOEXEC,
