@@ -189,6 +189,9 @@ struct cpr_fd_entry *fdreg_lookup(struct cpr_ctx *ctx, const char *name, int32_t
 int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err);
 /* exec-probe.c: in a probe run of this image, answer and exit. */
 void exec_probe_answer(void);
+/* probe-confine.c: in the probe's child before execve(), no effects outside
+ * the process (EPERM); 0, or -errno when the kernel cannot confine. */
+int exec_probe_confine(void);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
 /* Room for @n more entries (@incoming ones: with an FD record), in the

@@ -81,6 +81,10 @@ static pid_t probe_spawn(const char *path, char *const argv[], char **env, int w
 		if (fcntl(wfd, F_SETFD, 0) < 0 || null < 0 || dup2(null, 0) < 0 ||
 		    dup2(null, 1) < 0)
 			_exit(127);
+		/* its own group, killed whole on a timeout; confined, where the
+		 * kernel has seccomp (probe-confine.c) */
+		(void)setpgid(0, 0);
+		(void)exec_probe_confine();
 		execve(path, argv, env);
 		_exit(127);
 	}
@@ -128,7 +132,7 @@ static int probe_judge(struct cpr_ctx *ctx, const char *path, const char *answer
 		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 			cpr_error_set(err, -ENOEXEC, UINT32_MAX, UINT32_MAX, UINT64_MAX,
 				      "%s exited with status %d before it answered (does it take "
-				      "this command line?)",
+				      "this command line? is its libcpr older than the probe?)",
 				      path, WEXITSTATUS(status));
 		else if (WIFSIGNALED(status))
 			cpr_error_set(err, -ENOEXEC, UINT32_MAX, UINT32_MAX, UINT64_MAX,
@@ -179,7 +183,8 @@ CPR_EXPORT int cpr_exec_probe(struct cpr_ctx *ctx, const char *path, char *const
 	if (r < 0)
 		return r;
 	if (n == -ETIMEDOUT)
-		kill(pid, SIGKILL);
+		if (kill(-pid, SIGKILL) < 0) /* with whatever it started */
+			kill(pid, SIGKILL);  /* (its setpgid() failed) */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (n == -ETIMEDOUT) {
