@@ -159,6 +159,7 @@ static void control_close(struct conn *c)
 {
 	epoll_ctl(cprd.epoll_fd, EPOLL_CTL_DEL, c->src.fd, NULL);
 	store_conn_closed(c);
+	qemu_peer_conn_closed(c);
 	while (c->out_head) {
 		struct outmsg *m = c->out_head;
 

@@ -340,6 +340,9 @@ static void dispatch(struct cprd_src *src, uint32_t events)
 	case TAG_NOTIFY:
 		notify_flush();
 		break;
+	case TAG_QEMU:
+		qemu_peer_event(src, events);
+		break;
 	}
 }
 
@@ -437,6 +440,7 @@ static void shutdown_daemon(void)
 	notify_free();
 	control_close_all();
 	luo_close();
+	qemu_peer_free_all();
 	store_free_all();
 	for (size_t i = 0; i < cprd.n_listen; i++)
 		cpr_close(cprd.listen_fds[i]);

@@ -22,6 +22,7 @@ enum cprd_tag {
 	TAG_PIDFD,
 	TAG_SWEEP,
 	TAG_NOTIFY,
+	TAG_QEMU, /* cprd/qemu-peer.c: obj is a struct qpeer */
 };
 
 struct cprd_src {
@@ -36,8 +37,9 @@ struct cprd_src {
 #endif
 
 /* cprd-protocol(7), VERSIONS: 1 the first ops; 2 "store", a claim's "ack"
- * confirmed by the consumer, "upgrade" by hand-off. */
-#define CPRD_PROTOCOL_VERSION 2
+ * confirmed by the consumer, "upgrade" by hand-off; 3 "qemu-listen",
+ * "qemu-deliver". */
+#define CPRD_PROTOCOL_VERSION 3
 #define CPRD_BUNDLE_NAME_MAX 128u /* bytes in a bundle name */
 #define CPRD_CONSUMERS_MAX 64u	  /* uids, and gids, per bundle */
 #define CPRD_TOKEN_LEN 32u	  /* hex characters in a claim token */
@@ -144,6 +146,7 @@ struct bundle {
 	int luo_manifest_fd; /* the manifest preserved there, or -EBADF */
 	void *open_conn;     /* the connection filling an open bundle */
 	void *claim_conn;    /* claim with "ack": released if it ends before the ack */
+	void *qemu;	     /* fed by a QEMU's cpr channel: its struct qpeer */
 };
 
 struct outmsg;
@@ -261,6 +264,8 @@ int store_adopt(struct bundle *b);
 int store_validate(struct bundle *b, const void *buf, size_t len, struct cpr_error *err);
 /* Free a bundle that was never adopted (its fds closed). */
 void store_bundle_discard(struct bundle *b);
+/* Seal with a stream its own decoder checked (QEMU's): takes *@stream_fd. */
+int store_seal_checked(struct bundle *b, int *stream_fd, size_t len);
 
 /* access.c */
 bool access_is_owner(const struct bundle *b, const struct cprd_peer *p);
@@ -328,6 +333,14 @@ void luo_close(void);
 int sandbox_rlimits(struct cprd_limits *l);
 int sandbox_apply(const char *policy_path);
 int sandbox_dump(const char *policy_path);
+
+/* qemu-peer.c, qemu-peer-check.c: cprd as QEMU's cpr-transfer peer */
+void qemu_peer_event(struct cprd_src *src, uint32_t events);
+void qemu_peer_bundle_gone(struct bundle *b);
+void qemu_peer_conn_closed(struct conn *c);
+unsigned qemu_peer_count(void);
+void qemu_peer_free_all(void);
+struct json_object *qemu_peer_stream_json(const struct bundle *b);
 
 /* upgrade.c */
 /* New image: 1 when started by an upgrade, 0 if not, < 0 refused (exit). */

@@ -50,7 +50,7 @@ static int parse_ids(struct request *r, struct json_object *c, const char *key, 
 }
 
 /* "consumers": {"uids": [...], "gids": [...]} */
-static int parse_consumers(struct request *r, struct bundle *b)
+int parse_consumers(struct request *r, struct bundle *b)
 {
 	static const char *const keys[] = { "uids", "gids", NULL };
 	struct json_object *c = proto_get_obj(r->req, "consumers");
@@ -95,7 +95,7 @@ static int tie_owner(struct request *r, struct bundle *b)
 	return 0;
 }
 
-static int create_options(struct request *r, uint64_t *ttl, bool *tie, bool *durable)
+int create_options(struct request *r, uint64_t *ttl, bool *tie, bool *durable)
 {
 	uint64_t ttl_max = cprd.cfg.limits.ttl_max_ms;
 

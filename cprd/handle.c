@@ -31,6 +31,7 @@ static const char *const k_claim[] = { "name", "lease_ms", "ack", NULL };
 static const char *const k_token[] = { "name", "token", NULL };
 static const char *const k_upgrade[] = { "exe", "timeout_ms", NULL };
 static const char *const k_renew[] = { "name", "token", "lease_ms", NULL };
+static const char *const k_qemu_listen[] = { "name", "consumers", "ttl_ms", NULL };
 
 #ifdef CPRD_TEST_HOOKS
 /* Test builds only: make a system call the sandbox forbids. */
@@ -59,6 +60,8 @@ static const struct handler handlers[] = {
 	{ "drop", handle_drop, H_FDS_NONE, k_name, 1 },
 	{ "upgrade", handle_upgrade, H_FDS_NONE | H_ADMIN, k_upgrade, 1 },
 	{ "debug", handle_debug, H_FDS_NONE | H_SELF, k_none, 1 },
+	{ "qemu-listen", handle_qemu_listen, H_FDS_SOME, k_qemu_listen, 3 },
+	{ "qemu-deliver", handle_qemu_deliver, H_FDS_SOME, k_name, 3 },
 #ifdef CPRD_TEST_HOOKS
 	{ "test-syscall", handle_test_syscall, H_FDS_NONE | H_ADMIN, k_none, 1 },
 #endif

@@ -74,5 +74,10 @@ int handle_renew(struct request *r);
 int handle_drop(struct request *r);
 int handle_upgrade(struct request *r);
 int handle_debug(struct request *r);
+int handle_qemu_listen(struct request *r);
+int handle_qemu_deliver(struct request *r);
+/* handle-bundle.c: "consumers" into @b; "ttl_ms", "tie" and "durable". */
+int parse_consumers(struct request *r, struct bundle *b);
+int create_options(struct request *r, uint64_t *ttl, bool *tie, bool *durable);
 
 #endif

@@ -360,6 +360,24 @@ int store_seal(struct bundle *b, int *stream_fd, struct cpr_error *err)
 	return 0;
 }
 
+int store_seal_checked(struct bundle *b, int *stream_fd, size_t len)
+{
+	int r = store_quota_check(b->owner_uid, 1, 0);
+
+	if (r == 0)
+		r = store_charge(b->owner_uid, 1, 0);
+	if (r < 0)
+		return r;
+	b->stream_fd = TAKE_FD(*stream_fd);
+	b->stream_len = len;
+	b->state = BUNDLE_SEALED;
+	b->open_conn = NULL;
+	if (b->ttl_ms)
+		b->expire_ns = now_boottime_ns() + b->ttl_ms * 1000000u;
+	store_arm_timer();
+	return 0;
+}
+
 int store_claim(struct bundle *b, const struct cprd_peer *peer, uint64_t lease_ms)
 {
 	int r = random_hex(b->token, CPRD_TOKEN_LEN);
@@ -455,6 +473,8 @@ void store_remove(struct bundle *b, const char *why)
 	unsigned held = (unsigned)b->n_fds + (b->stream_fd >= 0);
 
 	log_debug("bundle %s (%zu fds) %s", log_quote(b->name), b->n_fds, why);
+	if (b->qemu)
+		qemu_peer_bundle_gone(b);
 	if (b->n_parked) /* parked, or on its way there */
 		fdstore_unpark(b);
 	store_unlink(b);
