@@ -236,6 +236,22 @@ static void print_ids(struct json_object *a)
 		       (long long)json_object_get_int64(json_object_array_get_idx(a, i)));
 }
 
+/* A bundle fed by a QEMU's cpr channel: QEMU's fds by name and kind. */
+static void show_qemu_human(struct json_object *st)
+{
+	struct json_object *a = json_object_object_get(st, "fd_records");
+	size_t n = a ? json_object_array_length(a) : 0;
+
+	printf("stream:    %lld bytes, QEMU CPR state, vfio %s, %zu fd records\n",
+	       (long long)get_int(st, "bytes"), get_str(st, "vfio"), n);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(a, i);
+
+		printf("  fd %-3lld %-8s %s id %lld\n", (long long)get_int(x, "slot"),
+		       get_str(x, "kind"), get_str(x, "name"), (long long)get_int(x, "id"));
+	}
+}
+
 static void show_human(struct json_object *b)
 {
 	struct json_object *st = json_object_object_get(b, "stream"), *lease;
@@ -257,7 +273,9 @@ static void show_human(struct json_object *b)
 		printf("lease:     uid %lld pid %lld, %lld ms left\n",
 		       (long long)get_int(lease, "uid"), (long long)get_int(lease, "pid"),
 		       (long long)get_int(lease, "expires_in_ms"));
-	if (st)
+	if (st && strcmp(get_str(st, "format"), "qemu-cpr") == 0)
+		show_qemu_human(st);
+	else if (st)
 		printf("stream:    %lld bytes, level %lld, generation %lld, producer %s, "
 		       "%zu ramblocks\n",
 		       (long long)get_int(st, "bytes"), (long long)get_int(st, "level"),

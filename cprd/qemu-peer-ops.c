@@ -180,8 +180,12 @@ int handle_qemu_deliver(struct request *r)
 	if (ret == 0)
 		ret = qpeer_deliver_start(qp);
 	if (ret < 0) {
-		qpeer_fail(qp, ret, "cannot deliver to the new QEMU");
-		return handle_fail(r, ret, "cannot deliver to the new QEMU");
+		const char *why = ret == -ESRCH ? "the new QEMU has exited: nothing delivered, "
+						  "the state released"
+						: "cannot deliver to the new QEMU";
+
+		qpeer_fail(qp, ret, why);
+		return handle_fail(r, ret, "%s", why);
 	}
 	qp->waiter = r->conn;
 	qp->waiter_op = "qemu-deliver";
@@ -247,7 +251,7 @@ int qpeer_deliver_start(struct qpeer *qp)
 static void qpeer_new_closed(struct qpeer *qp)
 {
 	char b;
-	ssize_t n = recv(qp->tsrc.fd, &b, 1, MSG_DONTWAIT);
+	ssize_t n = read(qp->tsrc.fd, &b, 1); /* non-blocking; recv() is recvfrom(2) */
 
 	if (n > 0) {
 		qpeer_fail(qp, -EPROTO, "the new QEMU wrote on its cpr channel");
