@@ -276,17 +276,18 @@ static bool array_has(struct json_object *a, const char *s)
 
 START_TEST(test_proto_hello_reports)
 {
-	static const char *const ops[] = { "hello",   "status", "list",	 "show",   "create",
-					   "put",     "seal",	"store", "claim",  "ack",
-					   "release", "renew",	"drop",	 "upgrade" };
+	static const char *const ops[] = { "hello",  "status",	"list",	       "show",
+					   "create", "put",	"seal",	       "store",
+					   "claim",  "ack",	"release",     "renew",
+					   "drop",   "upgrade", "qemu-listen", "qemu-deliver" };
 	int nfds = test_count_fds(), sock = cprd_test_connect(&d);
 	struct json_object *reply = NULL, *v, *lim;
 
 	ck_assert_int_eq(cprd_call_name(sock, "hello", NULL, &reply), 0);
 	ck_assert(json_object_object_get_ex(reply, "protocol", &v));
-	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert_int_eq(json_object_get_int(v), 3);
 	ck_assert(json_object_object_get_ex(reply, "version", &v));
-	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert_int_eq(json_object_get_int(v), 3);
 	ck_assert(json_object_object_get_ex(reply, "levels", &v));
 	ck_assert_uint_eq(json_object_array_length(v), 2);
 	ck_assert(json_object_object_get_ex(reply, "ops", &v));
@@ -336,16 +337,23 @@ START_TEST(test_proto_versions)
 	ck_assert(json_object_object_get_ex(hello, "version", &v));
 	ck_assert_int_eq(json_object_get_int(v), 1);
 	ck_assert(json_object_object_get_ex(hello, "protocol", &v));
-	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert_int_eq(json_object_get_int(v), 3);
 	ck_assert(json_object_object_get_ex(hello, "ops", &v));
 	ck_assert(array_has(v, "claim") && !array_has(v, "store"));
 	ck_assert_msg(strstr(cprd_reply_message(reply), "op \"store\" is protocol 2"),
 		      "message: %s", cprd_reply_message(reply));
 	json_object_put(hello);
 	json_object_put(reply);
+	ck_assert_int_eq(
+		versioned_call(2, "{\"op\":\"qemu-deliver\",\"name\":\"x\"}", &hello, &reply),
+		-EOPNOTSUPP);
+	ck_assert(json_object_object_get_ex(hello, "ops", &v));
+	ck_assert(array_has(v, "store") && !array_has(v, "qemu-listen"));
+	json_object_put(hello);
+	json_object_put(reply);
 	ck_assert_int_eq(versioned_call(7, "{\"op\":\"frobnicate\"}", &hello, &reply), -EOPNOTSUPP);
 	ck_assert(json_object_object_get_ex(hello, "version", &v));
-	ck_assert_int_eq(json_object_get_int(v), 2);
+	ck_assert_int_eq(json_object_get_int(v), 3);
 	ck_assert_msg(strstr(cprd_reply_message(reply), "unknown op \"frobnicate\""), "message: %s",
 		      cprd_reply_message(reply));
 	json_object_put(hello);
