@@ -15,7 +15,8 @@ Scenarios:
   upgrade   cprd holds the state ("show" lists QEMU's fds by name and kind),
             delivers it ("qemu-deliver"); the new QEMU runs the guest, its
             tick counter goes on from the old one's, its RAM is the same
-            memfd.
+            memfd; a client of another uid neither lists, shows nor
+            delivers the bundle.
   new-dies  the new QEMU is killed after cprd delivered, before it is
             ready: the old QEMU resumes the guest, cprd releases everything.
   malformed a fake old QEMU writes a stream cprd refuses.
@@ -295,6 +296,54 @@ def show(cprd_path: str, name: str) -> dict:
         c.close()
 
 
+OTHER_UID = 65534
+
+
+def other_uid_checks(cprd_path: str, name: str) -> str:
+    """In a child of another uid: the bundle is neither listed, shown nor
+    delivered; returns what was wrong, or ""."""
+    c = Cprd(cprd_path)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        lst = c.call({"op": "list"})
+        if any(x.get("name") == name for x in lst.get("bundles", [])):
+            return f"list shows it: {lst}"
+        r = c.call({"op": "show", "name": name})
+        if r.get("ok"):
+            return f"show: {r}"
+        r = c.call({"op": "qemu-deliver", "name": name}, [a.fileno()])
+        if r.get("ok") or r.get("error") not in ("ENOENT", "EACCES"):
+            return f"qemu-deliver: {r}"
+        return ""
+    finally:
+        a.close()
+        b.close()
+        c.close()
+
+
+def as_other_uid(cprd_path: str, name: str) -> None:
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rd)
+            os.setgroups([])
+            os.setresgid(OTHER_UID, OTHER_UID, OTHER_UID)
+            os.setresuid(OTHER_UID, OTHER_UID, OTHER_UID)
+            why = other_uid_checks(cprd_path, name)
+        except BaseException as e:  # noqa: B902 -- reported to the parent
+            why = f"{type(e).__name__}: {e}"
+        os.write(wr, why.encode())
+        os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd, "rb") as f:
+        why = f.read().decode()
+    os.waitpid(pid, 0)
+    if why:
+        raise RuntimeError(f"uid {OTHER_UID}: {why}")
+    log(f"uid {OTHER_UID}: does not list, show or deliver the bundle")
+
+
 def scenario_upgrade(s: Setup, cprd_path: str) -> None:
     q = s.old.monitor()
     ram = s.old.ram_inode()
@@ -312,6 +361,7 @@ def scenario_upgrade(s: Setup, cprd_path: str) -> None:
     if b["owner_pid"] != s.old.p.pid or not any(r["name"] == "ram0" and r["kind"] == "memfd"
                                                 for r in recs):
         raise RuntimeError(f"show: {b}")
+    as_other_uid(cprd_path, s.name)
     # the old QEMU waits for the HUP with its guest still running
     t1 = check_running_on(q, "old QEMU, state held", s.t0)
     r = ok_reply(s.deliver(), "qemu-deliver")

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cprd as the cpr-transfer peer of real QEMUs (tests/qemu-peer.py): a TCG
 # guest's old QEMU sends its cpr channel to cprd, which holds it as a bundle
-# (cprctl show lists QEMU's fds by name and kind) and delivers it to the new
-# QEMU; the guest's firmware tick counter goes on in the new QEMU, whose RAM
-# is the old one's memfd.  A new QEMU that died is not delivered to (the old
-# QEMU resumes its guest) and a malformed stream from a fake QEMU is refused;
-# cprd holds nothing afterwards and leaked no fd.  cprd runs under its
-# seccomp policy.  QEMU 10 comes from bookworm-backports (build-aux/vm.sh).
+# (cprctl show lists QEMU's fds by name and kind; another uid neither sees
+# nor delivers it) and delivers it to the new QEMU; the guest's firmware
+# tick counter goes on in the new QEMU, whose RAM is the old one's memfd.
+# A new QEMU that died is not delivered to (the old QEMU resumes its guest)
+# and a malformed stream from a fake QEMU is refused; cprd holds nothing
+# afterwards and leaked no fd.  cprd runs under its seccomp policy.  QEMU 10
+# comes from bookworm-backports (build-aux/vm.sh).
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 . "$top_srcdir/build-aux/vm.sh"
 QEMU=${QEMU:-qemu-system-x86_64}
@@ -25,7 +26,8 @@ case $version in
 	;;
 esac
 
-"$CPRD" --socket "$T/sock" --policy "$POLICY" --config "$T/cprd.conf" -v 2> "$T/cprd.log" &
+# mode 0666: a client of another uid reaches the daemon, whose rules refuse it
+"$CPRD" --socket "$T/sock" --mode 0666 --policy "$POLICY" --config "$T/cprd.conf" -v 2> "$T/cprd.log" &
 P=$!
 PIDS=$P
 wait_socket "$T/sock"
