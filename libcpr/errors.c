@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cpr/state.h"
 #include "internal.h"
@@ -37,6 +39,43 @@ int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, 
 	cpr_error_setv(err, code, type, instance, offset, fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+static bool errno_listed(int code, const int *allowed)
+{
+	for (; *allowed; allowed++)
+		if (*allowed == code)
+			return true;
+	return false;
+}
+
+int cpr_errno_filter(int r, struct cpr_error *e, const int *allowed, int other)
+{
+	char msg[sizeof(e->message)];
+	size_t n;
+
+	if (r >= 0)
+		return r;
+	if (e->code == 0 || !e->message[0])
+		cpr_error_set(e, r, e->record_type, e->instance, e->offset, "%s", strerror(-r));
+	if (r == other || errno_listed(-r, allowed))
+		return r;
+	/* the original's name first, so that truncation cannot lose it */
+	n = (size_t)snprintf(msg, sizeof(msg), "unexpected %s: ", strerror(-r));
+	if (n < sizeof(msg))
+		memcpy(msg + n, e->message, strnlen(e->message, sizeof(msg) - 1 - n) + 1);
+	msg[sizeof(msg) - 1] = 0;
+	cpr_error_set(e, other, e->record_type, e->instance, e->offset, "%s", msg);
+	return other;
+}
+
+int cpr_error_finish(int r, struct cpr_error *e, struct cpr_error *ret_err, const int *allowed,
+		     int other)
+{
+	r = cpr_errno_filter(r, e, allowed, other);
+	if (r < 0 && ret_err)
+		*ret_err = *e;
+	return r;
 }
 
 const char *cpr_quote(char *buf, size_t len, const char *s, size_t n)

@@ -114,6 +114,23 @@ int cpr_fail(struct cpr_error *err, int code, uint32_t type, uint32_t instance, 
 	     const char *fmt, ...) _cpr_printf_(6, 7);
 #define NO_TYPE UINT32_MAX
 #define NO_INST UINT32_MAX
+/* A struct cpr_error that concerns no record yet. */
+#define CPR_ERROR_INIT                                                                       \
+	{                                                                                    \
+		.code = 0, .record_type = NO_TYPE, .instance = NO_INST, .offset = UINT64_MAX \
+	}
+/*
+ * The public boundary of a function whose man page lists the errnos in
+ * @allowed (positive, 0-terminated) and the catch-all @other: a failure @r
+ * that nothing explained yet gets its strerror() as message; one not in
+ * the list becomes @other, its message naming the original.  Returns the
+ * code to return; @e->code is left alone when it already says something
+ * else (a NAK's own errno).
+ */
+int cpr_errno_filter(int r, struct cpr_error *e, const int *allowed, int other);
+/* cpr_errno_filter(), then copy @e to @ret_err (when not NULL) on failure. */
+int cpr_error_finish(int r, struct cpr_error *e, struct cpr_error *ret_err, const int *allowed,
+		     int other);
 /* Copy @s into @buf for a message: printable ASCII, quoted-safe, truncated. */
 const char *cpr_quote(char *buf, size_t len, const char *s, size_t n);
 

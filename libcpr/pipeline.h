@@ -13,12 +13,6 @@
 
 #include "ctx.h"
 
-/* A struct cpr_error that concerns no record yet. */
-#define CPR_ERROR_INIT                                                                       \
-	{                                                                                    \
-		.code = 0, .record_type = NO_TYPE, .instance = NO_INST, .offset = UINT64_MAX \
-	}
-
 /* What a carrier hands on: the encoded state and its fds in slot order. */
 struct pipe_out {
 	struct cpr_state *st;
@@ -82,16 +76,16 @@ int pipeline_import_check_fd(struct pipe_in *in, size_t slot, int fd, struct cpr
 int pipeline_import_adopt(struct pipe_in *in, int *fds, bool checked, struct cpr_error *err);
 void pipeline_import_done(struct pipe_in *in);
 
-/*
- * The public boundary of a function whose man page lists the errnos in
- * @allowed (positive, 0-terminated) and the catch-all @other: a failure @r
- * that nothing explained yet gets its strerror() as message; one not in
- * the list becomes @other, its message naming the original.  Returns the code to return; @e->code
- * is left alone when it already says something else (a NAK's own errno).
- */
-int pipeline_errno(int r, struct cpr_error *e, const int *allowed, int other);
-/* pipeline_errno(), then copy @e to @ret_err (when not NULL) on failure. */
-int pipeline_finish(int r, struct cpr_error *e, struct cpr_error *ret_err, const int *allowed,
-		    int other);
+/* cpr_errno_filter() and cpr_error_finish() (internal.h) for the carriers. */
+static inline int pipeline_errno(int r, struct cpr_error *e, const int *allowed, int other)
+{
+	return cpr_errno_filter(r, e, allowed, other);
+}
+
+static inline int pipeline_finish(int r, struct cpr_error *e, struct cpr_error *ret_err,
+				  const int *allowed, int other)
+{
+	return cpr_error_finish(r, e, ret_err, allowed, other);
+}
 
 #endif
