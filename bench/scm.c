@@ -221,7 +221,7 @@ static void setup(struct bench *b, size_t n)
 		b->fds[i] = memfd_create("bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (b->fds[i] < 0)
 			die("memfd_create", errno);
-		r = cpr_fd_save(b->ctx, "bench", (int32_t)i, b->fds[i], CPR_FD_MEMFD);
+		r = cpr_fd_save(b->ctx, "bench", (int32_t)i, b->fds[i], CPR_FD_MEMFD, NULL);
 		if (r < 0)
 			die("cpr_fd_save", r);
 	}

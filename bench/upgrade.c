@@ -119,7 +119,7 @@ static int exec_target(char **argv)
 		fprintf(stderr, "upgrade: incoming: %s\n", err.message);
 		return 2;
 	}
-	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb))
 		return 2;
 	report(out, t0); /* the new image has adopted everything */
@@ -184,7 +184,8 @@ static void old_vmm_ram(const struct bench_case *c, struct cpr_ctx **ctx, struct
 
 	if (c->page_kib == 2048)
 		flags |= CPR_RAMBLOCK_HUGEPAGES;
-	if (cpr_ctx_new(ctx) < 0 || cpr_ramblock_new(*ctx, "pc.ram", len, 0, 0, flags, rb) < 0)
+	if (cpr_ctx_new(ctx) < 0 ||
+	    cpr_ramblock_new(*ctx, "pc.ram", len, 0, 0, flags, rb, NULL) < 0)
 		_exit(5);
 	if (cpr_ramblock_page_size(*rb) != (uint64_t)c->page_kib * 1024)
 		_exit(6);
@@ -337,7 +338,7 @@ static int transfer_target(char **argv)
 		fprintf(stderr, "upgrade: transfer: %s\n", err.message);
 		return 2;
 	}
-	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, "pc.ram", len, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb))
 		return 2;
 	t1 = now_ns(); /* adopted: the guest could run here */

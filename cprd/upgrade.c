@@ -9,7 +9,7 @@
  *   old: ack -> MAINPID=<new> -> write "C" (commit) -> _exit(0)
  *   new: "C" -> READY=1 -> answer the requester -> serve
  *
- * Each held fd is registered with cpr_fd_save() ("cprd-b<ID>" slot,
+ * Each held fd is registered with cpr_fd_save(, NULL) ("cprd-b<ID>" slot,
  * "cprd-b<ID>-s" stream), the bundle table travels as VMM-private records
  * (one JSON manifest per bundle), and so do the listening sockets and the
  * requester's connection, on which the new image answers.  Until the
@@ -137,12 +137,12 @@ static int upgrade_save_bundle(struct cpr_ctx *ctx, const struct bundle *b, uint
 
 	snprintf(key, sizeof(key), "cprd-b%" PRIu64, b->id);
 	for (size_t i = 0; i < b->n_fds; i++) {
-		r = cpr_fd_save(ctx, key, (int32_t)i, b->fds[i], CPR_FD_GENERIC);
+		r = cpr_fd_save(ctx, key, (int32_t)i, b->fds[i], CPR_FD_GENERIC, NULL);
 		if (r < 0)
 			return r;
 	}
 	snprintf(key, sizeof(key), "cprd-b%" PRIu64 "-s", b->id);
-	r = cpr_fd_save(ctx, key, 0, b->stream_fd, CPR_FD_MEMFD);
+	r = cpr_fd_save(ctx, key, 0, b->stream_fd, CPR_FD_MEMFD, NULL);
 	if (r < 0)
 		return r;
 	m = upgrade_bundle_json(b);
@@ -160,11 +160,11 @@ static int upgrade_save(struct cpr_ctx *ctx)
 
 	for (size_t i = 0; i < cprd.n_listen; i++) {
 		r = cpr_fd_save(ctx, UPGRADE_KEY_LISTEN, (int32_t)i, cprd.listen_fds[i],
-				CPR_FD_SOCKET);
+				CPR_FD_SOCKET, NULL);
 		if (r < 0)
 			return r;
 	}
-	r = cpr_fd_save(ctx, UPGRADE_KEY_CONN, 0, upgrade_conn->src.fd, CPR_FD_SOCKET);
+	r = cpr_fd_save(ctx, UPGRADE_KEY_CONN, 0, upgrade_conn->src.fd, CPR_FD_SOCKET, NULL);
 	for (struct bundle *b = cprd.bundles; r == 0 && b; b = b->next)
 		if (b->state != BUNDLE_OPEN) /* open bundles die with their connection */
 			r = upgrade_save_bundle(ctx, b, n++);
@@ -462,12 +462,12 @@ static int upgrade_take_fds(struct cpr_ctx *ctx, uint64_t id, size_t n, int *fds
 
 	snprintf(key, sizeof(key), "cprd-b%" PRIu64, id);
 	for (size_t i = 0; i < n; i++) {
-		r = cpr_fd_find(ctx, key, (int32_t)i, 0, &fds[i]);
+		r = cpr_fd_claim(ctx, key, (int32_t)i, 0, &fds[i], NULL);
 		if (r < 0)
 			return r;
 	}
 	snprintf(key, sizeof(key), "cprd-b%" PRIu64 "-s", id);
-	return cpr_fd_find(ctx, key, 0, CPR_FD_MEMFD, ret_stream);
+	return cpr_fd_claim(ctx, key, 0, CPR_FD_MEMFD, ret_stream, NULL);
 }
 
 static const char *const upgrade_extra_keys[] = {
@@ -607,10 +607,10 @@ int upgrade_incoming(void)
 	incoming_sock = sock;
 	upgrade_previous_pid = getppid();
 	for (int32_t i = 0;
-	     cpr_fd_find(incoming_ctx, UPGRADE_KEY_LISTEN, i, CPR_FD_SOCKET, &fd) == 0; i++)
+	     cpr_fd_claim(incoming_ctx, UPGRADE_KEY_LISTEN, i, CPR_FD_SOCKET, &fd, NULL) == 0; i++)
 		if (control_add_listener(fd) < 0)
 			cpr_close(fd);
-	if (cpr_fd_find(incoming_ctx, UPGRADE_KEY_CONN, 0, CPR_FD_SOCKET, &fd) == 0)
+	if (cpr_fd_claim(incoming_ctx, UPGRADE_KEY_CONN, 0, CPR_FD_SOCKET, &fd, NULL) == 0)
 		upgrade_reply_fd = fd;
 	upgrade_adopt_all(incoming_ctx, cpr_ctx_incoming_state(incoming_ctx));
 	cpr_fd_close_unclaimed(incoming_ctx);

@@ -12,15 +12,31 @@
 
 #define BLOCKER_REASON_MAX 256u
 
-CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason,
-			       uint32_t *ret_id)
+static int blocker_args(struct cpr_ctx *ctx, unsigned modes, const char *reason,
+			struct cpr_error *err)
+{
+	if (!ctx || !reason)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "blocker: %s is NULL",
+				!ctx ? "ctx" : "reason");
+	if (!modes || (modes & ~CPR_MODES_ALL))
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"blocker: modes %#x is 0 or has unknown bits", modes);
+	if (!*reason || strlen(reason) >= BLOCKER_REASON_MAX)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"blocker: the reason is empty or %zu bytes or longer",
+				(size_t)BLOCKER_REASON_MAX);
+	return 0;
+}
+
+static int blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason, uint32_t *ret_id,
+		       struct cpr_error *err)
 {
 	struct cpr_blocker *b;
 	char *copy;
+	int r = blocker_args(ctx, modes, reason, err);
 
-	if (!ctx || !modes || (modes & ~CPR_MODES_ALL) || !reason || !*reason ||
-	    strlen(reason) >= BLOCKER_REASON_MAX)
-		return -EINVAL;
+	if (r < 0)
+		return r;
 	if (ctx->n_blockers == ctx->cap_blockers) {
 		size_t cap = ctx->cap_blockers ? ctx->cap_blockers * 2 : 8;
 		struct cpr_blocker *n = reallocarray(ctx->blockers, cap, sizeof(*n));
@@ -40,6 +56,18 @@ CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *
 	if (ret_id)
 		*ret_id = b->id;
 	return 0;
+}
+
+/* cpr_check(3) ERRORS of cpr_blocker_add(). */
+static const int blocker_add_errnos[] = { EINVAL, ENOMEM, 0 };
+
+CPR_EXPORT int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason,
+			       uint32_t *ret_id, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return cpr_error_finish(blocker_add(ctx, modes, reason, ret_id, &e), &e, ret_err,
+				blocker_add_errnos, -EIO);
 }
 
 CPR_EXPORT int cpr_blocker_remove(struct cpr_ctx *ctx, uint32_t id)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The context: its life, settings and private records. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,14 +70,29 @@ CPR_EXPORT int cpr_ctx_set_producer(struct cpr_ctx *ctx, const char *name, uint3
 	return 0;
 }
 
-CPR_EXPORT int cpr_ctx_set_target_level(struct cpr_ctx *ctx, uint32_t level)
+/* cpr_ctx_new(3) ERRORS of cpr_ctx_set_target_level(). */
+static const int target_level_errnos[] = { EINVAL, EPROTONOSUPPORT, 0 };
+
+static int set_target_level(struct cpr_ctx *ctx, uint32_t level, struct cpr_error *err)
 {
 	if (!ctx)
-		return -EINVAL;
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "ctx is NULL");
 	if (level != 0 && (level < CPR_LEVEL_MIN || level > CPR_LEVEL_MAX))
-		return -EPROTONOSUPPORT;
+		return cpr_fail(err, -EPROTONOSUPPORT, NO_TYPE, NO_INST, UINT64_MAX,
+				"target level %" PRIu32
+				" is not one this library writes (%u to %u)",
+				level, CPR_LEVEL_MIN, CPR_LEVEL_MAX);
 	ctx->target_level = level;
 	return 0;
+}
+
+CPR_EXPORT int cpr_ctx_set_target_level(struct cpr_ctx *ctx, uint32_t level,
+					struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return cpr_error_finish(set_target_level(ctx, level, &e), &e, ret_err, target_level_errnos,
+				-EIO);
 }
 
 CPR_EXPORT uint32_t cpr_ctx_get_target_level(const struct cpr_ctx *ctx)

@@ -154,7 +154,7 @@ static void dma_block(struct cpr_ramblock *rb, struct cpr_dma *d, unsigned modes
 		 "needed to %s",
 		 rb->idstr, d->iova, d->kind == CPR_FD_IOMMUFD ? "iommufd" : "the VFIO container",
 		 missing, what);
-	if (cpr_blocker_add(rb->ctx, modes, reason, &d->blocker) < 0)
+	if (cpr_blocker_add(rb->ctx, modes, reason, &d->blocker, NULL) < 0)
 		d->blocker = 0;
 	ctx_log(rb->ctx, LOG_WARNING, "cpr: %s", reason);
 }

@@ -13,27 +13,49 @@
 
 #define HUGETLBFS_MAGIC_BLKSIZE (2u << 20)
 
-CPR_EXPORT int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
-			   int *ret_fd)
+static int fd_claim(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
+		    int *ret_fd, struct cpr_error *err)
 {
 	struct cpr_fd_entry *e;
+	uint32_t type, inst;
+	char q[80];
 
-	if (!ctx || !fdreg_name_ok(name) || id == -1 || !ret_fd)
-		return -EINVAL;
-	if ((int)kind < 0 || kind > CPR_FD_KIND_MAX)
-		return -EINVAL;
+	if (!ctx || !ret_fd)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "fd claim: %s is NULL",
+				!ctx ? "ctx" : "ret_fd");
+	if (!fdreg_name_ok(name) || id == -1 || (int)kind < 0 || kind > CPR_FD_KIND_MAX)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd claim: the name, id %d or kind %d is not valid", id, (int)kind);
+	cpr_quote(q, sizeof(q), name, strlen(name));
 	e = fdreg_lookup(ctx, name, id);
 	if (!e)
-		return -ENOENT;
+		return cpr_fail(err, -ENOENT, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd '%s' id %d: not registered", q, id);
+	type = e->incoming ? CPR_REC_FD : NO_TYPE;
+	inst = e->incoming ? e->rec : NO_INST;
 	if (kind && e->kind != kind) {
-		ctx_log(ctx, LOG_ERR, "cpr: \"%s\" id %d is a %s, not a %s", name, id,
+		ctx_log(ctx, LOG_ERR, "cpr: \"%s\" id %d is a %s, not a %s", q, id,
 			cpr_fd_kind_to_string(e->kind), cpr_fd_kind_to_string(kind));
-		return -EMEDIUMTYPE;
+		return cpr_fail(err, -EMEDIUMTYPE, type, inst, UINT64_MAX,
+				"fd '%s' id %d: is a %s, not a %s", q, id,
+				cpr_fd_kind_to_string(e->kind), cpr_fd_kind_to_string(kind));
 	}
 	e->owned = false; /* claimed: the caller owns it now */
 	*ret_fd = e->fd;
 	fdreg_release_if_adopted(ctx);
 	return 0;
+}
+
+/* cpr_fd_save(3) ERRORS of cpr_fd_claim(). */
+static const int fd_claim_errnos[] = { EINVAL, ENOENT, EMEDIUMTYPE, 0 };
+
+CPR_EXPORT int cpr_fd_claim(struct cpr_ctx *ctx, const char *name, int32_t id,
+			    enum cpr_fd_kind kind, int *ret_fd, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return cpr_error_finish(fd_claim(ctx, name, id, kind, ret_fd, &e), &e, ret_err,
+				fd_claim_errnos, -EIO);
 }
 
 CPR_EXPORT int cpr_fd_unclaimed(struct cpr_ctx *ctx, cpr_fd_report_fn fn, void *userdata)

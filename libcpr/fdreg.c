@@ -276,32 +276,59 @@ int fdreg_verify(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 	return 0;
 }
 
-CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
-			   enum cpr_fd_kind kind)
+/* Why fd @fd cannot be saved as (name, id) of @kind, or 0. */
+static int fd_save_check(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
+			 enum cpr_fd_kind kind, struct cpr_error *err)
 {
-	struct cpr_fd_entry e;
-	char *copy;
+	char q[80];
 	int r;
 
-	if (!ctx || !fdreg_name_ok(name) || id == -1)
-		return -EINVAL;
-	if (kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
-		return -EINVAL;
+	if (!ctx)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "fd save: ctx is NULL");
+	if (!fdreg_name_ok(name) || id == -1 || kind < CPR_FD_GENERIC || kind > CPR_FD_KIND_MAX)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d: the name, id %d or kind %d is not valid", fd, id,
+				(int)kind);
+	cpr_quote(q, sizeof(q), name, strlen(name));
 	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		return -EBADF;
+		return cpr_fail(err, -EBADF, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d for '%s' id %d is not open", fd, q, id);
 	if (fdreg_lookup(ctx, name, id)) {
-		ctx_log(ctx, LOG_ERR, "cpr: an fd is already saved as \"%s\" id %d", name, id);
-		return -EEXIST;
+		ctx_log(ctx, LOG_ERR, "cpr: an fd is already saved as \"%s\" id %d", q, id);
+		return cpr_fail(err, -EEXIST, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d: an fd is already saved as '%s' id %d", fd, q, id);
 	}
 	if (fdreg_fd_in_use(ctx, fd)) {
 		ctx_log(ctx, LOG_ERR, "cpr: fd %d is already preserved under another key", fd);
-		return -EEXIST;
+		return cpr_fail(err, -EEXIST, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d for '%s' id %d is already preserved under another key", fd,
+				q, id);
 	}
 	r = fdkind_check_logged(ctx, fd, kind, name, id);
+	if (r == -EMEDIUMTYPE)
+		return cpr_fail(err, r, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d for '%s' id %d is not a %s", fd, q, id,
+				cpr_fd_kind_to_string(kind));
+	if (r < 0)
+		return cpr_fail(err, r, NO_TYPE, NO_INST, UINT64_MAX, "fd %d for '%s' id %d: %s",
+				fd, q, id, strerror(-r));
+	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
+		return cpr_fail(err, -E2BIG, NO_TYPE, NO_INST, UINT64_MAX,
+				"fd %d for '%s' id %d: the registry holds CPR_FDS_MAX fds and "
+				"RAM blocks",
+				fd, q, id);
+	return 0;
+}
+
+static int fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd, enum cpr_fd_kind kind,
+		   struct cpr_error *err)
+{
+	struct cpr_fd_entry e;
+	char *copy;
+	int r = fd_save_check(ctx, name, id, fd, kind, err);
+
 	if (r < 0)
 		return r;
-	if (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX)
-		return -E2BIG;
 	r = fdreg_reserve(ctx, 1, false);
 	if (r < 0)
 		return r;
@@ -312,6 +339,18 @@ CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, in
 	fdreg_identity(fd, &e.dev, &e.ino);
 	fdreg_append(ctx, &e);
 	return 0;
+}
+
+/* cpr_fd_save(3) ERRORS of cpr_fd_save(). */
+static const int fd_save_errnos[] = { EINVAL, EBADF, EEXIST, EMEDIUMTYPE, E2BIG, ENOMEM, 0 };
+
+CPR_EXPORT int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd,
+			   enum cpr_fd_kind kind, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+
+	return cpr_error_finish(fd_save(ctx, name, id, fd, kind, &e), &e, ret_err, fd_save_errnos,
+				-EIO);
 }
 
 CPR_EXPORT int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id)

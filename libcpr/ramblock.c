@@ -249,17 +249,26 @@ static void prop_check(char *msg, size_t len, const char *prop, uint64_t want, u
 
 	if (want == recorded || used >= len - 1)
 		return;
-	snprintf(msg + used, len - used, "%s%s %" PRIu64 " requested, %" PRIu64 " recorded",
-		 used ? "; " : "", prop, want, recorded);
+	snprintf(msg + used, len - used, "%sincoming %s %#" PRIx64 " differs from %#" PRIx64,
+		 used ? "; " : "", prop, recorded, want);
+}
+
+/* "RAM block 'idstr'" for messages, quoted and truncated. */
+static const char *rb_name(char *buf, size_t len, const char *idstr)
+{
+	char q[80];
+
+	snprintf(buf, len, "RAM block '%s'", cpr_quote(q, sizeof(q), idstr, strlen(idstr)));
+	return buf;
 }
 
 static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
-		       const struct cpr_state_ramblock *rec)
+		       const struct cpr_state_ramblock *rec, uint32_t index, struct cpr_error *err)
 {
 	uint64_t rec_page = rec->must_flags & CPR_STATE_RB_HUGETLB ? HUGE_2M : ctx_page_size();
 	bool rec_resz = rec->must_flags & CPR_STATE_RB_RESIZEABLE;
 	bool want_resz = rb->flags & CPR_RAMBLOCK_RESIZEABLE;
-	char msg[512] = "";
+	char msg[512] = "", who[100];
 
 	/* Resizeable blocks take the live used_length from the record. */
 	if (!(want_resz && rec_resz))
@@ -270,14 +279,14 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 	/* A huge page request accepts hugetlb or base pages (THP is a hint). */
 	if (!(rb->flags & CPR_RAMBLOCK_HUGEPAGES))
 		prop_check(msg, sizeof(msg), "page_size", ctx_page_size(), rec_page);
+	rb_name(who, sizeof(who), rb->idstr);
 	if (msg[0] && !(rb->flags & CPR_RAMBLOCK_TAKE_RECORDED)) {
-		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\" differs from the preserved one: %s",
-			rb->idstr, msg);
-		return -EINVAL;
+		ctx_log(ctx, LOG_ERR, "cpr: %s: %s", who, msg);
+		return cpr_fail(err, -EINVAL, CPR_REC_RAMBLOCK, index, UINT64_MAX, "%s: %s", who,
+				msg);
 	}
 	if (msg[0])
-		ctx_log(ctx, LOG_INFO, "cpr: RAM block \"%s\": taking the recorded properties (%s)",
-			rb->idstr, msg);
+		ctx_log(ctx, LOG_INFO, "cpr: %s: taking the recorded properties (%s)", who, msg);
 	rb->used_length = rec->used_length;
 	rb->max_length = rec->max_length;
 	rb->align = rec->align;
@@ -294,23 +303,25 @@ static int adopt_props(struct cpr_ctx *ctx, struct cpr_ramblock *rb,
 }
 
 /* Adopt the preserved block @idstr: check, map the same memfd, claim it. */
-static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
+static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index, struct cpr_error *err)
 {
 	const struct cpr_state_ramblock *rec = cpr_state_ramblock_get(ctx->incoming, (size_t)index);
 	bool at_addr = (rb->flags & CPR_RAMBLOCK_MAP_AT_ADDR) ||
 		       (rec->must_flags & CPR_STATE_RB_MAP_AT_ADDR);
 	struct cpr_fd_entry *e = fdreg_lookup_rec(ctx, rec->fd_index);
+	char who[100];
 	int r;
 
 	if (!e) /* discarded, or adopted and freed since: a new block */
 		return new_fresh(ctx, rb);
+	rb_name(who, sizeof(who), rb->idstr);
 	if (!e->owned) {
-		ctx_log(ctx, LOG_ERR,
-			"cpr: RAM block \"%s\": its memfd was claimed as fd \"%s\" id %d",
-			rb->idstr, e->name, e->id);
-		return -EBUSY;
+		ctx_log(ctx, LOG_ERR, "cpr: %s: its memfd was claimed as fd \"%s\" id %d", who,
+			e->name, e->id);
+		return cpr_fail(err, -EBUSY, CPR_REC_RAMBLOCK, (uint32_t)index, UINT64_MAX,
+				"%s: its memfd was claimed as fd '%s' id %d", who, e->name, e->id);
 	}
-	r = adopt_props(ctx, rb, rec);
+	r = adopt_props(ctx, rb, rec, (uint32_t)index, err);
 	if (r < 0)
 		return r;
 	rb->fd = e->fd;
@@ -319,9 +330,11 @@ static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 		rb->fd = -EBADF;
 		if (r == -EEXIST)
 			r = -EADDRINUSE;
-		ctx_log(ctx, LOG_ERR, "cpr: RAM block \"%s\": cannot map at %#" PRIx64 ": %s",
-			rb->idstr, at_addr ? rec->host_addr : 0, strerror(-r));
-		return r;
+		ctx_log(ctx, LOG_ERR, "cpr: %s: cannot map at %#" PRIx64 ": %s", who,
+			at_addr ? rec->host_addr : 0, strerror(-r));
+		return cpr_fail(err, r, CPR_REC_RAMBLOCK, (uint32_t)index, UINT64_MAX,
+				"%s: cannot map at %#" PRIx64 ": %s", who,
+				at_addr ? rec->host_addr : 0, strerror(-r));
 	}
 	if (at_addr)
 		rb->flags |= CPR_RAMBLOCK_MAP_AT_ADDR;
@@ -329,49 +342,66 @@ static int new_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb, int index)
 	return 0;
 }
 
-static int check_args(struct cpr_ctx *ctx, const char *idstr, uint64_t used, uint64_t max,
-		      uint64_t align, unsigned flags)
+static int check_lengths(const char *who, uint64_t used, uint64_t max, unsigned flags,
+			 struct cpr_error *err)
 {
 	uint64_t ps = ctx_page_size();
 
-	if (!ctx || !idstr || !state_name_valid(idstr, NULL) || (flags & ~RB_FLAGS_ALL))
-		return -EINVAL;
-	if (!used || used % ps || max % ps || used > CPR_BLOCK_MAX || max > CPR_BLOCK_MAX)
-		return -EINVAL;
+	if (!used || used % ps || used > CPR_BLOCK_MAX)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: used_length %#" PRIx64
+				" is 0, not a multiple of the page size or above CPR_BLOCK_MAX",
+				who, used);
+	if (max % ps || max > CPR_BLOCK_MAX)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: max_length %#" PRIx64
+				" is not a multiple of the page size or above CPR_BLOCK_MAX",
+				who, max);
 	if ((flags & CPR_RAMBLOCK_RESIZEABLE) ? max < used : (max && max != used))
-		return -EINVAL;
-	if (align && (!is_pow2(align) || align < ps || align > CPR_ALIGN_MAX))
-		return -EINVAL;
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: max_length %#" PRIx64 " does not fit used_length %#" PRIx64
+				" (%s)",
+				who, max, used,
+				flags & CPR_RAMBLOCK_RESIZEABLE ? "resizeable" : "not resizeable");
 	return 0;
 }
 
-CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
-				uint64_t max_length, uint64_t align, unsigned flags,
-				struct cpr_ramblock **ret_rb)
+static int check_args(struct cpr_ctx *ctx, const char *idstr, uint64_t used, uint64_t max,
+		      uint64_t align, unsigned flags, struct cpr_error *err)
+{
+	uint64_t ps = ctx_page_size();
+	char who[100];
+
+	if (!ctx || !idstr)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "RAM block: %s is NULL",
+				!ctx ? "ctx" : "idstr");
+	rb_name(who, sizeof(who), idstr);
+	if (!state_name_valid(idstr, NULL))
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: not a valid name (cpr-state(5))", who);
+	if (flags & ~RB_FLAGS_ALL)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "%s: unknown flags %#x",
+				who, flags & ~RB_FLAGS_ALL);
+	if (align && (!is_pow2(align) || align < ps || align > CPR_ALIGN_MAX))
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: align %#" PRIx64
+				" is not a power of two between the page size and CPR_ALIGN_MAX",
+				who, align);
+	return check_lengths(who, used, max, flags, err);
+}
+
+static struct cpr_ramblock *rb_alloc(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
+				     uint64_t max_length, uint64_t align, unsigned flags)
 {
 	struct cpr_ramblock *rb;
 	char *copy;
-	int index, r;
 
-	r = check_args(ctx, idstr, used_length, max_length, align, flags);
-	if (r < 0 || !ret_rb)
-		return r < 0 ? r : -EINVAL;
-	if (ramblock_lookup(ctx, idstr))
-		return -EEXIST;
-	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
-	/* Adopting trades a registry entry for a block; a new block adds one. */
-	if (index < 0 &&
-	    (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX))
-		return -E2BIG;
-	r = ramblock_reserve(ctx); /* first: nothing may fail after an adoption */
-	if (r < 0)
-		return r;
 	copy = strdup(idstr);
 	rb = calloc(1, sizeof(*rb));
 	if (!rb || !copy) {
 		free(copy);
 		free(rb);
-		return -ENOMEM;
+		return NULL;
 	}
 	*rb = (struct cpr_ramblock){
 		.ctx = ctx,
@@ -385,7 +415,48 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 	};
 	if ((flags & CPR_RAMBLOCK_HUGEPAGES) && rb->align < HUGE_2M)
 		rb->align = HUGE_2M; /* hugetlb needs it, THP wants it */
-	r = index >= 0 ? new_adopt(ctx, rb, index) : new_fresh(ctx, rb);
+	return rb;
+}
+
+/* Room in the context for one more block, or why not. */
+static int ramblock_room(struct cpr_ctx *ctx, const char *idstr, int index, struct cpr_error *err)
+{
+	char who[100];
+
+	rb_name(who, sizeof(who), idstr);
+	if (ramblock_lookup(ctx, idstr))
+		return cpr_fail(err, -EEXIST, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: the context already has a block of that name", who);
+	/* Adopting trades a registry entry for a block; a new block adds one. */
+	if (index < 0 &&
+	    (ctx->n_fds + ctx->n_rbs >= CPR_FDS_MAX || ctx->n_rbs >= CPR_RAMBLOCKS_MAX))
+		return cpr_fail(err, -E2BIG, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: the context holds CPR_RAMBLOCKS_MAX blocks or CPR_FDS_MAX "
+				"fds and blocks",
+				who);
+	return ramblock_reserve(ctx); /* first: nothing may fail after an adoption */
+}
+
+static int ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
+			uint64_t max_length, uint64_t align, unsigned flags,
+			struct cpr_ramblock **ret_rb, struct cpr_error *err)
+{
+	struct cpr_ramblock *rb;
+	int index, r;
+
+	r = check_args(ctx, idstr, used_length, max_length, align, flags, err);
+	if (r < 0)
+		return r;
+	if (!ret_rb)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "ret_rb is NULL");
+	index = ctx->incoming ? cpr_state_ramblock_find(ctx->incoming, idstr) : -ENOENT;
+	r = ramblock_room(ctx, idstr, index, err);
+	if (r < 0)
+		return r;
+	rb = rb_alloc(ctx, idstr, used_length, max_length, align, flags);
+	if (!rb)
+		return -ENOMEM;
+	r = index >= 0 ? new_adopt(ctx, rb, index, err) : new_fresh(ctx, rb);
 	if (r >= 0 && rb->adopted && (r = dma_adopt(ctx, rb)) < 0)
 		rb->fd = -EBADF; /* the incoming entry still owns the memfd */
 	if (r < 0) {
@@ -403,6 +474,28 @@ CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t
 	}
 	*ret_rb = rb;
 	return 0;
+}
+
+/* cpr_ramblock_new(3) ERRORS; other failures of memfd_create(2),
+ * ftruncate(2) and mmap(2) become EIO. */
+static const int ramblock_new_errnos[] = { EINVAL, EEXIST, EBUSY,  EADDRINUSE, E2BIG,
+					   ENOMEM, EMFILE, ENFILE, 0 };
+static const int ramblock_resize_errnos[] = { EINVAL, EPERM, ERANGE, ENOMEM, 0 };
+
+CPR_EXPORT int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
+				uint64_t max_length, uint64_t align, unsigned flags,
+				struct cpr_ramblock **ret_rb, struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+	int r = ramblock_new(ctx, idstr, used_length, max_length, align, flags, ret_rb, &e);
+
+	if (r < 0 && idstr && e.message[0] == 0) {
+		char who[100];
+
+		cpr_error_set(&e, r, e.record_type, e.instance, e.offset, "%s: %s",
+			      rb_name(who, sizeof(who), idstr), strerror(-r));
+	}
+	return cpr_error_finish(r, &e, ret_err, ramblock_new_errnos, -EIO);
 }
 
 CPR_EXPORT void cpr_ramblock_free(struct cpr_ramblock *rb)
@@ -449,33 +542,51 @@ CPR_EXPORT const char *cpr_ramblock_idstr(const struct cpr_ramblock *rb)
 }
 
 /* Grow maps more of the memfd; shrink unmaps the tail and frees its pages. */
-CPR_EXPORT int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length)
+static int ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length, struct cpr_error *err)
 {
-	uint64_t old;
+	uint64_t old = rb->used_length;
+	char who[100];
 	int r;
 
-	if (!rb || !used_length || used_length % rb->page_size)
-		return -EINVAL;
+	rb_name(who, sizeof(who), rb->idstr);
+	if (!used_length || used_length % rb->page_size)
+		return cpr_fail(err, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: used_length %#" PRIx64
+				" is 0 or not a multiple of its page size %#" PRIx64,
+				who, used_length, rb->page_size);
 	if (!(rb->flags & CPR_RAMBLOCK_RESIZEABLE))
-		return -EPERM;
+		return cpr_fail(err, -EPERM, NO_TYPE, NO_INST, UINT64_MAX, "%s: not resizeable",
+				who);
 	if (used_length > rb->max_length)
-		return -ERANGE;
-	old = rb->used_length;
-	if (used_length == old)
-		return 0;
+		return cpr_fail(err, -ERANGE, NO_TYPE, NO_INST, UINT64_MAX,
+				"%s: used_length %#" PRIx64 " exceeds max_length %#" PRIx64, who,
+				used_length, rb->max_length);
 	if (used_length > old) {
 		r = map_range(rb, old, used_length - old);
 		if (r < 0) {
 			(void)unmap_range(rb, old, used_length - old);
-			return r;
+			return cpr_fail(err, r, NO_TYPE, NO_INST, UINT64_MAX,
+					"%s: cannot map %#" PRIx64 " more bytes: %s", who,
+					used_length - old, strerror(-r));
 		}
-	} else {
+	} else if (used_length < old) {
 		r = unmap_range(rb, used_length, old - used_length);
 		if (r < 0)
-			return r;
+			return cpr_fail(err, r, NO_TYPE, NO_INST, UINT64_MAX,
+					"%s: cannot unmap its tail: %s", who, strerror(-r));
 		(void)fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)(rb->fd_offset + used_length), (off_t)(old - used_length));
 	}
 	rb->used_length = used_length;
 	return 0;
+}
+
+CPR_EXPORT int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length,
+				   struct cpr_error *ret_err)
+{
+	struct cpr_error e = CPR_ERROR_INIT;
+	int r = rb ? ramblock_resize(rb, used_length, &e)
+		   : cpr_fail(&e, -EINVAL, NO_TYPE, NO_INST, UINT64_MAX, "RAM block: rb is NULL");
+
+	return cpr_error_finish(r, &e, ret_err, ramblock_resize_errnos, -EIO);
 }

@@ -53,9 +53,9 @@ START_TEST(test_cpr_check_per_mode)
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), 0);
 	ck_assert_int_eq(s.n, 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "vhost-user backend", &a), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_TRANSFER, "local socket", &b), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "migration in progress", &c), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "vhost-user backend", &a, NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_TRANSFER, "local socket", &b, NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "migration in progress", &c, NULL), 0);
 	ck_assert_uint_ne(a, b);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, collect, &s), -EBUSY);
 	ck_assert_int_eq(s.n, 2);
@@ -80,6 +80,7 @@ END_TEST
 
 START_TEST(test_cpr_blocker_add_einval)
 {
+	struct cpr_error err;
 	struct cpr_ctx *ctx;
 	char big[300];
 	int nfds = test_count_fds();
@@ -87,17 +88,21 @@ START_TEST(test_cpr_blocker_add_einval)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_blocker_add(NULL, CPR_MODES_ALL, "r", NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 2, "no such mode", NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "no mode", NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(NULL, CPR_MODES_ALL, "r", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 2, "no such mode", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "no mode", NULL, NULL), -EINVAL);
 	/* cpr_check() judges one mode at a time */
 	ck_assert_int_eq(cpr_check(ctx, (enum cpr_mode)CPR_MODES_ALL, 0, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_check(ctx, (enum cpr_mode)0, 0, NULL, NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "r", NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 7, "r", NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "", NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, NULL, NULL), -EINVAL);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, big, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 0, "r", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, 1u << 7, "r", NULL, &err), -EINVAL);
+	ck_assert_int_eq(err.code, -EINVAL);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX);
+	ck_assert_str_eq(err.message, "blocker: modes 0x80 is 0 or has unknown bits");
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "", NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, NULL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, big, NULL, &err), -EINVAL);
+	ck_assert_str_eq(err.message, "blocker: the reason is empty or 256 bytes or longer");
 	ck_assert_int_eq(cpr_blocker_remove(NULL, 1), -EINVAL);
 	ck_assert_int_eq(cpr_check(NULL, CPR_MODE_EXEC, 0, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_check(ctx, 0, 0, NULL, NULL), -EINVAL);
@@ -119,7 +124,7 @@ START_TEST(test_ctx_outgoing_blocked)
 	size_t n;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "device in reset", &id), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "device in reset", &id, NULL), 0);
 	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_TRANSFER, 0, &st, &fds, &n, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "device in reset"));
 	ck_assert_int_eq(cpr_blocker_remove(ctx, id), 0);
@@ -153,13 +158,13 @@ START_TEST(test_cpr_check_guest_memfd_level)
 	ck_assert_int_eq(cpr_fd_check_kind(g, CPR_FD_GUEST_MEMFD), 0);
 	ck_assert_int_eq(cpr_fd_check_kind(g, CPR_FD_MEMFD), -EMEDIUMTYPE);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, g, CPR_FD_GUEST_MEMFD), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "user reason", NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, g, CPR_FD_GUEST_MEMFD, NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODES_ALL, "user reason", NULL, NULL), 0);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 1, collect, &s), -EBUSY);
 	ck_assert_int_ge(s.n, 2);
 	ck_assert(seen_has(&s, "user reason"));
 	ck_assert(seen_has(&s, "level 1 cannot carry"));
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1, NULL), 0);
 	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &st, &fds, &n, &err), -EBUSY);
 	memset(&s, 0, sizeof(s));
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 2, collect, &s), -EBUSY);
@@ -207,7 +212,7 @@ START_TEST(test_cpr_ramblock_dma_map_errors)
 
 	ck_assert_int_ge(efd, 0);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 1u << 20, 0, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 1u << 20, 0, 0, 0, &rb, NULL), 0);
 	ck_assert_int_eq(cpr_ramblock_dma_map(NULL, efd, 0, 0, CPR_DMA_READ), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, 0), -EINVAL);
 	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, 1u << 7), -EINVAL);
@@ -215,7 +220,7 @@ START_TEST(test_cpr_ramblock_dma_map_errors)
 	ck_assert_int_eq(cpr_ramblock_dma_map(rb, -1, 0, 0, CPR_DMA_READ), -EBADF);
 	/* not registered, then registered but neither iommufd nor container */
 	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 0, 0, CPR_DMA_READ), -EBADF);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, efd, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, efd, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(cpr_ramblock_dma_map(rb, efd, 1, 0, CPR_DMA_READ), -EMEDIUMTYPE);
 	ck_assert_int_eq(cpr_ramblock_dma_unmap(rb, efd, 0), -ENOENT);
 	ck_assert_int_eq(cpr_ramblock_dma_unmap(rb, -1, 0), -EBADF);

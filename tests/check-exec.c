@@ -69,7 +69,7 @@ static void add_rb(struct world *w, const char *idstr, uint64_t used, uint64_t m
 	struct exec_rb *e = &w->x.rb[w->x.n_rbs];
 	struct cpr_ramblock *rb;
 
-	ck_assert_int_eq(cpr_ramblock_new(w->ctx, idstr, used, max, align, flags, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(w->ctx, idstr, used, max, align, flags, &rb, NULL), 0);
 	snprintf(e->idstr, sizeof(e->idstr), "%s", idstr);
 	e->used = used;
 	e->max = max;
@@ -104,14 +104,14 @@ static void world_init(struct world *w, uint32_t n_ev)
 	for (uint32_t i = 0; i < n_ev; i++) {
 		w->ev[i] = eventfd(i + 1, EFD_CLOEXEC);
 		ck_assert_int_ge(w->ev[i], 0);
-		ck_assert_int_eq(cpr_fd_save(w->ctx, "ev", (int32_t)i, w->ev[i], CPR_FD_EVENTFD),
-				 0);
+		ck_assert_int_eq(
+			cpr_fd_save(w->ctx, "ev", (int32_t)i, w->ev[i], CPR_FD_EVENTFD, NULL), 0);
 	}
 	w->n_ev = w->x.n_ev = n_ev;
 	add_rb(w, "pc.ram", 32 * MiB, 32 * MiB, 0, 0);
 	add_rb(w, "vga.vram", 4 * MiB, 16 * MiB, 0, CPR_RAMBLOCK_RESIZEABLE);
 	add_rb(w, "aligned", 8 * MiB, 8 * MiB, 2 * MiB, CPR_RAMBLOCK_HUGEPAGES);
-	ck_assert_int_eq(cpr_ramblock_resize(w->rbs[1], 12 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_resize(w->rbs[1], 12 * MiB, NULL), 0);
 	seal_rbs(w);
 	w->x.generation = 1;
 }
@@ -297,7 +297,7 @@ START_TEST(test_cpr_exec_blocked)
 	int nfds = test_count_fds();
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "device busy", NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(ctx, CPR_MODE_EXEC, "device busy", NULL, NULL), 0);
 	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "device busy"));
 	cpr_ctx_free(ctx);
@@ -315,8 +315,8 @@ START_TEST(test_cpr_exec_ebadf)
 	int a = eventfd(0, EFD_CLOEXEC), b = eventfd(0, EFD_CLOEXEC);
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "a", 0, a, CPR_FD_EVENTFD), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "b", 0, b, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "a", 0, a, CPR_FD_EVENTFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "b", 0, b, CPR_FD_EVENTFD, NULL), 0);
 	close(b);
 	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EBADF);
 	ck_assert_int_eq(fcntl(a, F_GETFD), FD_CLOEXEC);
@@ -340,7 +340,7 @@ START_TEST(test_cpr_exec_fd_reused)
 	int a = eventfd(0, EFD_CLOEXEC), p[2];
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "tap", 3, a, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap", 3, a, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(cpr_check(ctx, CPR_MODE_EXEC, 0, NULL, NULL), 0);
 	close(a);
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
@@ -376,7 +376,7 @@ START_TEST(test_cpr_exec_probe)
 	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC);
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(cpr_exec_probe(ctx, helper_path(), good, NULL, &err), 0);
 	ck_assert_int_eq(cpr_exec_probe(ctx, helper_path(), bad, NULL, &err), -ENOEXEC);
 	ck_assert_msg(strstr(err.message, "exited with status"), "%s", err.message);
@@ -619,7 +619,7 @@ START_TEST(test_cpr_exec_incoming_wrong_id)
 	char hex[33], t[128];
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD, NULL), 0);
 	fd = state_from(ctx, hex);
 	hex[0] = hex[0] == 'a' ? 'b' : 'a';
 	token(t, sizeof(t), fd, hex, getpid());
@@ -643,8 +643,8 @@ START_TEST(test_cpr_exec_incoming_kind_mismatch)
 	char hex[33], t[128];
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "m", 1, m, CPR_FD_MEMFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m", 1, m, CPR_FD_MEMFD, NULL), 0);
 	fd = state_from(ctx, hex);
 	cpr_ctx_free(ctx);
 	/* Swap what the two numbers hold. */
@@ -694,13 +694,13 @@ START_TEST(test_cpr_exec_incoming_eexist)
 	char hex[33], t[128];
 
 	ck_assert_int_eq(cpr_ctx_new(&old), 0);
-	ck_assert_int_eq(cpr_fd_save(old, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(old, "ev", 1, ev, CPR_FD_EVENTFD, NULL), 0);
 	fd = state_from(old, hex);
 	cpr_ctx_free(old);
 	token(t, sizeof(t), fd, hex, getpid());
 	ck_assert_int_eq(setenv(CPR_EXEC_ENV, t, 1), 0);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, mine, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, mine, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(cpr_exec_incoming(ctx, &err), -EEXIST);
 	ck_assert_int_eq(cpr_ctx_incoming(ctx), 0);
 	ck_assert_int_lt(fcntl(ev, F_GETFD), 0);
@@ -813,7 +813,7 @@ START_TEST(test_cpr_exec_incoming_fd_not_open)
 	char hex[33], t[128];
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "ev", 1, ev, CPR_FD_EVENTFD, NULL), 0);
 	fd = state_from(ctx, hex);
 	cpr_ctx_free(ctx);
 	close(ev);
@@ -847,9 +847,9 @@ START_TEST(test_cpr_exec_warns_dropped)
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	cpr_ctx_set_log_fn(ctx, keep_log, log);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 2 * MiB, 2 * MiB, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 2 * MiB, 2 * MiB, 0, 0, &rb, NULL), 0);
 	rb->thp = true; /* a level-2 hint, dropped for level 1 */
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1, NULL), 0);
 	ck_assert_int_eq(cpr_exec(ctx, "/nonexistent/cpr-exec-target", av, NULL, &err), -ENOENT);
 	ck_assert_msg(strstr(log, "exec: ") && strstr(log, "dropping flag 'thp'"), "log: %s", log);
 	cpr_ramblock_free(rb);
@@ -892,8 +892,8 @@ START_TEST(test_cpr_exec_eprotonosupport)
 	if (gm < 0)
 		test_skip_case("%s", why);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD), 0);
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD, NULL), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1, NULL), 0);
 	ck_assert_int_eq(cpr_exec(ctx, "/bin/true", av, NULL, &err), -EPROTONOSUPPORT);
 	ck_assert_ptr_nonnull(strstr(err.message, "level 1"));
 	ck_assert_int_eq(fcntl(gm, F_GETFD), FD_CLOEXEC);

@@ -34,6 +34,8 @@ END_TEST
 
 START_TEST(test_cpr_ctx_settings)
 {
+	struct cpr_error err;
+	char want[128];
 	struct cpr_ctx *ctx;
 	char longname[CPR_PRODUCER_MAX + 2];
 	int nfds = test_count_fds();
@@ -47,12 +49,17 @@ START_TEST(test_cpr_ctx_settings)
 	ck_assert_int_eq(cpr_ctx_set_producer(ctx, "", 0), -EINVAL);
 	ck_assert_int_eq(cpr_ctx_set_producer(ctx, longname, 0), -EINVAL);
 	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), CPR_LEVEL_MAX);
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1, NULL), 0);
 	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), 1);
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, CPR_LEVEL_MAX + 1), -EPROTONOSUPPORT);
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 0), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, CPR_LEVEL_MAX + 1, &err), -EPROTONOSUPPORT);
+	ck_assert_int_eq(err.code, -EPROTONOSUPPORT);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX);
+	snprintf(want, sizeof(want), "target level %u is not one this library writes (%u to %u)",
+		 CPR_LEVEL_MAX + 1, CPR_LEVEL_MIN, CPR_LEVEL_MAX);
+	ck_assert_str_eq(err.message, want);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 0, NULL), 0);
 	ck_assert_uint_eq(cpr_ctx_get_target_level(ctx), CPR_LEVEL_MAX);
-	ck_assert_int_eq(cpr_ctx_set_target_level(NULL, 1), -EINVAL);
+	ck_assert_int_eq(cpr_ctx_set_target_level(NULL, 1, NULL), -EINVAL);
 	cpr_ctx_free(ctx);
 	test_assert_no_fd_leak(nfds);
 }
@@ -186,6 +193,7 @@ END_TEST
 
 START_TEST(test_cpr_fd_save_errors)
 {
+	struct cpr_error err;
 	struct cpr_ctx *ctx;
 	char longname[CPR_NAME_MAX + 2];
 	int nfds = test_count_fds();
@@ -195,22 +203,30 @@ START_TEST(test_cpr_fd_save_errors)
 	longname[sizeof(longname) - 1] = 0;
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, m, CPR_FD_MEMFD), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, p[0], CPR_FD_GENERIC), -EEXIST);
-	ck_assert_int_eq(cpr_fd_save(ctx, "m2", 0, m, CPR_FD_MEMFD), -EEXIST);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_MEMFD), -EMEDIUMTYPE);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", -1, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, "", 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, "tap 0", 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, "tap\\0", 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, NULL, 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, longname, 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], 0), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(NULL, "p", 0, p[0], CPR_FD_GENERIC), -EINVAL);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, 900, CPR_FD_GENERIC), -EBADF);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, -1, CPR_FD_GENERIC), -EBADF);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_GENERIC), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "p", 1, p[1], CPR_FD_GENERIC), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, m, CPR_FD_MEMFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m", 0, p[0], CPR_FD_GENERIC, NULL), -EEXIST);
+	ck_assert_int_eq(cpr_fd_save(ctx, "m2", 0, m, CPR_FD_MEMFD, &err), -EEXIST);
+	ck_assert_int_eq(err.code, -EEXIST);
+	ck_assert_msg(strstr(err.message, "for 'm2' id 0 is already preserved under another key"),
+		      "%s", err.message);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_MEMFD, &err), -EMEDIUMTYPE);
+	ck_assert_int_eq(err.code, -EMEDIUMTYPE);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX);
+	ck_assert_uint_eq(err.instance, UINT32_MAX);
+	ck_assert_msg(strstr(err.message, "for 'p' id 0 is not a memfd"), "%s", err.message);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", -1, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "", 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap 0", 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "tap\\0", 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, NULL, 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, longname, 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], 0, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(NULL, "p", 0, p[0], CPR_FD_GENERIC, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, 900, CPR_FD_GENERIC, &err), -EBADF);
+	ck_assert_str_eq(err.message, "fd 900 for 'p' id 0 is not open");
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, -1, CPR_FD_GENERIC, NULL), -EBADF);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 0, p[0], CPR_FD_GENERIC, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "p", 1, p[1], CPR_FD_GENERIC, NULL), 0);
 	cpr_ctx_free(ctx);
 	/* The registry borrowed them. */
 	ck_assert_int_ge(fcntl(m, F_GETFD), 0);
@@ -221,26 +237,31 @@ START_TEST(test_cpr_fd_save_errors)
 }
 END_TEST
 
-START_TEST(test_cpr_fd_find_delete)
+START_TEST(test_cpr_fd_claim_delete)
 {
+	struct cpr_error err;
 	struct cpr_ctx *ctx;
 	int nfds = test_count_fds();
 	int ev = eventfd(0, EFD_CLOEXEC), fd = -1;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 7, ev, CPR_FD_EVENTFD), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_EVENTFD, &fd), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 7, ev, CPR_FD_EVENTFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, CPR_FD_EVENTFD, &fd, NULL), 0);
 	ck_assert_int_eq(fd, ev);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, &fd), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_MEMFD, &fd), -EMEDIUMTYPE);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 8, 0, &fd), -ENOENT);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", -1, 0, &fd), -EINVAL);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, NULL), -EINVAL);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, CPR_FD_KIND_MAX + 1, &fd), -EINVAL);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, 0, &fd, NULL), 0);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, CPR_FD_MEMFD, &fd, &err), -EMEDIUMTYPE);
+	ck_assert_int_eq(err.code, -EMEDIUMTYPE);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX); /* saved here, not incoming */
+	ck_assert_str_eq(err.message, "fd 'irq' id 7: is a eventfd, not a memfd");
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 8, 0, &fd, &err), -ENOENT);
+	ck_assert_str_eq(err.message, "fd 'irq' id 8: not registered");
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", -1, 0, &fd, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, CPR_FD_KIND_MAX + 1, &fd, NULL), -EINVAL);
 	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", 8), -ENOENT);
 	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", -1), -EINVAL);
 	ck_assert_int_eq(cpr_fd_delete(ctx, "irq", 7), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "irq", 7, 0, &fd), -ENOENT);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "irq", 7, 0, &fd, NULL), -ENOENT);
 	ck_assert_int_ge(fcntl(ev, F_GETFD), 0); /* borrowed: still open */
 	ck_assert_int_eq(cpr_fd_unclaimed(ctx, NULL, NULL), 0);
 	ck_assert_int_eq(cpr_fd_unclaimed(NULL, NULL, NULL), -EINVAL);
@@ -264,23 +285,25 @@ START_TEST(test_cpr_fd_registry_churn)
 	for (int i = 0; i < N; i++) {
 		fds[i] = fcntl(ev, F_DUPFD_CLOEXEC, 0);
 		ck_assert_int_ge(fds[i], 0);
-		ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD), 0);
+		ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD, NULL), 0);
 	}
 	for (int i = 0; i < N; i += 2)
 		ck_assert_int_eq(cpr_fd_delete(ctx, "dev", i), 0);
 	for (int i = 0; i < N; i += 2)
-		ck_assert_int_eq(cpr_fd_find(ctx, "dev", i, 0, &fd), -ENOENT);
+		ck_assert_int_eq(cpr_fd_claim(ctx, "dev", i, 0, &fd, NULL), -ENOENT);
 	for (int i = 0; i < N; i++) {
 		if (i % 2) {
-			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, ev, CPR_FD_EVENTFD), -EEXIST);
-			ck_assert_int_eq(cpr_fd_save(ctx, "other", i, fds[i], CPR_FD_EVENTFD),
+			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, ev, CPR_FD_EVENTFD, NULL),
+					 -EEXIST);
+			ck_assert_int_eq(cpr_fd_save(ctx, "other", i, fds[i], CPR_FD_EVENTFD, NULL),
 					 -EEXIST);
 		} else {
-			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD), 0);
+			ck_assert_int_eq(cpr_fd_save(ctx, "dev", i, fds[i], CPR_FD_EVENTFD, NULL),
+					 0);
 		}
 	}
 	for (int i = 0; i < N; i++) {
-		ck_assert_int_eq(cpr_fd_find(ctx, "dev", i, CPR_FD_EVENTFD, &fd), 0);
+		ck_assert_int_eq(cpr_fd_claim(ctx, "dev", i, CPR_FD_EVENTFD, &fd, NULL), 0);
 		ck_assert_int_eq(fd, fds[i]);
 	}
 	ck_assert_int_eq(cpr_ctx_build_state(ctx, &st), 0);
@@ -316,9 +339,9 @@ static void pair_init(struct pair *p)
 	p->ev = eventfd(3, EFD_CLOEXEC);
 	p->m = test_memfd("dev-state", 8192);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->sp), 0);
-	ck_assert_int_eq(cpr_fd_save(p->old, "irq", 0, p->ev, CPR_FD_EVENTFD), 0);
-	ck_assert_int_eq(cpr_fd_save(p->old, "state", 0, p->m, CPR_FD_MEMFD), 0);
-	ck_assert_int_eq(cpr_fd_save(p->old, "chardev", 3, p->sp[0], CPR_FD_SOCKET), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "irq", 0, p->ev, CPR_FD_EVENTFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "state", 0, p->m, CPR_FD_MEMFD, NULL), 0);
+	ck_assert_int_eq(cpr_fd_save(p->old, "chardev", 3, p->sp[0], CPR_FD_SOCKET, NULL), 0);
 	ck_assert_int_eq(ctx_outgoing(p->old, CPR_MODE_TRANSFER, 0, &p->st, &fds, &p->n, NULL), 0);
 	ck_assert_uint_eq(p->n, 3);
 	for (size_t i = 0; i < p->n; i++) {
@@ -357,6 +380,7 @@ static void count_report(void *userdata, const char *name, int32_t id, enum cpr_
 START_TEST(test_ctx_adopt_claim_and_close_unclaimed)
 {
 	struct cpr_state_info info;
+	struct cpr_error err;
 	struct pair p;
 	int nfds = test_count_fds(), fd, n = 0, dupm;
 
@@ -371,7 +395,11 @@ START_TEST(test_ctx_adopt_claim_and_close_unclaimed)
 		ck_assert_int_eq(fcntl(p.fds[i], F_GETFD), FD_CLOEXEC);
 	ck_assert_int_eq(cpr_fd_unclaimed(p.new, count_report, &n), 3);
 	ck_assert_int_eq(n, 3);
-	ck_assert_int_eq(cpr_fd_find(p.new, "irq", 0, CPR_FD_EVENTFD, &fd), 0);
+	ck_assert_int_eq(cpr_fd_claim(p.new, "state", 0, CPR_FD_EVENTFD, &fd, &err), -EMEDIUMTYPE);
+	ck_assert_uint_eq(err.record_type, CPR_REC_FD); /* an incoming fd: its record */
+	ck_assert_uint_eq(err.instance, 1);
+	ck_assert_str_eq(err.message, "fd 'state' id 0: is a memfd, not a eventfd");
+	ck_assert_int_eq(cpr_fd_claim(p.new, "irq", 0, CPR_FD_EVENTFD, &fd, NULL), 0);
 	ck_assert_int_eq(fd, p.fds[0]);
 	ck_assert_int_eq(cpr_fd_unclaimed(p.new, NULL, NULL), 2);
 	dupm = p.fds[1];
@@ -424,7 +452,7 @@ START_TEST(test_ctx_adopt_duplicate_key)
 	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC);
 
 	pair_init(&p);
-	ck_assert_int_eq(cpr_fd_save(p.new, "irq", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(p.new, "irq", 0, ev, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(ctx_adopt(p.new, p.st, p.fds, p.n, &err), -EEXIST);
 	pair_free(&p, false);
 	close(ev);
@@ -456,7 +484,7 @@ START_TEST(test_ctx_outgoing_exec_slots)
 	size_t n;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 0, ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "irq", 0, ev, CPR_FD_EVENTFD, NULL), 0);
 	ck_assert_int_eq(ctx_outgoing(ctx, CPR_MODE_EXEC, 0, &st, &fds, &n, NULL), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(cpr_state_fd_get(st, 0)->slot, (uint32_t)ev);
@@ -488,6 +516,7 @@ END_TEST
 /* CPR_FDS_MAX distinct fd numbers fill the registry. */
 START_TEST(test_cpr_fd_save_e2big)
 {
+	struct cpr_error err;
 	struct rlimit rl;
 	struct cpr_ctx *ctx;
 	int nfds = test_count_fds(), ev = eventfd(0, EFD_CLOEXEC), *fds;
@@ -506,9 +535,11 @@ START_TEST(test_cpr_fd_save_e2big)
 	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++) {
 		fds[i] = fcntl(ev, F_DUPFD_CLOEXEC, 0);
 		ck_assert_int_ge(fds[i], 0);
-		ck_assert_int_eq(cpr_fd_save(ctx, "ev", (int32_t)i, fds[i], CPR_FD_EVENTFD),
+		ck_assert_int_eq(cpr_fd_save(ctx, "ev", (int32_t)i, fds[i], CPR_FD_EVENTFD, &err),
 				 i < CPR_FDS_MAX ? 0 : -E2BIG);
 	}
+	ck_assert_int_eq(err.code, -E2BIG);
+	ck_assert_msg(strstr(err.message, "the registry holds CPR_FDS_MAX"), "%s", err.message);
 	cpr_ctx_free(ctx);
 	for (uint32_t i = 0; i <= CPR_FDS_MAX; i++)
 		close(fds[i]);
@@ -578,7 +609,7 @@ static Suite *fdreg_suite(void)
 	tcase_add_test(tc, test_cpr_fd_check_kind_real_objects);
 	tcase_add_test(tc, test_cpr_fd_check_kind_by_driver);
 	tcase_add_test(tc, test_cpr_fd_save_errors);
-	tcase_add_test(tc, test_cpr_fd_find_delete);
+	tcase_add_test(tc, test_cpr_fd_claim_delete);
 	tcase_add_test(tc, test_cpr_fd_registry_churn);
 	tcase_add_test(tc, test_ctx_adopt_claim_and_close_unclaimed);
 	tcase_add_test(tc, test_ctx_adopt_kind_mismatch);

@@ -33,12 +33,12 @@ struct old_vmm {
 static void old_vmm_new(struct old_vmm *o)
 {
 	ck_assert_int_eq(cpr_ctx_new(&o->ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(o->ctx, "pc.ram", RAM_SIZE, RAM_SIZE, 4096, 0, &o->rb),
-			 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(o->ctx, "pc.ram", RAM_SIZE, RAM_SIZE, 4096, 0, &o->rb, NULL), 0);
 	memset(cpr_ramblock_host(o->rb), PATTERN, RAM_SIZE);
 	o->ev = eventfd(7, EFD_CLOEXEC);
 	ck_assert_int_ge(o->ev, 0);
-	ck_assert_int_eq(cpr_fd_save(o->ctx, "irq", 3, o->ev, CPR_FD_EVENTFD), 0);
+	ck_assert_int_eq(cpr_fd_save(o->ctx, "irq", 3, o->ev, CPR_FD_EVENTFD, NULL), 0);
 }
 
 static void old_vmm_free(struct old_vmm *o)
@@ -75,7 +75,7 @@ static int new_vmm(int pipe_fd, int sock, size_t len, size_t n, ino_t ram_ino)
 	if (cpr_ctx_incoming(ctx) != 1)
 		return 12;
 	/* The same memfd, the same bytes: nothing was copied. */
-	if (cpr_ramblock_new(ctx, "pc.ram", RAM_SIZE, RAM_SIZE, 4096, 0, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, "pc.ram", RAM_SIZE, RAM_SIZE, 4096, 0, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb))
 		return 13;
 	if (fstat(cpr_ramblock_fd(rb), &st) < 0 || st.st_ino != ram_ino)
@@ -84,7 +84,7 @@ static int new_vmm(int pipe_fd, int sock, size_t len, size_t n, ino_t ram_ino)
 		ok &= ((uint8_t *)cpr_ramblock_host(rb))[i] == PATTERN;
 	if (!ok)
 		return 15;
-	if (cpr_fd_find(ctx, "irq", 3, CPR_FD_EVENTFD, &ev) < 0 ||
+	if (cpr_fd_claim(ctx, "irq", 3, CPR_FD_EVENTFD, &ev, NULL) < 0 ||
 	    read(ev, &v, sizeof(v)) != sizeof(v) || v != 7)
 		return 16;
 	close(ev);
@@ -256,8 +256,8 @@ START_TEST(test_cpr_handoff_import_slot_order)
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(cpr_handoff_import(ctx, stream, len, fds, 2, NULL), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "a", 0, CPR_FD_MEMFD, &a), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "b", 0, CPR_FD_MEMFD, &b), 0);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "a", 0, CPR_FD_MEMFD, &a, NULL), 0);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "b", 0, CPR_FD_MEMFD, &b, NULL), 0);
 	ck_assert_uint_eq(ino_of(a), ino_a);
 	ck_assert_uint_eq(ino_of(b), ino_b);
 	close(a);
@@ -290,14 +290,15 @@ START_TEST(test_cpr_handoff_export_refusals)
 
 	old_vmm_new(&o);
 	ck_assert_int_eq(
-		cpr_blocker_add(o.ctx, CPR_MODE_TRANSFER, "a device that cannot move", &id), 0);
+		cpr_blocker_add(o.ctx, CPR_MODE_TRANSFER, "a device that cannot move", &id, NULL),
+		0);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, &err), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(err.message, "a device that cannot move"));
 	ck_assert_ptr_null(stream);
 	ck_assert_ptr_null(fds);
 	/* An exec-only blocker does not stop a hand-off. */
 	ck_assert_int_eq(cpr_blocker_remove(o.ctx, id), 0);
-	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_EXEC, "exec only", NULL), 0);
+	ck_assert_int_eq(cpr_blocker_add(o.ctx, CPR_MODE_EXEC, "exec only", NULL, NULL), 0);
 	ck_assert_int_eq(cpr_handoff_export(o.ctx, &stream, &len, &fds, &n, NULL), 0);
 	free(stream);
 	free(fds);

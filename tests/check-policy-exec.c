@@ -52,10 +52,10 @@ static int world_build(struct world *w)
 	*w = (struct world){ .ev = eventfd(7, EFD_CLOEXEC) };
 	if (w->ev < 0 || cpr_ctx_new(&w->ctx) < 0)
 		return -1;
-	if (cpr_ramblock_new(w->ctx, RB_NAME, RB_SIZE, RB_SIZE, 0, 0, &w->rb) < 0)
+	if (cpr_ramblock_new(w->ctx, RB_NAME, RB_SIZE, RB_SIZE, 0, 0, &w->rb, NULL) < 0)
 		return -1;
 	fill(cpr_ramblock_host(w->rb), RB_SIZE, 0x42);
-	return cpr_fd_save(w->ctx, "ev", 0, w->ev, CPR_FD_EVENTFD);
+	return cpr_fd_save(w->ctx, "ev", 0, w->ev, CPR_FD_EVENTFD, NULL);
 }
 
 static bool is_cloexec(int fd)
@@ -166,7 +166,8 @@ static int child_cprd_upgrade(void *arg)
 	const char *helper = test_build_path("tests/policy-exec-helper");
 	pid_t pid;
 
-	if (ev < 0 || cpr_ctx_new(&ctx) < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD) < 0 ||
+	if (ev < 0 || cpr_ctx_new(&ctx) < 0 ||
+	    cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD, NULL) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return 100;
 	snprintf(num, sizeof(num), "%d", sv[1]);
@@ -223,10 +224,11 @@ int policy_exec_helper_cpr(void)
 		fprintf(stderr, "cpr_exec_incoming: %d %s\n", r, err.message);
 		return 11;
 	}
-	if (cpr_ramblock_new(ctx, RB_NAME, RB_SIZE, RB_SIZE, 0, 0, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, RB_NAME, RB_SIZE, RB_SIZE, 0, 0, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb) || !filled(cpr_ramblock_host(rb), RB_SIZE, 0x42))
 		return 12;
-	if (cpr_fd_find(ctx, "ev", 0, CPR_FD_EVENTFD, &fd) < 0 || read(fd, &v, 8) != 8 || v != 7)
+	if (cpr_fd_claim(ctx, "ev", 0, CPR_FD_EVENTFD, &fd, NULL) < 0 || read(fd, &v, 8) != 8 ||
+	    v != 7)
 		return 13;
 	if (!is_cloexec(fd) || getenv(CPR_EXEC_ENV))
 		return 14;

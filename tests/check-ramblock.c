@@ -34,6 +34,7 @@ static bool touch_faults(const uint8_t *p)
 
 START_TEST(test_cpr_ramblock_new_fresh)
 {
+	struct cpr_error err;
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
 	struct stat st;
@@ -41,8 +42,9 @@ START_TEST(test_cpr_ramblock_new_fresh)
 	uint8_t *p;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_POPULATE, &rb),
-			 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(ctx, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_POPULATE, &rb, NULL),
+		0);
 	ck_assert_str_eq(cpr_ramblock_idstr(rb), "pc.ram");
 	ck_assert_int_eq(cpr_ramblock_adopted(rb), 0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(rb), 4 * MiB);
@@ -62,7 +64,9 @@ START_TEST(test_cpr_ramblock_new_fresh)
 		ck_assert_int_eq(pread(cpr_ramblock_fd(rb), &b, 1, (off_t)(3 * MiB)), 1);
 		ck_assert_int_eq(b, 0x5a); /* the mapping is the memfd */
 	}
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 2 * MiB), -EPERM);
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 2 * MiB, &err), -EPERM);
+	ck_assert_int_eq(err.code, -EPERM);
+	ck_assert_str_eq(err.message, "RAM block 'pc.ram': not resizeable");
 	ck_assert_int_eq(cpr_ramblock_fd(NULL), -EINVAL);
 	ck_assert_ptr_null(cpr_ramblock_host(NULL));
 	cpr_ramblock_free(rb);
@@ -84,7 +88,8 @@ START_TEST(test_cpr_ramblock_new_align)
 		char id[16];
 
 		snprintf(id, sizeof(id), "b%d", i);
-		ck_assert_int_eq(cpr_ramblock_new(ctx, id, 2 * MiB, 0, aligns[i], 0, &rb[i]), 0);
+		ck_assert_int_eq(cpr_ramblock_new(ctx, id, 2 * MiB, 0, aligns[i], 0, &rb[i], NULL),
+				 0);
 		ck_assert_uint_eq((uintptr_t)cpr_ramblock_host(rb[i]) % aligns[i], 0);
 		memset(cpr_ramblock_host(rb[i]), i, 2 * MiB);
 	}
@@ -97,34 +102,41 @@ END_TEST
 
 START_TEST(test_cpr_ramblock_resize)
 {
+	struct cpr_error err;
 	struct cpr_ramblock *rb;
 	struct cpr_ctx *ctx;
 	int nfds = test_count_fds();
 	uint8_t *p;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(
-		cpr_ramblock_new(ctx, "vram", 2 * MiB, 16 * MiB, 0, CPR_RAMBLOCK_RESIZEABLE, &rb),
-		0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "vram", 2 * MiB, 16 * MiB, 0,
+					  CPR_RAMBLOCK_RESIZEABLE, &rb, NULL),
+			 0);
 	p = cpr_ramblock_host(rb);
 	ck_assert_int_eq(fcntl(cpr_ramblock_fd(rb), F_GET_SEALS) & F_SEAL_GROW, 0);
 	memset(p, 1, 2 * MiB);
 	ck_assert(touch_faults(p + 2 * MiB)); /* reserved, not mapped */
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 8 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 8 * MiB, NULL), 0);
 	ck_assert_ptr_eq(cpr_ramblock_host(rb), p); /* grows in place */
 	memset(p + 2 * MiB, 2, 6 * MiB);
 	ck_assert_int_eq(p[0], 1);
 	ck_assert_int_eq(p[8 * MiB - 1], 2);
 	ck_assert(touch_faults(p + 8 * MiB));
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 4 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 4 * MiB, NULL), 0);
 	ck_assert(touch_faults(p + 4 * MiB));
 	ck_assert_int_eq(p[4 * MiB - 1], 2);
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 8 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 8 * MiB, NULL), 0);
 	ck_assert_int_eq(p[4 * MiB], 0); /* shrinking discarded the tail */
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 17 * MiB), -ERANGE);
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 4 * MiB + 1), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_resize(rb, 0), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_resize(NULL, 4 * MiB), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 17 * MiB, &err), -ERANGE);
+	ck_assert_int_eq(err.code, -ERANGE);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX);
+	ck_assert_str_eq(err.message,
+			 "RAM block 'vram': used_length 0x1100000 exceeds max_length 0x1000000");
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 4 * MiB + 1, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.message, "RAM block 'vram': used_length 0x400001"));
+	ck_assert_int_eq(cpr_ramblock_resize(rb, 0, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_resize(NULL, 4 * MiB, &err), -EINVAL);
+	ck_assert_int_eq(err.code, -EINVAL);
 	ck_assert_uint_eq(cpr_ramblock_used_length(rb), 8 * MiB);
 	cpr_ramblock_free(rb);
 	cpr_ctx_free(ctx);
@@ -143,8 +155,8 @@ START_TEST(test_cpr_ramblock_new_hugepages)
 	struct stat st;
 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "huge", 4 * MiB, 0, 0, CPR_RAMBLOCK_HUGEPAGES, &rb),
-			 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(ctx, "huge", 4 * MiB, 0, 0, CPR_RAMBLOCK_HUGEPAGES, &rb, NULL), 0);
 	ck_assert_int_eq(fstat(cpr_ramblock_fd(rb), &st), 0);
 	if (cpr_ramblock_page_size(rb) == 2 * MiB)
 		ck_assert_int_eq(st.st_blksize, 2 * MiB);
@@ -161,6 +173,7 @@ END_TEST
 
 START_TEST(test_cpr_ramblock_new_einval)
 {
+	struct cpr_error err;
 	struct cpr_ramblock *rb, *rb2;
 	struct cpr_ctx *ctx;
 	char longname[CPR_NAME_MAX + 2];
@@ -170,30 +183,42 @@ START_TEST(test_cpr_ramblock_new_einval)
 	memset(longname, 'r', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = 0;
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(NULL, "a", ps, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, NULL, ps, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "", ps, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, longname, ps, 0, 0, 0, &rb), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(NULL, "a", ps, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, NULL, ps, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "", ps, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, longname, ps, 0, 0, 0, &rb, NULL), -EINVAL);
 	/* what cpr-state(5) cannot carry is refused now, not at the upgrade */
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc ram", ps, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc\"ram", ps, 0, 0, 0, &rb), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc ram", ps, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "pc\"ram", ps, 0, 0, 0, &rb, &err), -EINVAL);
+	ck_assert_int_eq(err.code, -EINVAL);
+	ck_assert_str_eq(err.message, "RAM block 'pc\"ram': not a valid name (cpr-state(5))");
 	/* CPR_BLOCK_MAX holds for a block that cannot grow too: EINVAL, not ENOMEM */
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", CPR_BLOCK_MAX + ps, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", 0, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps + 1, 0, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 2 * ps, 0, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", 2 * ps, ps, 0, CPR_RAMBLOCK_RESIZEABLE, &rb),
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", CPR_BLOCK_MAX + ps, 0, 0, 0, &rb, NULL),
 			 -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 3 * ps, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, ps / 2, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, CPR_ALIGN_MAX * 2, 0, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 1u << 20, &rb), -EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", 0, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps + 1, 0, 0, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 2 * ps, 0, 0, &rb, &err), -EINVAL);
+	ck_assert_msg(strstr(err.message, "RAM block 'a': max_length 0x") &&
+			      strstr(err.message, "(not resizeable)"),
+		      "%s", err.message);
 	ck_assert_int_eq(
-		cpr_ramblock_new(ctx, "a", ps, CPR_BLOCK_MAX + ps, 0, CPR_RAMBLOCK_RESIZEABLE, &rb),
+		cpr_ramblock_new(ctx, "a", 2 * ps, ps, 0, CPR_RAMBLOCK_RESIZEABLE, &rb, NULL),
 		-EINVAL);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb2), -EEXIST);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 3 * ps, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, ps / 2, 0, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, CPR_ALIGN_MAX * 2, 0, &rb, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 1u << 20, &rb, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, CPR_BLOCK_MAX + ps, 0,
+					  CPR_RAMBLOCK_RESIZEABLE, &rb, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb, NULL), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "a", ps, 0, 0, 0, &rb2, &err), -EEXIST);
+	ck_assert_int_eq(err.code, -EEXIST);
+	ck_assert_uint_eq(err.record_type, UINT32_MAX);
+	ck_assert_str_eq(err.message,
+			 "RAM block 'a': the context already has a block of that name");
 	cpr_ctx_free(ctx); /* frees rb */
 	test_assert_no_fd_leak(nfds);
 }
@@ -216,11 +241,12 @@ static void hop_init(struct hop *h)
 
 	ck_assert_int_eq(cpr_ctx_new(&h->old), 0);
 	ck_assert_int_eq(cpr_ctx_new(&h->new), 0);
-	ck_assert_int_eq(cpr_ramblock_new(h->old, "pc.ram", 8 * MiB, 0, 2 * MiB, 0, &h->a), 0);
-	ck_assert_int_eq(cpr_ramblock_new(h->old, "vram", 2 * MiB, 8 * MiB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &h->b),
+	ck_assert_int_eq(cpr_ramblock_new(h->old, "pc.ram", 8 * MiB, 0, 2 * MiB, 0, &h->a, NULL),
 			 0);
-	ck_assert_int_eq(cpr_ramblock_resize(h->b, 4 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_new(h->old, "vram", 2 * MiB, 8 * MiB, 0,
+					  CPR_RAMBLOCK_RESIZEABLE, &h->b, NULL),
+			 0);
+	ck_assert_int_eq(cpr_ramblock_resize(h->b, 4 * MiB, NULL), 0);
 	memset(cpr_ramblock_host(h->a), 0xa1, 8 * MiB);
 	memset(cpr_ramblock_host(h->b), 0xb2, 4 * MiB);
 	ck_assert_int_eq(fstat(cpr_ramblock_fd(h->a), &sta), 0);
@@ -253,7 +279,7 @@ START_TEST(test_cpr_ramblock_new_adopt)
 
 	hop_init(&h);
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 2);
-	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB, 0, &a), 0);
+	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB, 0, &a, NULL), 0);
 	ck_assert_int_eq(cpr_ramblock_adopted(a), 1);
 	ck_assert_int_eq(fstat(cpr_ramblock_fd(a), &st), 0);
 	ck_assert_uint_eq(st.st_ino, h.ino_a);
@@ -265,12 +291,12 @@ START_TEST(test_cpr_ramblock_new_adopt)
 	p[5] = 0x11; /* the same pages, not a copy */
 	ck_assert_int_eq(((uint8_t *)cpr_ramblock_host(h.a))[5], 0x11);
 	/* Resizeable: the live used_length comes from the record. */
-	ck_assert_int_eq(
-		cpr_ramblock_new(h.new, "vram", 2 * MiB, 8 * MiB, 0, CPR_RAMBLOCK_RESIZEABLE, &b),
-		0);
+	ck_assert_int_eq(cpr_ramblock_new(h.new, "vram", 2 * MiB, 8 * MiB, 0,
+					  CPR_RAMBLOCK_RESIZEABLE, &b, NULL),
+			 0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(b), 4 * MiB);
 	ck_assert_int_eq(((uint8_t *)cpr_ramblock_host(b))[4 * MiB - 1], 0xb2);
-	ck_assert_int_eq(cpr_ramblock_resize(b, 8 * MiB), 0);
+	ck_assert_int_eq(cpr_ramblock_resize(b, 8 * MiB, NULL), 0);
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 0);
 	hop_free(&h);
 	test_assert_no_fd_leak(nfds);
@@ -288,25 +314,36 @@ _cpr_printf_(3, 0) static void keep_log(void *userdata, int priority, const char
 
 START_TEST(test_cpr_ramblock_new_adopt_mismatch)
 {
+	struct cpr_error err;
 	struct cpr_ramblock *a;
 	struct hop h;
 	int nfds = test_count_fds();
 
 	hop_init(&h);
 	cpr_ctx_set_log_fn(h.new, keep_log, NULL);
-	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 2 * MiB, 0, &a), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(last_log, "used_length 4194304 requested, 8388608 recorded"));
-	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 0, 0, &a), -EINVAL);
+	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 2 * MiB, 0, &a, &err),
+			 -EINVAL);
+	ck_assert_int_eq(err.code, -EINVAL);
+	ck_assert_uint_eq(err.record_type, CPR_REC_RAMBLOCK);
+	ck_assert_int_eq((int)err.instance,
+			 cpr_state_ramblock_find(cpr_ctx_incoming_state(h.new), "pc.ram"));
+	ck_assert_str_eq(err.message,
+			 "RAM block 'pc.ram': incoming used_length 0x800000 differs from 0x400000; "
+			 "incoming max_length 0x800000 differs from 0x400000");
+	ck_assert_ptr_nonnull(strstr(last_log, err.message));
+	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 0, 0, &a, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(last_log, "align"));
+	ck_assert_msg(strstr(err.message, "RAM block 'pc.ram': incoming align 0x200000 differs"),
+		      "%s", err.message);
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 16 * MiB, 2 * MiB,
-					  CPR_RAMBLOCK_RESIZEABLE, &a),
+					  CPR_RAMBLOCK_RESIZEABLE, &a, NULL),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(last_log, "resizeable"));
 	/* Nothing was consumed by the refusals. */
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 2);
-	ck_assert_int_eq(
-		cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 0, CPR_RAMBLOCK_TAKE_RECORDED, &a),
-		0);
+	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 4 * MiB, 0, 0,
+					  CPR_RAMBLOCK_TAKE_RECORDED, &a, NULL),
+			 0);
 	ck_assert_uint_eq(cpr_ramblock_used_length(a), 8 * MiB);
 	ck_assert_uint_eq((uintptr_t)cpr_ramblock_host(a) % (2 * MiB), 0);
 	ck_assert_int_eq(cpr_fd_unclaimed(h.new, NULL, NULL), 1);
@@ -328,11 +365,11 @@ START_TEST(test_cpr_ramblock_new_map_at_addr)
 	old = cpr_ramblock_host(h.a);
 	/* The old block still occupies the address in this process. */
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB,
-					  CPR_RAMBLOCK_MAP_AT_ADDR, &a),
+					  CPR_RAMBLOCK_MAP_AT_ADDR, &a, NULL),
 			 -EADDRINUSE);
 	cpr_ramblock_free(h.a);
 	ck_assert_int_eq(cpr_ramblock_new(h.new, "pc.ram", 8 * MiB, 0, 2 * MiB,
-					  CPR_RAMBLOCK_MAP_AT_ADDR, &a),
+					  CPR_RAMBLOCK_MAP_AT_ADDR, &a, NULL),
 			 0);
 	ck_assert_ptr_eq(cpr_ramblock_host(a), old);
 	ck_assert_int_eq(((uint8_t *)old)[100], 0xa1);
@@ -367,6 +404,7 @@ START_TEST(test_cpr_ramblock_new_memfd_claimed)
 		.used_length = 2 * MiB, .max_length = 2 * MiB, .fd_index = 0, .idstr = "ram"
 	};
 	struct cpr_state_fd f = { .slot = 0, .kind = CPR_FD_MEMFD, .id = 5, .name = "mem" };
+	struct cpr_error err;
 	struct cpr_ramblock *rb;
 	struct cpr_state *st;
 	struct cpr_ctx *ctx;
@@ -379,10 +417,14 @@ START_TEST(test_cpr_ramblock_new_memfd_claimed)
 	ck_assert_int_eq(cpr_state_add_ramblock(st, &rec), 0);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	ck_assert_int_eq(ctx_adopt(ctx, st, &m, 1, NULL), 0);
-	ck_assert_int_eq(cpr_fd_find(ctx, "mem", 5, CPR_FD_MEMFD, &fd), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), -EBUSY);
+	ck_assert_int_eq(cpr_fd_claim(ctx, "mem", 5, CPR_FD_MEMFD, &fd, NULL), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb, &err), -EBUSY);
+	ck_assert_int_eq(err.code, -EBUSY);
+	ck_assert_uint_eq(err.record_type, CPR_REC_RAMBLOCK);
+	ck_assert_uint_eq(err.instance, 0);
+	ck_assert_str_eq(err.message, "RAM block 'ram': its memfd was claimed as fd 'mem' id 5");
 	ck_assert_int_eq(cpr_fd_delete(ctx, "mem", 5), 0);
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb), 0);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "ram", 2 * MiB, 0, 0, 0, &rb, NULL), 0);
 	ck_assert_int_eq(cpr_ramblock_adopted(rb), 0); /* given up: a fresh one */
 	cpr_ctx_free(ctx);
 	close(fd);
@@ -405,9 +447,9 @@ START_TEST(test_cpr_ramblock_new_e2big)
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	for (uint32_t i = 0; i < CPR_RAMBLOCKS_MAX; i++) {
 		snprintf(id, sizeof(id), "rom%u", i);
-		ck_assert_int_eq(cpr_ramblock_new(ctx, id, ps, 0, 0, 0, &rb), 0);
+		ck_assert_int_eq(cpr_ramblock_new(ctx, id, ps, 0, 0, 0, &rb, NULL), 0);
 	}
-	ck_assert_int_eq(cpr_ramblock_new(ctx, "one-too-many", ps, 0, 0, 0, &rb), -E2BIG);
+	ck_assert_int_eq(cpr_ramblock_new(ctx, "one-too-many", ps, 0, 0, 0, &rb, NULL), -E2BIG);
 	cpr_ctx_free(ctx);
 	test_assert_no_fd_leak(nfds);
 }

@@ -324,7 +324,8 @@ START_TEST(test_cpr_transfer_send_refused_locally)
 	ck_assert_int_eq(cpr_transfer_wait_ack(NULL, sv[0], 0, &err), -EINVAL);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, sv[0], -2, &err), -EINVAL);
 	ck_assert_int_eq(cpr_transfer_wait_ack(s->ctx, -1, 0, &err), -EBADF);
-	ck_assert_int_eq(cpr_blocker_add(s->ctx, CPR_MODE_TRANSFER, "a vhost-user device", &id), 0);
+	ck_assert_int_eq(
+		cpr_blocker_add(s->ctx, CPR_MODE_TRANSFER, "a vhost-user device", &id, NULL), 0);
 	ck_assert_int_eq(cpr_transfer_send(s->ctx, sv[0], &err), -EBUSY);
 	ck_assert(strstr(err.message, "vhost-user"));
 	ck_assert_int_eq(scm_wait(sv[1], 0), -ETIMEDOUT); /* nothing was sent */
@@ -351,8 +352,8 @@ START_TEST(test_cpr_transfer_send_eprotonosupport)
 		test_skip_case("%s", why);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
-	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD), 0);
-	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1), 0);
+	ck_assert_int_eq(cpr_fd_save(ctx, "gmem", 0, gm, CPR_FD_GUEST_MEMFD, NULL), 0);
+	ck_assert_int_eq(cpr_ctx_set_target_level(ctx, 1, NULL), 0);
 	ck_assert_int_eq(cpr_transfer_send(ctx, sv[0], &err), -EPROTONOSUPPORT);
 	ck_assert_msg(strstr(err.message, "level 1"), "%s", err.message);
 	ck_assert_int_eq(scm_wait(sv[1], 0), -ETIMEDOUT); /* nothing was sent */
@@ -606,7 +607,7 @@ static int recv_slots(uint32_t s0, uint32_t s1, const int fds[2], unsigned long 
 	ck_assert_int_eq(cpr_ctx_new(&ctx), 0);
 	r = cpr_transfer_recv(ctx, sv[1], &err);
 	if (r == 0) {
-		ck_assert_int_eq(cpr_fd_find(ctx, "a", 0, CPR_FD_MEMFD, &a), 0);
+		ck_assert_int_eq(cpr_fd_claim(ctx, "a", 0, CPR_FD_MEMFD, &a, NULL), 0);
 		*ret_ino_a = fd_ino(a);
 		cpr_close(a);
 	}

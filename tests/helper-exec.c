@@ -67,9 +67,9 @@ static void check_rb(struct cpr_ctx *ctx, const struct exec_rb *e, struct cpr_ra
 	long shmem;
 	int r;
 
-	r = cpr_ramblock_new(ctx, e->idstr, e->used, e->max, e->align, e->flags, &rb);
+	r = cpr_ramblock_new(ctx, e->idstr, e->used, e->max, e->align, e->flags, &rb, NULL);
 	if (r < 0)
-		FAIL("cpr_ramblock_new(%s): %s", e->idstr, strerror(-r));
+		FAIL("cpr_ramblock_new(%s, NULL): %s", e->idstr, strerror(-r));
 	if (!cpr_ramblock_adopted(rb))
 		FAIL("%s was created fresh, not adopted", e->idstr);
 	if (fstat(cpr_ramblock_fd(rb), &st) < 0 || (uint64_t)st.st_dev != e->dev ||
@@ -117,9 +117,9 @@ static void check_fds(struct cpr_ctx *ctx, const struct exec_expect *x)
 		uint64_t v = 0;
 		int fd, r;
 
-		r = cpr_fd_find(ctx, "ev", (int32_t)id, CPR_FD_EVENTFD, &fd);
+		r = cpr_fd_claim(ctx, "ev", (int32_t)id, CPR_FD_EVENTFD, &fd, NULL);
 		if (r < 0)
-			FAIL("cpr_fd_find(ev, %u): %s", id, strerror(-r));
+			FAIL("cpr_fd_claim(ev, %u, NULL): %s", id, strerror(-r));
 		if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
 			FAIL("ev %u: fd %d not close-on-exec", id, fd);
 		if (read(fd, &v, 8) != 8 || v != id + 1u)

@@ -101,7 +101,8 @@ static int adopt_all(struct cpr_ctx *ctx, struct cpr_ramblock **rbs, int *fds)
 
 		if (f->id == -1)
 			continue; /* a RAM block's memfd: adopted below */
-		if (cpr_fd_find(ctx, f->name, f->id, (enum cpr_fd_kind)f->kind, &fds[i]) < 0 ||
+		if (cpr_fd_claim(ctx, f->name, f->id, (enum cpr_fd_kind)f->kind, &fds[i], NULL) <
+			    0 ||
 		    report_fd(fds[i], f->id) < 0)
 			return -1;
 	}
@@ -111,7 +112,7 @@ static int adopt_all(struct cpr_ctx *ctx, struct cpr_ramblock **rbs, int *fds)
 			CPR_RAMBLOCK_TAKE_RECORDED |
 			(r->must_flags & CPR_STATE_RB_RESIZEABLE ? CPR_RAMBLOCK_RESIZEABLE : 0);
 		int e = cpr_ramblock_new(ctx, r->idstr, r->used_length, r->max_length, r->align, fl,
-					 &rbs[i]);
+					 &rbs[i], NULL);
 
 		if (e < 0 || cpr_ramblock_adopted(rbs[i]) != 1 ||
 		    fstat(cpr_ramblock_fd(rbs[i]), &s) < 0) {

@@ -45,7 +45,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "cpr_transfer_recv: %s\n", err.message);
 		return 2;
 	}
-	if (cpr_fd_find(ctx, "ev", 0, CPR_FD_EVENTFD, &ev) < 0 ||
+	if (cpr_fd_claim(ctx, "ev", 0, CPR_FD_EVENTFD, &ev, NULL) < 0 ||
 	    read(ev, &v, sizeof(v)) != sizeof(v) || v != 7)
 		return 3;
 	if (seccomp_mode() != 2)

@@ -79,11 +79,12 @@ struct sender *sender_new(size_t n)
 
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(cpr_ctx_new(&s->ctx), 0);
-	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "pc.ram", 4 * MIB, 0, 0, 0, &s->rb[0]), 0);
+	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "pc.ram", 4 * MIB, 0, 0, 0, &s->rb[0], NULL), 0);
 	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "vga.vram", 1 * MIB, 4 * MIB, 0,
-					  CPR_RAMBLOCK_RESIZEABLE, &s->rb[1]),
+					  CPR_RAMBLOCK_RESIZEABLE, &s->rb[1], NULL),
 			 0);
-	ck_assert_int_eq(cpr_ramblock_new(s->ctx, "pc.bios", 2 * MIB, 0, 2 * MIB, 0, &s->rb[2]), 0);
+	ck_assert_int_eq(
+		cpr_ramblock_new(s->ctx, "pc.bios", 2 * MIB, 0, 2 * MIB, 0, &s->rb[2], NULL), 0);
 	for (size_t i = 0; i < 3; i++)
 		fill(s->rb[i], (uint8_t)(17 * i + 1));
 	s->n_fds = n;
@@ -96,8 +97,8 @@ struct sender *sender_new(size_t n)
 		s->fds[i] = test_memfd("dev", 4096);
 		ck_assert_int_ge(s->fds[i], 0);
 		ck_assert_int_eq(pwrite(s->fds[i], text, (size_t)len, 0), len);
-		ck_assert_int_eq(cpr_fd_save(s->ctx, "dev", (int32_t)i, s->fds[i], CPR_FD_MEMFD),
-				 0);
+		ck_assert_int_eq(
+			cpr_fd_save(s->ctx, "dev", (int32_t)i, s->fds[i], CPR_FD_MEMFD, NULL), 0);
 	}
 	return s;
 }

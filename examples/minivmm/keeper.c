@@ -114,7 +114,7 @@ void keeper_start(struct vmm *m, struct keeper *k)
 		goto fail;
 	}
 	close(p[0]);
-	if (cpr_fd_save(m->ctx, FD_KEEPER, 0, p[1], CPR_FD_GENERIC) < 0) {
+	if (cpr_fd_save(m->ctx, FD_KEEPER, 0, p[1], CPR_FD_GENERIC, NULL) < 0) {
 		close(p[1]);
 		waitpid(k->pid, NULL, __WALL);
 		k->pid = 0;
@@ -154,7 +154,7 @@ void keeper_release(struct vmm *m)
 {
 	int fd;
 
-	if (cpr_fd_find(m->ctx, FD_KEEPER, 0, CPR_FD_GENERIC, &fd) < 0)
+	if (cpr_fd_claim(m->ctx, FD_KEEPER, 0, CPR_FD_GENERIC, &fd, NULL) < 0)
 		return;
 	cpr_fd_delete(m->ctx, FD_KEEPER, 0);
 	close(fd);

@@ -19,7 +19,7 @@ static int ram_block(struct vmm *m, uint64_t size, unsigned flags)
 	struct stat st;
 	int r;
 
-	r = cpr_ramblock_new(m->ctx, RAM_IDSTR, size, size, HUGE_2M, flags, &m->rb);
+	r = cpr_ramblock_new(m->ctx, RAM_IDSTR, size, size, HUGE_2M, flags, &m->rb, NULL);
 	if (r < 0)
 		return r;
 	if (fstat(cpr_ramblock_fd(m->rb), &st) < 0)

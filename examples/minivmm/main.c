@@ -511,7 +511,7 @@ static int setup_control(struct vmm *m)
 	}
 	if (m->control_fd < 0)
 		return 0;
-	r = cpr_fd_save(m->ctx, FD_CONTROL, 0, m->control_fd, CPR_FD_SOCKET);
+	r = cpr_fd_save(m->ctx, FD_CONTROL, 0, m->control_fd, CPR_FD_SOCKET, NULL);
 	return r == -EEXIST ? 0 : r;
 }
 
@@ -519,7 +519,8 @@ static int setup_blockers(struct vmm *m)
 {
 	if (!m->opt.block_modes)
 		return 0;
-	return cpr_blocker_add(m->ctx, m->opt.block_modes, "blocked by minivmm --block", NULL);
+	return cpr_blocker_add(m->ctx, m->opt.block_modes, "blocked by minivmm --block", NULL,
+			       NULL);
 }
 
 static int run(struct vmm *m)
@@ -602,7 +603,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "minivmm: libcpr: %s\n", strerror(-r));
 		return EXIT_TEMP;
 	}
-	if (m.opt.target_level && (r = cpr_ctx_set_target_level(m.ctx, m.opt.target_level)) < 0) {
+	if (m.opt.target_level &&
+	    (r = cpr_ctx_set_target_level(m.ctx, m.opt.target_level, NULL)) < 0) {
 		fprintf(stderr,
 			"minivmm: --target-level %u: %s (this libcpr writes levels %u to %u)\n",
 			m.opt.target_level, strerror(-r), CPR_LEVEL_MIN, CPR_LEVEL_MAX);

@@ -490,7 +490,7 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 		return r;
 	}
 	if (m->reply_fd >= 0) {
-		r = cpr_fd_save(m->ctx, FD_REPLY, 0, m->reply_fd, CPR_FD_SOCKET);
+		r = cpr_fd_save(m->ctx, FD_REPLY, 0, m->reply_fd, CPR_FD_SOCKET, NULL);
 		if (r < 0) {
 			snprintf(why, len, "preserving the control connection: %s", strerror(-r));
 			return r;
@@ -542,9 +542,9 @@ static void adopt_fds(struct vmm *m)
 {
 	int fd;
 
-	if (cpr_fd_find(m->ctx, FD_CONTROL, 0, CPR_FD_SOCKET, &fd) >= 0)
+	if (cpr_fd_claim(m->ctx, FD_CONTROL, 0, CPR_FD_SOCKET, &fd, NULL) >= 0)
 		m->control_fd = fd;
-	if (cpr_fd_find(m->ctx, FD_REPLY, 0, CPR_FD_SOCKET, &fd) >= 0) {
+	if (cpr_fd_claim(m->ctx, FD_REPLY, 0, CPR_FD_SOCKET, &fd, NULL) >= 0) {
 		m->reply_fd = fd;
 		cpr_fd_delete(m->ctx, FD_REPLY, 0);
 	}

@@ -5,7 +5,10 @@
  * (cpr-transfer), with no copy of guest RAM.  See libcpr(3).
  *
  * Conventions: functions return >= 0 on success and -errno on failure;
- * outputs are named ret_* and written only on success.
+ * outputs are named ret_* and written only on success.  A last argument
+ * struct cpr_error *ret_err (may be NULL) is filled on failure with the
+ * code, the record concerned and a message; each such function returns only
+ * the errnos its man page lists.
  */
 #ifndef CPR_CPR_H
 #define CPR_CPR_H
@@ -56,7 +59,7 @@ void cpr_ctx_free(struct cpr_ctx *ctx);
 void cpr_ctx_set_log_fn(struct cpr_ctx *ctx, cpr_log_fn fn, void *userdata);
 int cpr_ctx_set_producer(struct cpr_ctx *ctx, const char *name, uint32_t vmm_version);
 /* 0 restores the sticky default: the level this process was restored from. */
-int cpr_ctx_set_target_level(struct cpr_ctx *ctx, uint32_t level);
+int cpr_ctx_set_target_level(struct cpr_ctx *ctx, uint32_t level, struct cpr_error *ret_err);
 uint32_t cpr_ctx_get_target_level(const struct cpr_ctx *ctx);
 /* 1 if the context holds incoming state (after cpr_exec_incoming() or
  * cpr_transfer_recv()), 0 otherwise. */
@@ -74,14 +77,17 @@ int cpr_ctx_build_state(struct cpr_ctx *ctx, struct cpr_state **ret_state);
  * and must keep it open until cpr_fd_delete().  The kind is checked now and
  * again when the fd is adopted on the other side.
  */
-int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd, enum cpr_fd_kind kind);
+int cpr_fd_save(struct cpr_ctx *ctx, const char *name, int32_t id, int fd, enum cpr_fd_kind kind,
+		struct cpr_error *ret_err);
 /*
- * Look up (name, id).  For an incoming fd not yet claimed, ownership passes to
+ * Claim (name, id): for an incoming fd not yet claimed, ownership passes to
  * the caller with this call (the entry stays registered, borrowed, so it is
- * preserved again on the next hop).  @kind 0 accepts any kind.
+ * preserved again on the next hop); for an fd this process saved, or one
+ * claimed before, the fd is returned still borrowed.  @kind 0 accepts any
+ * kind.
  */
-int cpr_fd_find(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
-		int *ret_fd);
+int cpr_fd_claim(struct cpr_ctx *ctx, const char *name, int32_t id, enum cpr_fd_kind kind,
+		 int *ret_fd, struct cpr_error *ret_err);
 int cpr_fd_delete(struct cpr_ctx *ctx, const char *name, int32_t id);
 /* Call @fn for every incoming fd nobody claimed; returns how many. */
 typedef void (*cpr_fd_report_fn)(void *userdata, const char *name, int32_t id,
@@ -102,7 +108,7 @@ int cpr_fd_check_kind(int fd, enum cpr_fd_kind kind);
 
 int cpr_ramblock_new(struct cpr_ctx *ctx, const char *idstr, uint64_t used_length,
 		     uint64_t max_length, uint64_t align, unsigned flags,
-		     struct cpr_ramblock **ret_rb);
+		     struct cpr_ramblock **ret_rb, struct cpr_error *ret_err);
 void cpr_ramblock_free(struct cpr_ramblock *rb);
 void *cpr_ramblock_host(const struct cpr_ramblock *rb);
 int cpr_ramblock_fd(const struct cpr_ramblock *rb);
@@ -111,7 +117,7 @@ uint64_t cpr_ramblock_max_length(const struct cpr_ramblock *rb);
 uint64_t cpr_ramblock_page_size(const struct cpr_ramblock *rb);
 /* 1 if the block adopted a preserved memfd, 0 if it was created fresh. */
 int cpr_ramblock_adopted(const struct cpr_ramblock *rb);
-int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length);
+int cpr_ramblock_resize(struct cpr_ramblock *rb, uint64_t used_length, struct cpr_error *ret_err);
 const char *cpr_ramblock_idstr(const struct cpr_ramblock *rb);
 
 /*
@@ -134,7 +140,8 @@ int cpr_ramblock_dma_unmap(struct cpr_ramblock *rb, int fd, uint64_t iova);
 int cpr_ramblock_dma_count(const struct cpr_ramblock *rb);
 
 /* Blockers: reasons that forbid CPR in some modes. */
-int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason, uint32_t *ret_id);
+int cpr_blocker_add(struct cpr_ctx *ctx, unsigned modes, const char *reason, uint32_t *ret_id,
+		    struct cpr_error *ret_err);
 int cpr_blocker_remove(struct cpr_ctx *ctx, uint32_t id);
 /*
  * Report every reason that forbids @mode at @target_level (0 = the context's

@@ -104,15 +104,15 @@ static int vmm_register(struct vmm *v)
 	int r = 0;
 
 	if (d->iommufd_way) {
-		r = cpr_fd_save(v->ctx, "iommufd", 0, d->iommufd, CPR_FD_IOMMUFD);
+		r = cpr_fd_save(v->ctx, "iommufd", 0, d->iommufd, CPR_FD_IOMMUFD, NULL);
 		if (!r)
-			r = cpr_fd_save(v->ctx, "vfio-dev", 0, d->devfd, CPR_FD_VFIO_CDEV);
+			r = cpr_fd_save(v->ctx, "vfio-dev", 0, d->devfd, CPR_FD_VFIO_CDEV, NULL);
 	} else {
-		r = cpr_fd_save(v->ctx, "container", 0, d->container, CPR_FD_VFIO_CONTAINER);
+		r = cpr_fd_save(v->ctx, "container", 0, d->container, CPR_FD_VFIO_CONTAINER, NULL);
 		if (!r)
-			r = cpr_fd_save(v->ctx, "group", 0, d->group, CPR_FD_VFIO_GROUP);
+			r = cpr_fd_save(v->ctx, "group", 0, d->group, CPR_FD_VFIO_GROUP, NULL);
 		if (!r)
-			r = cpr_fd_save(v->ctx, "vfio-dev", 0, d->devfd, CPR_FD_GENERIC);
+			r = cpr_fd_save(v->ctx, "vfio-dev", 0, d->devfd, CPR_FD_GENERIC, NULL);
 	}
 	return step(r, "cpr_fd_save of the %s fds with their kinds",
 		    d->iommufd_way ? "iommufd and cdev" : "container, group and device");
@@ -125,7 +125,7 @@ static int vmm_setup(struct vmm *v, bool iommufd_way)
 	*v = (struct vmm){ 0 };
 	if (dev_open(&v->d, iommufd_way) || cpr_ctx_new(&v->ctx) < 0 || vmm_register(v))
 		return -1;
-	r = cpr_ramblock_new(v->ctx, "ram", RAM_SIZE, 0, 0, 0, &v->rb);
+	r = cpr_ramblock_new(v->ctx, "ram", RAM_SIZE, 0, 0, 0, &v->rb, NULL);
 	if (step(r, "cpr_ramblock_new of a 4 MiB block"))
 		return -1;
 	memset(cpr_ramblock_host(v->rb), PATTERN, RAM_SIZE);
@@ -185,17 +185,18 @@ static int vmm_find(struct vmm *v, bool iommufd_way, uint32_t ioas)
 			   .devfd = -1,
 			   .ioas_id = ioas };
 	if (iommufd_way) {
-		r = cpr_fd_find(v->ctx, "iommufd", 0, CPR_FD_IOMMUFD, &d->iommufd);
+		r = cpr_fd_claim(v->ctx, "iommufd", 0, CPR_FD_IOMMUFD, &d->iommufd, NULL);
 		if (!r)
-			r = cpr_fd_find(v->ctx, "vfio-dev", 0, CPR_FD_VFIO_CDEV, &d->devfd);
+			r = cpr_fd_claim(v->ctx, "vfio-dev", 0, CPR_FD_VFIO_CDEV, &d->devfd, NULL);
 	} else {
-		r = cpr_fd_find(v->ctx, "container", 0, CPR_FD_VFIO_CONTAINER, &d->container);
+		r = cpr_fd_claim(v->ctx, "container", 0, CPR_FD_VFIO_CONTAINER, &d->container,
+				 NULL);
 		if (!r)
-			r = cpr_fd_find(v->ctx, "group", 0, CPR_FD_VFIO_GROUP, &d->group);
+			r = cpr_fd_claim(v->ctx, "group", 0, CPR_FD_VFIO_GROUP, &d->group, NULL);
 		if (!r)
-			r = cpr_fd_find(v->ctx, "vfio-dev", 0, CPR_FD_GENERIC, &d->devfd);
+			r = cpr_fd_claim(v->ctx, "vfio-dev", 0, CPR_FD_GENERIC, &d->devfd, NULL);
 	}
-	return step(r, "cpr_fd_find: the same device fds, checked against their kinds");
+	return step(r, "cpr_fd_claim: the same device fds, checked against their kinds");
 }
 
 /* type1: the old image invalidated the vaddr (the check leaves it so). */
@@ -220,7 +221,7 @@ static int vmm_adopt(struct vmm *v, const char *when)
 	if (!v->d.iommufd_way)
 		vaddr_was_invalidated(&v->d);
 	regs_check(v->d.devfd, when);
-	r = cpr_ramblock_new(v->ctx, "ram", RAM_SIZE, 0, 0, 0, &v->rb);
+	r = cpr_ramblock_new(v->ctx, "ram", RAM_SIZE, 0, 0, 0, &v->rb, NULL);
 	if (step(r, "%s: cpr_ramblock_new adopts the block and takes over its DMA mapping (%s)",
 		 when, v->d.iommufd_way ? "IOMMU_IOAS_CHANGE_PROCESS" : "VFIO_DMA_MAP_FLAG_VADDR"))
 		return -1;
