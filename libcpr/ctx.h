@@ -229,6 +229,8 @@ void ramblock_record(const struct cpr_ramblock *rb, struct cpr_state_ramblock *r
  */
 int dma_records(struct cpr_ctx *ctx, struct cpr_state *st);
 int dma_handoff_begin(struct cpr_ctx *ctx, struct cpr_error *ret_err);
+/* -EBUSY when a type1 mapping forbids a hand-off over the caller's channel. */
+int dma_refuse_type1(struct cpr_ctx *ctx, const char *carrier, struct cpr_error *ret_err);
 void dma_handoff_abort(struct cpr_ctx *ctx);
 int dma_adopt(struct cpr_ctx *ctx, struct cpr_ramblock *rb);
 void dma_forget(struct cpr_ramblock *rb);

@@ -438,6 +438,34 @@ int dma_handoff_begin(struct cpr_ctx *ctx, struct cpr_error *ret_err)
 	return 0;
 }
 
+/*
+ * A hand-off over the caller's own channel (cpr_handoff_export(), a broker
+ * such as cprd) has no point at which libcpr learns that it failed: the
+ * type1 addresses it would invalidate before the fds leave could never be
+ * registered again for this process, which keeps the guest when the next
+ * one does not take it.  Refused before anything leaves, naming the first
+ * such mapping; iommufd mappings (by file) go through.
+ */
+int dma_refuse_type1(struct cpr_ctx *ctx, const char *carrier, struct cpr_error *ret_err)
+{
+	for (size_t i = 0; i < ctx->n_rbs; i++) {
+		struct cpr_ramblock *rb = ctx->rbs[i];
+
+		for (size_t j = 0; j < rb->n_dma; j++) {
+			if (rb->dma[j].kind != CPR_FD_VFIO_CONTAINER)
+				continue;
+			cpr_error_set(ret_err, -EBUSY, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+				      "RAM block \"%.64s\" is mapped for DMA through a VFIO type1 "
+				      "container at IOVA %#" PRIx64 ": a %s cannot invalidate its "
+				      "address (VFIO_DMA_UNMAP_FLAG_VADDR) and give it back if it "
+				      "fails; use cpr-exec or cpr-transfer, or map through iommufd",
+				      rb->idstr, rb->dma[j].iova, carrier);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
 /* Back to this process: our addresses, our accounting. */
 void dma_handoff_abort(struct cpr_ctx *ctx)
 {

@@ -35,6 +35,8 @@ CPR_EXPORT int cpr_handoff_export(struct cpr_ctx *ctx, void **ret_stream, size_t
 						"missing context or result pointer"),
 				       &e, ret_err, export_errnos, -EIO);
 	r = pipeline_export(ctx, CPR_MODE_TRANSFER, "hand-off", &o, &e);
+	if (r >= 0)
+		r = dma_refuse_type1(ctx, "hand-off over the caller's channel", &e);
 	if (r >= 0) {
 		*ret_stream = TAKE_PTR(o.buf);
 		*ret_len = o.len;
