@@ -67,7 +67,9 @@ int machine_boot(struct vmm *m)
 	guest_load(cpr_ramblock_host(m->rb), m->rec.ram_size, seed, m->rec.iters, &fp);
 	m->rec.static_sum = fp.static_sum;
 	m->rec.ram_hash = fp.ram_hash;
-	r = machine_build_vm(m, false);
+	r = vfio_boot(m);
+	if (r >= 0)
+		r = machine_build_vm(m, false);
 	if (r < 0)
 		return r;
 	vm_boot_state(&m->vm);
@@ -104,6 +106,9 @@ int machine_adopt(struct vmm *m)
 		fprintf(stderr, "minivmm: guest RAM was not carried over\n");
 		return -EBADMSG;
 	}
+	r = vfio_adopt(m);
+	if (r < 0)
+		return r;
 	/* The history only feeds the summary: a bad one is dropped. */
 	if (cpr_state_private_find(st, REC_HISTORY, 0, &data, &len) < 0 ||
 	    rec_history_decode(data, len, &m->history) < 0)

@@ -54,6 +54,8 @@ static void usage(FILE *f)
 		"  --block MODES         refuse these modes (a libcpr blocker)\n"
 		"  --run-dir DIR         where transfer sockets live (default /tmp)\n"
 		"%s"
+		"  --vfio-cdev PATH      own a passthrough device: VFIO cdev bound to iommufd\n"
+		"  --vfio-group N        own a passthrough device: VFIO group N, type1 container\n"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
 		"  --no-rt               no SCHED_FIFO for the threads of the pause\n"
 		"  --boot-slot SIZE      memory slot an exec upgrade registers in the pause\n"
@@ -168,6 +170,8 @@ enum {
 	OPT_NO_RT,
 	OPT_BOOT_SLOT,
 	OPT_SLOT_DELAY,
+	OPT_VFIO_CDEV,
+	OPT_VFIO_GROUP,
 };
 
 static const struct option long_options[] = {
@@ -195,6 +199,8 @@ static const struct option long_options[] = {
 	{ "no-rt", no_argument, NULL, OPT_NO_RT },
 	{ "boot-slot", required_argument, NULL, OPT_BOOT_SLOT },
 	{ "slot-delay", required_argument, NULL, OPT_SLOT_DELAY },
+	{ "vfio-cdev", required_argument, NULL, OPT_VFIO_CDEV },
+	{ "vfio-group", required_argument, NULL, OPT_VFIO_GROUP },
 	{ 0 },
 };
 
@@ -283,6 +289,12 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 	case OPT_INCOMING_CPRD:
 		o->incoming_cprd = arg;
 		return 0;
+	case OPT_VFIO_CDEV:
+		o->vfio_cdev = arg;
+		return o->vfio_group ? -EINVAL : 0;
+	case OPT_VFIO_GROUP:
+		o->vfio_group = arg;
+		return o->vfio_cdev || strchr(arg, '/') || !*arg ? -EINVAL : 0;
 	default:
 		return -EINVAL;
 	}
@@ -330,6 +342,12 @@ static int parse_options(struct vmm *m, int argc, char **argv, int *ret_exit)
 	}
 	if (o->ram_size < VM_RAM_MIN) {
 		fprintf(stderr, "minivmm: --ram must be at least %llu MiB\n", VM_RAM_MIN >> 20);
+		*ret_exit = EXIT_USAGE;
+		return 1;
+	}
+	if ((o->vfio_cdev || o->vfio_group) && o->ram_size > VFIO_RAM_MAX) {
+		fprintf(stderr, "minivmm: with a passthrough device, --ram is at most %llu MiB\n",
+			VFIO_RAM_MAX >> 20);
 		*ret_exit = EXIT_USAGE;
 		return 1;
 	}
@@ -569,7 +587,11 @@ static int run(struct vmm *m)
 
 int main(int argc, char **argv)
 {
-	struct vmm m = { .control_fd = -1, .signal_fd = -1, .timer_fd = -1, .reply_fd = -1 };
+	struct vmm m = { .control_fd = -1,
+			 .signal_fd = -1,
+			 .timer_fd = -1,
+			 .reply_fd = -1,
+			 .pt = { .iommufd = -1, .container = -1, .group = -1, .devfd = -1 } };
 	ssize_t n;
 	int status, r;
 
@@ -618,5 +640,6 @@ int main(int argc, char **argv)
 	vm_destroy(&m.vm);
 	cpr_ramblock_free(m.rb);
 	cpr_ctx_free(m.ctx);
+	vfio_close(&m.pt);
 	return r < 0 ? EXIT_REFUSED : 0;
 }

@@ -78,6 +78,8 @@ void report_boot(struct vmm *m)
 	printf("  guest: %zu bytes of real-mode code; each vCPU counts in guest RAM and sums a 4 "
 	       "KiB static region\n",
 	       guest_program_size);
+	vfio_check(m, NULL, 0);
+	vfio_print(m);
 }
 
 static void print_counters(struct vmm *m, const uint64_t *after)
@@ -185,6 +187,8 @@ void report_upgrade(struct vmm *m)
 			 strerror(-r->check));
 	else
 		r->check = upgrade_checks(m, r->counters_after, why, sizeof(why));
+	if (r->check >= 0)
+		r->check = vfio_check(m, why, sizeof(why));
 	snprintf(r->check_msg, sizeof(r->check_msg), "%s", r->check < 0 ? why : "ok");
 	if (m->opt.quiet)
 		return;
@@ -203,6 +207,7 @@ void report_upgrade(struct vmm *m)
 	else
 		printf("  checks    counters continued; guest checksum %08x ok%s\n",
 		       m->rec.static_sum, m->opt.verify_ram ? "; RAM pattern ok" : "");
+	vfio_print(m);
 	print_pause(m);
 }
 

@@ -11,6 +11,7 @@
 
 #include "minivmm.h"
 #include "record.h"
+#include "vfio.h"
 
 #define RAM_IDSTR "pc.ram"
 #define FD_CONTROL "minivmm.control"
@@ -47,6 +48,9 @@ struct options {
 	unsigned block_modes; /* CPR_MODE_* or'ed */
 	const char *run_dir;
 	const char *cprd_socket;
+	/* A passthrough device (vfio.c): cdev + iommufd, or group + type1. */
+	const char *vfio_cdev;
+	const char *vfio_group;
 	const char *incoming_transfer; /* internal: socket of the old image */
 	const char *incoming_cprd;     /* internal: bundle name and socket */
 };
@@ -86,6 +90,8 @@ struct vmm {
 	int timer_fd;
 	int reply_fd; /* client awaiting an upgrade result */
 	struct upgrade_report report;
+	/* The passthrough device, if any. */
+	struct vfio_pt pt;
 	pid_t keeper_pid; /* the old image's VM keeper, to reap */
 	unsigned refused; /* upgrades refused in this image */
 	bool timer_exit;  /* the timer ends the run instead of upgrading */

@@ -97,6 +97,12 @@ if make -C "$b" -s vm-programs VM_UAPI="$kdir/usr/include" >"$T/out" 2>"$T/err";
 			"blocker change" "blocker type1"; do
 			echo "# dma-cpr $m"; '"$d"' $m || rc=1; done; exit $rc'
 	guest_tap
+	# minivmm owning the passthrough device across its upgrades
+	# (tests/vm/minivmm-vfio.sh says what it checks).
+	vm_case "minivmm with a passthrough device in the VM: exec, transfer, cprd" 0 - \
+		-i "$b/examples/minivmm/minivmm" -i "$b/cprd/cprd" -i "$top/tests/vm/minivmm-vfio.sh" \
+		-- sh "$top/tests/vm/minivmm-vfio.sh" "$b/examples/minivmm/minivmm" "$b/cprd/cprd"
+	guest_tap
 else
 	result 1 "the VM programs build against the test kernel's headers"
 fi
