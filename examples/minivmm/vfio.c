@@ -295,13 +295,14 @@ static int register_fds(struct vmm *m)
 	int r;
 
 	if (p->way == VFIO_WAY_IOMMUFD) {
-		r = cpr_fd_save(m->ctx, FD_IOMMUFD, 0, p->iommufd, CPR_FD_IOMMUFD);
-		return r < 0 ? r : cpr_fd_save(m->ctx, FD_DEVICE, 0, p->devfd, CPR_FD_VFIO_CDEV);
+		r = cpr_fd_save(m->ctx, FD_IOMMUFD, 0, p->iommufd, CPR_FD_IOMMUFD, NULL);
+		return r < 0 ? r
+			     : cpr_fd_save(m->ctx, FD_DEVICE, 0, p->devfd, CPR_FD_VFIO_CDEV, NULL);
 	}
-	r = cpr_fd_save(m->ctx, FD_CONTAINER, 0, p->container, CPR_FD_VFIO_CONTAINER);
+	r = cpr_fd_save(m->ctx, FD_CONTAINER, 0, p->container, CPR_FD_VFIO_CONTAINER, NULL);
 	if (r >= 0)
-		r = cpr_fd_save(m->ctx, FD_GROUP, 0, p->group, CPR_FD_VFIO_GROUP);
-	return r < 0 ? r : cpr_fd_save(m->ctx, FD_DEVICE, 0, p->devfd, CPR_FD_GENERIC);
+		r = cpr_fd_save(m->ctx, FD_GROUP, 0, p->group, CPR_FD_VFIO_GROUP, NULL);
+	return r < 0 ? r : cpr_fd_save(m->ctx, FD_DEVICE, 0, p->devfd, CPR_FD_GENERIC, NULL);
 }
 
 static int boot(struct vmm *m, const char **what)
@@ -355,13 +356,15 @@ static int claim_fds(struct vmm *m)
 	int r;
 
 	if (p->way == VFIO_WAY_IOMMUFD) {
-		r = cpr_fd_find(m->ctx, FD_IOMMUFD, 0, CPR_FD_IOMMUFD, &p->iommufd);
-		return r < 0 ? r : cpr_fd_find(m->ctx, FD_DEVICE, 0, CPR_FD_VFIO_CDEV, &p->devfd);
+		r = cpr_fd_claim(m->ctx, FD_IOMMUFD, 0, CPR_FD_IOMMUFD, &p->iommufd, NULL);
+		return r < 0 ? r
+			     : cpr_fd_claim(m->ctx, FD_DEVICE, 0, CPR_FD_VFIO_CDEV, &p->devfd,
+					    NULL);
 	}
-	r = cpr_fd_find(m->ctx, FD_CONTAINER, 0, CPR_FD_VFIO_CONTAINER, &p->container);
+	r = cpr_fd_claim(m->ctx, FD_CONTAINER, 0, CPR_FD_VFIO_CONTAINER, &p->container, NULL);
 	if (r >= 0)
-		r = cpr_fd_find(m->ctx, FD_GROUP, 0, CPR_FD_VFIO_GROUP, &p->group);
-	return r < 0 ? r : cpr_fd_find(m->ctx, FD_DEVICE, 0, CPR_FD_GENERIC, &p->devfd);
+		r = cpr_fd_claim(m->ctx, FD_GROUP, 0, CPR_FD_VFIO_GROUP, &p->group, NULL);
+	return r < 0 ? r : cpr_fd_claim(m->ctx, FD_DEVICE, 0, CPR_FD_GENERIC, &p->devfd, NULL);
 }
 
 /* After cpr_ramblock_new() adopted guest RAM and, with it, its mapping. */
