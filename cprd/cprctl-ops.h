@@ -19,6 +19,9 @@ int cprctl_fail(const char *what, int r, struct json_object *reply);
 /* --json: print @o on stdout. */
 void cprctl_print_json(struct json_object *o);
 
+/* cprctl-qemu.c: qemu upgrade */
+int cprctl_qemu_main(int argc, char *argv[]);
+
 /* cprctl-bundle.c */
 int cprctl_store_main(int argc, char *argv[]);
 int cprctl_claim_main(int argc, char *argv[]);

@@ -27,6 +27,7 @@ import array
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -240,7 +241,8 @@ class Setup:
     """An old QEMU running the guest, a new QEMU waiting on its cpr socket,
     and cprd listening for the old one's cpr channel."""
 
-    def __init__(self, qemu: str, wd: str, cprd: str, name: str, with_new: bool = True):
+    def __init__(self, qemu: str, wd: str, cprd: str, name: str, with_new: bool = True,
+                 listen: bool = True):
         self.wd, self.name = wd, name
         self.main = os.path.join(wd, "main.sock")
         self.new_cpr = os.path.join(wd, "new-cpr.sock")
@@ -259,6 +261,8 @@ class Setup:
             self.new = Qemu(qemu, wd, "new", ["-incoming", incoming(self.new_cpr, "cpr"),
                                                "-incoming", f"unix:{self.main}"])
         self.cprd = Cprd(cprd)
+        if not listen:
+            return
         self.lsock = listen_socket(self.old_cpr)
         self.cprd.send({"op": "qemu-listen", "name": name}, [self.lsock.fileno()])
         self.lsock.close()  # cprd has it
@@ -432,14 +436,67 @@ def scenario_malformed(s: Setup, cprd_path: str) -> None:
         raise RuntimeError("cprd still shows the bundle")
 
 
+def cprctl_upgrade(s: Setup, binary: str) -> tuple:
+    """QEMU serves one QMP client at a time: the test's lets go meanwhile."""
+    if s.old.qmp:
+        s.old.qmp.close()
+        s.old.qmp = None
+    wd = os.path.join(s.wd, "upgrade")
+    os.mkdir(wd)
+    p = subprocess.run([os.environ.get("CPRCTL", "cprctl"), "--json", "qemu", "upgrade",
+                        "--qmp", s.old.qmp_path, "--binary", binary, "--workdir", wd,
+                        "--timeout", str(TIMEOUT * 1000)],
+                       capture_output=True, text=True, timeout=3 * TIMEOUT)
+    log(f"cprctl qemu upgrade: exit {p.returncode}: {p.stdout.strip()} {p.stderr.strip()}")
+    return p.returncode, json.loads(p.stdout)
+
+
+def scenario_cprctl_upgrade(s: Setup, cprd_path: str) -> None:
+    """cprctl qemu upgrade: a new QEMU of the same binary runs the guest on."""
+    ram = s.old.ram_inode()
+    t = s.old.monitor().ticks()
+    rc, r = cprctl_upgrade(s, os.path.realpath(shutil.which(s.old.argv[0])))
+    if rc != 0 or not r["ok"]:
+        raise RuntimeError(f"cprctl qemu upgrade failed: {r}")
+    n = Qmp(r["new_qmp"])
+    try:
+        check_running_on(n, "new QEMU", t)
+        if s.old.p.wait(TIMEOUT) != 0:
+            raise RuntimeError("the old QEMU did not quit cleanly")
+        st = os.stat(f"/proc/{r['new_pid']}/exe")
+        log(f"old QEMU quit; new QEMU pid {r['new_pid']} (exe inode {st.st_ino}), "
+            f"downtime {r.get('downtime_ms')} ms, total {r['total_ms']} ms, cprd {r['cprd']}")
+        d = f"/proc/{r['new_pid']}/fd"
+        if not any(os.stat(f"{d}/{fd}").st_ino == ram[1] for fd in os.listdir(d)):
+            raise RuntimeError("the new QEMU's RAM is not the old QEMU's memfd")
+    finally:
+        try:
+            n.cmd("quit")
+        except (RuntimeError, OSError):
+            pass
+        n.close()
+        wait_for("the new QEMU to exit", lambda: not os.path.exists(f"/proc/{r['new_pid']}"))
+
+
+def scenario_cprctl_rollback(s: Setup, cprd_path: str) -> None:
+    """A new binary that exits at once: rolled back, the old QEMU runs on."""
+    t = s.old.monitor().ticks()
+    rc, r = cprctl_upgrade(s, "/bin/false")
+    if rc != 1 or r["ok"] or not r["rolled_back"]:
+        raise RuntimeError(f"cprctl qemu upgrade to /bin/false: exit {rc}: {r}")
+    check_running_on(s.old.monitor(), "old QEMU after the rollback", t)
+
+
 SCENARIOS = {"upgrade": scenario_upgrade, "new-dies": scenario_new_dies,
-             "malformed": scenario_malformed}
+             "malformed": scenario_malformed, "cprctl-upgrade": scenario_cprctl_upgrade,
+             "cprctl-rollback": scenario_cprctl_rollback}
 
 
 def main() -> int:
     qemu, wd, cprd_path, scenario = sys.argv[1:5]
     before = fds_open()
-    s = Setup(qemu, wd, cprd_path, f"vm-{scenario}", scenario != "malformed")
+    s = Setup(qemu, wd, cprd_path, f"vm-{scenario}", scenario in ("upgrade", "new-dies"),
+              not scenario.startswith("cprctl-"))
     try:
         if s.skip:
             print(f"SKIP: {s.skip}")

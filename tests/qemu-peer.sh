@@ -7,12 +7,15 @@
 # tick counter goes on in the new QEMU, whose RAM is the old one's memfd.
 # A new QEMU that died is not delivered to (the old QEMU resumes its guest)
 # and a malformed stream from a fake QEMU is refused; cprd holds nothing
-# afterwards and leaked no fd.  cprd runs under its seccomp policy.  QEMU 10
+# afterwards and leaked no fd.  "cprctl qemu upgrade" does the whole
+# upgrade (the old QEMU quits, the new one runs the guest on its memfd) and
+# rolls back when the new binary exits at once (the old one runs on).
+# cprd runs under its seccomp policy.  QEMU 10
 # comes from bookworm-backports (build-aux/vm.sh).
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 . "$top_srcdir/build-aux/vm.sh"
 QEMU=${QEMU:-qemu-system-x86_64}
-export CPRCTL
+export CPRCTL CPRD_SOCKET
 
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "SKIP: python3 is not installed (the QMP client and QEMU harness)"
@@ -34,7 +37,7 @@ wait_socket "$T/sock"
 # fds_open: cprd's own fds when idle (one connection: the one that asks)
 fds_idle=$("$CPRCTL" --json daemon debug | sed -n 's/.*"fds_open":\([0-9]*\).*/\1/p')
 
-for s in upgrade new-dies malformed; do
+for s in upgrade new-dies malformed cprctl-upgrade cprctl-rollback; do
 	mkdir "$T/$s"
 	rc=0
 	python3 "$top_srcdir/tests/qemu-peer.py" "$QEMU" "$T/$s" "$T/sock" "$s" > "$T/$s.log" 2>&1 || rc=$?
