@@ -167,11 +167,12 @@ static void put_producer(struct writer *w, const struct cpr_state_info *info)
 	const struct schema_record *r = schema_record(CPR_REC_PRODUCER);
 	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 	uint32_t n = (uint32_t)strlen(info->producer);
+	struct cpr_state_info own = *info;
 
 	/* This writer's own version, whatever state it re-encodes. */
-	le32_store(fixed, CPR_LIBCPR_VERSION);
-	le32_store(fixed + 4, info->vmm_version);
-	le16_store(fixed + 8, (uint16_t)n);
+	own.libcpr_version = CPR_LIBCPR_VERSION;
+	layout_store(r, &own, fixed);
+	layout_put(r, PRODUCER_NAME_LEN, fixed, n);
 	put_record(w, r->type, false, 0, fixed, schema_fixed_len(r, w->target), info->producer, n);
 }
 
@@ -193,12 +194,8 @@ static int put_fd(struct writer *w, const struct cpr_state_fd *fd, uint32_t i)
 	k = judge(w, &o, kind->name, false, kind->level, kind->policy, &drop);
 	if (k < 0)
 		return k;
-	le32_store(fixed, fd->slot);
-	le16_store(fixed + 4, (uint16_t)fd->kind);
-	le16_store(fixed + 6, (uint16_t)n);
-	le32_store(fixed + 8, (uint32_t)fd->id);
-	le32_store(fixed + 12, fd->must_flags);
-	le32_store(fixed + 16, fd->hint_flags);
+	layout_store(r, fd, fixed);
+	layout_put(r, FD_NAME_LEN, fixed, n);
 	k = apply_target(w, &o, fixed);
 	if (k < 0)
 		return k;
@@ -214,17 +211,8 @@ static int put_ramblock(struct writer *w, const struct cpr_state_ramblock *rb, u
 	uint32_t n = (uint32_t)strlen(rb->idstr);
 	int k;
 
-	le64_store(fixed, rb->align);
-	le64_store(fixed + 8, rb->used_length);
-	le64_store(fixed + 16, rb->max_length);
-	le64_store(fixed + 24, rb->host_addr);
-	le64_store(fixed + 32, rb->fd_offset);
-	le32_store(fixed + 40, rb->fd_index);
-	le32_store(fixed + 44, rb->gmem_fd_ref);
-	le32_store(fixed + 48, rb->must_flags);
-	le32_store(fixed + 52, rb->hint_flags);
-	le16_store(fixed + 56, (uint16_t)n);
-	le64_store(fixed + 64, rb->gmem_offset);
+	layout_store(r, rb, fixed);
+	layout_put(r, RB_IDSTR_LEN, fixed, n);
 	k = apply_target(w, &o, fixed);
 	if (k < 0)
 		return k;
@@ -235,10 +223,10 @@ static int put_ramblock(struct writer *w, const struct cpr_state_ramblock *rb, u
 static void put_end(struct writer *w)
 {
 	const struct schema_record *r = schema_record(CPR_REC_END);
-	uint8_t fixed[8] = { 0 };
+	uint8_t fixed[CPR_FIXED_MAX] = { 0 };
 
-	le32_store(fixed, w->records);
-	put_record(w, r->type, true, 0, fixed, sizeof(fixed), NULL, 0);
+	layout_put(r, END_RECORD_COUNT, fixed, w->records);
+	put_record(w, r->type, true, 0, fixed, schema_fixed_len(r, w->target), NULL, 0);
 }
 
 static void put_header(struct writer *w, const struct cpr_state_info *info)

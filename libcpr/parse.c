@@ -232,8 +232,7 @@ static int on_producer(struct parser *p, const struct schema_record *r,
 		       CPR_PRODUCER_MAX, false, err);
 	if (k < 0)
 		return k;
-	p->info.libcpr_version = le32_load(fixed);
-	p->info.vmm_version = le32_load(fixed + 4);
+	layout_load(r, fixed, &p->info);
 	p->have_producer = true;
 	return 0;
 }
@@ -267,11 +266,7 @@ static int on_fd(struct parser *p, const struct schema_record *r, const struct s
 	fd = state_next_fd(p->st, &k);
 	if (!fd)
 		return limit_or_dup(err, k, rec, "FD", NULL, 0);
-	fd->slot = le32_load(fixed);
-	fd->kind = le16_load(fixed + 4);
-	fd->id = (int32_t)le32_load(fixed + 8);
-	fd->must_flags = le32_load(fixed + 12);
-	fd->hint_flags = le32_load(fixed + 16);
+	layout_load(r, fixed, fd);
 	k = get_string(r, p->fd_name_len, rec, fixed, fd->name, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;
@@ -307,16 +302,7 @@ static int on_ramblock(struct parser *p, const struct schema_record *r,
 	if (!rb)
 		return limit_or_dup(err, k, rec, "RAMBLOCK", NULL, 0);
 	p->rb_off[cpr_state_ramblock_count(p->st)] = rec->offset;
-	rb->align = le64_load(fixed);
-	rb->used_length = le64_load(fixed + 8);
-	rb->max_length = le64_load(fixed + 16);
-	rb->host_addr = le64_load(fixed + 24);
-	rb->fd_offset = le64_load(fixed + 32);
-	rb->fd_index = le32_load(fixed + 40);
-	rb->gmem_fd_ref = le32_load(fixed + 44);
-	rb->must_flags = le32_load(fixed + 48);
-	rb->hint_flags = le32_load(fixed + 52);
-	rb->gmem_offset = le64_load(fixed + 64);
+	layout_load(r, fixed, rb);
 	k = get_string(r, p->rb_idstr_len, rec, fixed, rb->idstr, CPR_NAME_MAX, true, err);
 	if (k < 0)
 		return k;

@@ -74,6 +74,35 @@ struct schema_record {
 	unsigned n_flags;
 };
 
+/*
+ * Each field's index in its record's table (schema.c is initialised by
+ * them): what the writer and the reader name a field by.  Where it sits and
+ * how wide it is are the table's alone.
+ */
+enum { END_RECORD_COUNT, END_RESERVED0 };
+enum {
+	PRODUCER_LIBCPR_VERSION,
+	PRODUCER_VMM_VERSION,
+	PRODUCER_NAME_LEN,
+	PRODUCER_RESERVED0,
+	PRODUCER_RESERVED1,
+};
+enum { FD_SLOT, FD_KIND, FD_NAME_LEN, FD_ID, FD_MUST_FLAGS, FD_HINT_FLAGS, FD_RESERVED0 };
+enum {
+	RB_ALIGN,
+	RB_USED_LENGTH,
+	RB_MAX_LENGTH,
+	RB_HOST_ADDR,
+	RB_FD_OFFSET,
+	RB_FD_INDEX,
+	RB_GMEM_FD_REF,
+	RB_MUST_FLAGS,
+	RB_HINT_FLAGS,
+	RB_IDSTR_LEN,
+	RB_RESERVED0,
+	RB_GMEM_OFFSET,
+};
+
 /* Header feature bits (none defined at levels 1-2). */
 #define SCHEMA_INCOMPAT_KNOWN 0ull
 #define SCHEMA_COMPAT_KNOWN 0ull
@@ -95,5 +124,28 @@ unsigned schema_fd_kind_count(void);
 /* Field values as u64 from a fixed part; 0 when beyond @len (zero-extension). */
 uint64_t schema_get(const struct schema_field *f, const uint8_t *fixed, uint16_t len);
 void schema_put(const struct schema_field *f, uint8_t *fixed, uint64_t v);
+
+/*
+ * layout.c: the fixed parts of PRODUCER, FD and RAMBLOCK as the structs of
+ * <cpr/state.h> hold them (PRODUCER: struct cpr_state_info).  A binding
+ * names a field by its index and a member by offsetof(); the field's offset
+ * and size come from the table.  Every field but the reserved ones and the
+ * string's length is bound.
+ */
+struct schema_bind {
+	uint8_t field;	  /* index in the record's fields */
+	uint8_t size;	  /* sizeof() the member: 4 or 8 */
+	uint16_t member;  /* offsetof() the member */
+	const char *name; /* the member's name, the field's too */
+};
+
+const struct schema_bind *layout_binds(uint32_t type, unsigned *ret_n);
+/* Every bound member of @obj into @fixed, laid out at the newest level. */
+void layout_store(const struct schema_record *r, const void *obj, uint8_t *fixed);
+/* Every bound field of @fixed (CPR_FIXED_MAX bytes, zero-filled) into @obj. */
+void layout_load(const struct schema_record *r, const uint8_t *fixed, void *obj);
+/* Field @field (an index above) of a fixed part of CPR_FIXED_MAX bytes. */
+void layout_put(const struct schema_record *r, unsigned field, uint8_t *fixed, uint64_t v);
+uint64_t layout_get(const struct schema_record *r, unsigned field, const uint8_t *fixed);
 
 #endif
