@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -37,7 +38,7 @@ struct qu_args {
 	const char *add[64], *drop[64];
 	size_t n_add, n_drop;
 	int timeout_ms;
-	bool keep_old;
+	bool keep_old, direct;
 };
 
 struct qu {
@@ -315,6 +316,28 @@ static int connect_new_cpr(struct qu *u, int *ret_fd)
 	return r;
 }
 
+/* --direct: the new QEMU's cpr socket exists (it listens: QEMU binds then listens). */
+static int wait_new_cpr(struct qu *u)
+{
+	char *path = path_in(u, "cpr-new.sock");
+	uint64_t end = now_ms() + (uint64_t)u->a.timeout_ms;
+	int r = 0;
+
+	if (!path)
+		return -ENOMEM;
+	while (access(path, F_OK) < 0) {
+		if (!new_alive(u) || now_ms() > end) {
+			r = u->why[0] ? -ECHILD
+				      : qu_fail(u, -ETIMEDOUT, "no cpr socket from the new QEMU");
+			break;
+		}
+		qu_sleep();
+	}
+	qu_sleep(); /* bound, listening next */
+	free(path);
+	return r;
+}
+
 /* qemu-listen with the new QEMU as the target: the reply comes when delivered. */
 static int cprd_listen(struct qu *u)
 {
@@ -357,7 +380,8 @@ static int migrate(struct qu *u)
 {
 	struct json_object *p = json_object_new_object(), *a = json_object_new_object();
 	struct json_object *ch = json_object_new_array();
-	char *main_ = path_in(u, "main.sock"), *cpr = path_in(u, "cprd-cpr.sock");
+	char *main_ = path_in(u, "main.sock");
+	char *cpr = path_in(u, u->a.direct ? "cpr-new.sock" : "cprd-cpr.sock");
 	int r;
 
 	json_object_object_add(p, "mode", json_object_new_string("cpr-transfer"));
@@ -477,10 +501,17 @@ static int run(struct qu *u)
 		return r;
 	if (!u->name[0])
 		snprintf(u->name, sizeof(u->name), "qemu-%d", (int)u->old.pid);
-	if ((r = spawn_new(u)) < 0 || (r = cprd_listen(u)) < 0 || (r = migrate(u)) < 0 ||
-	    (r = wait_delivered(u)) < 0 || (r = wait_running(u)) < 0 ||
-	    (r = wait_old_done(u, &info)) < 0)
+	if ((r = spawn_new(u)) < 0)
 		return r;
+	if (u->a.direct) /* QEMU's own cpr-transfer, no cprd: for comparison */
+		r = wait_new_cpr(u);
+	else
+		r = cprd_listen(u);
+	if (r < 0 || (r = migrate(u)) < 0 || (!u->a.direct && (r = wait_delivered(u)) < 0) ||
+	    (r = wait_running(u)) < 0 || (r = wait_old_done(u, &info)) < 0)
+		return r;
+	if (!u->delivered)
+		u->delivered = json_object_new_object();
 	json_object_object_add(u->delivered, "migration", info);
 	return 0;
 }
@@ -498,6 +529,7 @@ static int parse_args(int argc, char *argv[], struct qu_args *a)
 		{ "drop", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "keep-old", no_argument, NULL, 'k' },
+		{ "direct", no_argument, NULL, 'D' },
 		{ "json", no_argument, NULL, CPRCTL_OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -525,6 +557,9 @@ static int parse_args(int argc, char *argv[], struct qu_args *a)
 			break;
 		case 'N':
 			a->name = optarg;
+			break;
+		case 'D':
+			a->direct = true;
 			break;
 		case 'k':
 			a->keep_old = true;
@@ -569,11 +604,13 @@ static int parse_args(int argc, char *argv[], struct qu_args *a)
 
 static int qu_setup(struct qu *u)
 {
-	if (u->a.workdir)
+	if (u->a.workdir) {
 		snprintf(u->dir, sizeof(u->dir), "%s", u->a.workdir);
-	else if (snprintf(u->dir, sizeof(u->dir), "%s/cprctl-qemu-XXXXXX",
-			  getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") < 0 ||
-		 !mkdtemp(u->dir))
+		if (mkdir(u->dir, 0700) < 0 && errno != EEXIST)
+			return qu_fail(u, -errno, "%s: %s", u->dir, strerror(errno));
+	} else if (snprintf(u->dir, sizeof(u->dir), "%s/cprctl-qemu-XXXXXX",
+			    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") < 0 ||
+		   !mkdtemp(u->dir))
 		return qu_fail(u, -errno, "cannot make a work directory: %s", strerror(errno));
 	snprintf(u->new_qmp, sizeof(u->new_qmp), "%s", u->a.new_qmp ? u->a.new_qmp : "");
 	if (!u->a.new_qmp)
