@@ -14,8 +14,9 @@
 # The build has no sanitizers and static libraries only, so that an old
 # binary never loads another build's libcpr.so.
 #
-# Exit status: 0 built or cached; 77 SRCDIR is not a git checkout or lacks
-# COMMIT (the reason on stderr); 1 the build failed (its log on stderr).
+# Exit status: 0 built or cached; 77 SRCDIR is not the top of a git
+# checkout, lacks COMMIT, or COMMIT cannot be configured on this machine
+# (the reason on stderr); 1 its make failed (the log's end on stderr).
 set -eu
 
 [ $# -ge 2 ] || { echo "usage: $0 SRCDIR COMMIT [TARGET...]" >&2; exit 100; }
@@ -29,7 +30,10 @@ skip() {
 }
 
 command -v git >/dev/null 2>&1 || skip "git is not installed"
-git -C "$src" rev-parse --git-dir >/dev/null 2>&1 ||
+# The top of a checkout: a tarball unpacked inside one (make distcheck)
+# must not build from the enclosing repository's history.
+top=$(git -C "$src" rev-parse --show-toplevel 2>/dev/null) &&
+	[ "$(cd "$top" && pwd -P)" = "$(cd "$src" && pwd -P)" ] ||
 	skip "$src is not a git checkout (a release tarball has no history)"
 hash=$(git -C "$src" rev-parse --verify -q "$commit^{commit}") ||
 	skip "commit $commit is not in the history of $src (a shallow clone?)"
@@ -67,6 +71,9 @@ trap 'rm -rf "$tmp"' EXIT
 log=$tmp/build.log
 t0=$(date +%s)
 echo "old-build: building $(git -C "$src" log -1 --format='%h %s' "$hash" | cut -c1-72)" >&2
+# Configuring needs tools and libraries from outside the tree: when that
+# fails, the machine lacks them (a skip); a failed make is the tree's.
+command -v autoreconf >/dev/null 2>&1 || skip "autoreconf is not installed"
 if ! {
 	[ -f "$tmp/src/configure.ac" ] || {
 		mkdir -p "$tmp/src" &&
@@ -76,13 +83,17 @@ if ! {
 	mkdir -p "$tmp/build"
 	[ -f "$tmp/build/config.status" ] ||
 		(cd "$tmp/build" && ../src/configure -q --disable-shared --enable-static)
-	make -C "$tmp/build" -s -j"${CPR_OLD_JOBS:-2}" "$@"
 } >"$log" 2>&1; then
+	tail -5 "$log" >&2
+	skip "configuring $hash failed on this machine: $(grep -h 'error:' "$log" | tail -1)"
+fi
+if ! make -C "$tmp/build" -s -j"${CPR_OLD_JOBS:-2}" "$@" >>"$log" 2>&1; then
 	tail -40 "$log" >&2
 	echo "old-build: building $hash failed" >&2
 	exit 1
 fi
 : >"$tmp/.built"
+chmod 755 "$tmp" # mktemp's 0700: let other users read the cache
 rm -rf "$dir"
 mv "$tmp" "$dir"
 trap - EXIT
