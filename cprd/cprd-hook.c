@@ -16,6 +16,10 @@
  *	cpr-upgrade	(not libvirt's: a management layer's, before an in-place
  *	begin		upgrade of the VMM) refuse a domain whose RAM is not shared
  *			and memfd-backed, or whose bundles are claimed: exit 1
+ *	qemu-upgrade	(not libvirt's either) the same checks, then upgrade the
+ *	begin QMP	domain's running QEMU in place to its <emulator>: runs
+ *			"cprctl qemu upgrade" on the QMP socket QMP, whose exit
+ *			status is the hook's
  *
  * Everything else is accepted and ignored.  See cprd-hook(8).
  */
@@ -36,6 +40,11 @@
 #define HOOK_PREFIX "libvirt/"
 #define EXIT_FAILED 1
 #define EXIT_USAGE 100
+#define EXIT_NOTHING 111 /* cprctl(1)'s "nothing started" */
+
+#ifndef CPRD_HOOK_CPRCTL
+#define CPRD_HOOK_CPRCTL "/usr/bin/cprctl"
+#endif
 
 static void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warnx(const char *fmt, ...)
@@ -157,7 +166,7 @@ static int hook_stopped(int sock, struct json_object *a)
 	return 0; /* cleanup never blocks libvirt */
 }
 
-enum hook_op { OP_NONE, OP_PREPARE, OP_STARTED, OP_STOPPED, OP_UPGRADE };
+enum hook_op { OP_NONE, OP_PREPARE, OP_STARTED, OP_STOPPED, OP_UPGRADE, OP_QEMU_UPGRADE };
 
 static enum hook_op hook_op(const char *op, const char *sub)
 {
@@ -171,6 +180,8 @@ static enum hook_op hook_op(const char *op, const char *sub)
 		return OP_STOPPED;
 	if (strcmp(op, "cpr-upgrade") == 0 && begin)
 		return OP_UPGRADE;
+	if (strcmp(op, "qemu-upgrade") == 0 && begin)
+		return OP_QEMU_UPGRADE;
 	return OP_NONE;
 }
 
@@ -184,7 +195,7 @@ static int hook_run(const struct hook_domain *d, enum hook_op op)
 	 * cpr-upgrade begin: a new VMM adopts guest RAM, never copies it, so it
 	 * must be shared and memfd-backed; refused before anything is asked.
 	 */
-	if (op == OP_UPGRADE && !d->ram_shared_memfd) {
+	if ((op == OP_UPGRADE || op == OP_QEMU_UPGRADE) && !d->ram_shared_memfd) {
 		warnx("domain %s%s%s: %s", d->name, *d->uuid ? " " : "", d->uuid, d->ram_why);
 		return EXIT_FAILED;
 	}
@@ -192,27 +203,67 @@ static int hook_run(const struct hook_domain *d, enum hook_op op)
 	if (r < 0) {
 		/* no daemon, no bundles to protect: the domain starts afresh */
 		warnx("cprd unreachable (%s): nothing to do for %s", strerror(-r), d->name);
-		return op == OP_UPGRADE ? EXIT_FAILED : 0;
+		return op == OP_UPGRADE || op == OP_QEMU_UPGRADE ? EXIT_FAILED : 0;
 	}
 	snprintf(prefix, sizeof(prefix), HOOK_PREFIX "%s/", d->name);
 	r = list_bundles(sock, prefix, &reply);
 	if (r < 0) {
 		warnx("cannot list the bundles of %s: %s", d->name, strerror(-r));
 		close(sock);
-		return op == OP_PREPARE || op == OP_UPGRADE ? EXIT_FAILED : 0;
+		return op == OP_STARTED || op == OP_STOPPED ? 0 : EXIT_FAILED;
 	}
 	a = json_object_object_get(reply, "bundles");
 	if (op == OP_PREPARE)
 		ret = hook_prepare(a);
 	else if (op == OP_STARTED)
 		ret = hook_started(a);
-	else if (op == OP_UPGRADE)
+	else if (op == OP_UPGRADE || op == OP_QEMU_UPGRADE)
 		ret = hook_prepare(a); /* a hand-off in progress: not now */
 	else
 		ret = hook_stopped(sock, a);
 	json_object_put(reply);
 	close(sock);
 	return ret;
+}
+
+/*
+ * qemu-upgrade begin: the domain's QEMU, reached on its QMP socket @qmp, is
+ * upgraded in place to the domain's <emulator> by cprctl(1), the one
+ * implementation of the upgrade; cprd holds QEMU's CPR state in the
+ * domain's bundle "libvirt/<domain>/qemu", so prepare refuses to start the
+ * domain meanwhile.  Returns only when cprctl cannot be run.
+ */
+static int hook_qemu_upgrade(const struct hook_domain *d, const char *qmp)
+{
+	const char *cprctl = getenv("CPRCTL");
+	char name[160];
+
+	if (!cprctl || !*cprctl)
+		cprctl = CPRD_HOOK_CPRCTL;
+	snprintf(name, sizeof(name), HOOK_PREFIX "%s/qemu", d->name);
+	fflush(NULL);
+	execl(cprctl, cprctl, "qemu", "upgrade", "--qmp", qmp, "--binary", d->emulator, "--name",
+	      name, (char *)NULL);
+	warnx("cannot run %s: %s", cprctl, strerror(errno));
+	return EXIT_NOTHING;
+}
+
+/* What qemu-upgrade needs beyond the XML: refused before anything starts. */
+static int qemu_upgrade_usable(const struct hook_domain *d, const char *qmp)
+{
+	if (qmp[0] != '/') {
+		warnx("qemu-upgrade begin: the extra argument must be the absolute path of the "
+		      "domain's QMP socket, not '%.64s'",
+		      qmp);
+		return EXIT_USAGE;
+	}
+	if (d->emulator[0] != '/') {
+		warnx("domain %s: qemu-upgrade needs the new QEMU as an absolute path in "
+		      "<devices><emulator>%s",
+		      d->name, *d->emulator ? ", not a relative one" : "");
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 /* The domain XML of stdin, which must describe @domain.  Empty is allowed
@@ -256,8 +307,13 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	op = hook_op(argv[2], argv[3]);
-	r = read_domain(argv[1], op == OP_UPGRADE, &d);
+	r = read_domain(argv[1], op == OP_UPGRADE || op == OP_QEMU_UPGRADE, &d);
+	if (r == 0 && op == OP_QEMU_UPGRADE)
+		r = qemu_upgrade_usable(&d, argv[4]);
 	if (r != 0 || op == OP_NONE)
 		return r;
-	return hook_run(&d, op);
+	r = hook_run(&d, op);
+	if (r != 0 || op != OP_QEMU_UPGRADE)
+		return r;
+	return hook_qemu_upgrade(&d, argv[4]);
 }

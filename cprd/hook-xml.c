@@ -9,6 +9,7 @@
  *					adopt
  *	/domain/memoryBacking/access	@mode: shared, unless every NUMA cell
  *	/domain/cpu/numa/cell		sets its own @memAccess
+ *	/domain/devices/emulator	the VMM binary a qemu-upgrade starts
  *
  * The parser fetches nothing from the network, substitutes no entities and
  * loads no DTD: the XML is data, whoever wrote it.
@@ -186,6 +187,12 @@ static int read_domain(xmlDoc *doc, struct hook_domain *d)
 	n = child(dom, "uuid", &dup);
 	if (dup || (n && (!text_of(n, d->uuid, sizeof(d->uuid)) || !uuid_ok(d->uuid)))) {
 		why(d, "the <domain>'s <uuid> is %s", dup ? "repeated" : "not a UUID");
+		return -1;
+	}
+	dup = false;
+	n = child(child(dom, "devices", NULL), "emulator", &dup);
+	if (dup || (n && !text_of(n, d->emulator, sizeof(d->emulator)))) {
+		why(d, "the <domain>'s <emulator> is %s", dup ? "repeated" : "too long");
 		return -1;
 	}
 	read_memory(dom, d);

@@ -9,6 +9,7 @@
 struct hook_domain {
 	char name[128];	       /* /domain/name */
 	char uuid[40];	       /* /domain/uuid, "" when absent */
+	char emulator[256];    /* /domain/devices/emulator, "" when absent */
 	bool ram_shared_memfd; /* <memoryBacking> memfd + shared access */
 	char ram_why[256];     /* if not: which element to change */
 	char why[256];	       /* why hook_domain_parse() failed */

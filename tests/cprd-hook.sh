@@ -59,6 +59,36 @@ grep -q "4dea22b3-1d52-d8f3-2516-782e98ab3fa0" "$T/hook.err" || fail "refusal wi
 # shared and memfd-backed, but no cprd: nothing to hand over
 upgrade_refused "$T/shared.xml" "cprd unreachable"
 
+# qemu-upgrade begin QMP: the checks of cpr-upgrade begin, then cprctl qemu
+# upgrade runs (here a stand-in that records its arguments: the upgrade of a
+# real QEMU through this operation is in tests/qemu-peer.sh) and its exit
+# status is the hook's.  Refusals run nothing.
+emu() { sed "s|</domain>|  <devices><emulator>$2</emulator></devices>\n</domain>|" "$1"; }
+emu "$T/shared.xml" /opt/qemu-11/bin/qemu-system-x86_64 > "$T/emu.xml"
+emu "$T/private.xml" /opt/qemu-11/bin/qemu-system-x86_64 > "$T/emu-private.xml"
+emu "$T/shared.xml" qemu-system-x86_64 > "$T/emu-relative.xml"
+printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s"\nexit 2\n' "$T/cprctl.args" > "$T/cprctl"
+chmod +x "$T/cprctl"
+# qemu_upgrade WANT-RC XML [QMP] [WANT-IN-MESSAGE]
+qemu_upgrade() {
+	rm -f "$T/cprctl.args"
+	rc=0
+	CPRCTL=${HOOK_CPRCTL:-$T/cprctl} "$HOOK" vm1 qemu-upgrade begin "${3:-/run/vm1.qmp}" \
+		< "$2" 2> "$T/hook.err" || rc=$?
+	[ "$rc" = "$1" ] || fail "qemu-upgrade of $(basename "$2"): exit $rc, want $1: $(cat "$T/hook.err")"
+	[ -z "${4:-}" ] || grep -qF "$4" "$T/hook.err" ||
+		fail "qemu-upgrade of $(basename "$2"): no '$4' in: $(cat "$T/hook.err")"
+	if [ "$1" != 2 ] && [ -e "$T/cprctl.args" ]; then
+		fail "qemu-upgrade of $(basename "$2") refused (exit $1) but ran cprctl"
+	fi
+	return 0
+}
+qemu_upgrade 100 "$T/shared.xml" "" "needs the new QEMU as an absolute path in <devices><emulator>"
+qemu_upgrade 100 "$T/emu-relative.xml" "" "not a relative one"
+qemu_upgrade 100 "$T/emu.xml" vm1.qmp "must be the absolute path of the domain's QMP socket"
+qemu_upgrade 1 "$T/emu-private.xml" "" "private (the default): set <memoryBacking><access mode='shared'/>"
+qemu_upgrade 1 "$T/emu.xml" "" "cprd unreachable"
+
 # The XML is parsed, not searched: comments and nested elements named
 # <name> are not the domain's name; malformed XML and DTDs are refused.
 hook vm1 prepare begin - < "$T/shared.xml" || fail "a <name> in a comment or <metadata> was taken"
@@ -101,7 +131,13 @@ hook vm1 prepare begin - || fail "prepare with a sealed bundle"
 "$CPRCTL" --json claim libvirt/vm1/ram > "$T/claim.json" || fail "claim"
 token=$(sed -n 's/^ *"token": *"\([0-9a-f]*\)".*/\1/p' "$T/claim.json")
 upgrade_refused "$T/shared.xml" "claimed by another process"
+qemu_upgrade 1 "$T/emu.xml" "" "claimed by another process"
 "$CPRCTL" release libvirt/vm1/ram "$token" >/dev/null || fail "release"
+# no hand-off in progress: cprctl qemu upgrade runs, on the domain's bundle
+qemu_upgrade 2 "$T/emu.xml"
+printf '%s\n' qemu upgrade --qmp /run/vm1.qmp --binary /opt/qemu-11/bin/qemu-system-x86_64 \
+	--name libvirt/vm1/qemu | cmp -s - "$T/cprctl.args" || fail "cprctl run as: $(cat "$T/cprctl.args")"
+HOOK_CPRCTL=$T/missing qemu_upgrade 111 "$T/emu.xml" "" "cannot run $T/missing"
 
 # started: a bundle the new VMM left sealed is reported, the start goes on
 hook vm1 started begin - 2> "$T/hook.err" || fail "started"

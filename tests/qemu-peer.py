@@ -487,7 +487,50 @@ def scenario_cprctl_rollback(s: Setup, cprd_path: str) -> None:
     check_running_on(s.old.monitor(), "old QEMU after the rollback", t)
 
 
-SCENARIOS = {"upgrade": scenario_upgrade, "new-dies": scenario_new_dies,
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+  <devices><emulator>{emulator}</emulator></devices>
+</domain>
+"""
+
+
+def scenario_hook_upgrade(s: Setup, cprd_path: str) -> None:
+    """cprd-hook's qemu-upgrade: the domain's <emulator> runs the guest on."""
+    if s.old.qmp:
+        s.old.qmp.close()
+        s.old.qmp = None
+    ram = s.old.ram_inode()
+    hook = os.path.join(os.path.dirname(os.environ["CPRCTL"]), "cprd-hook")
+    domain = s.name
+    xml = DOMAIN_XML.format(name=domain, emulator=os.path.realpath(shutil.which(s.old.argv[0])))
+    p = subprocess.run([hook, domain, "qemu-upgrade", "begin", s.old.qmp_path], input=xml,
+                       capture_output=True, text=True, timeout=3 * TIMEOUT,
+                       env=dict(os.environ, TMPDIR=s.wd))
+    log(f"cprd-hook qemu-upgrade: exit {p.returncode}: {p.stdout.strip()} {p.stderr.strip()}")
+    # "upgraded: QEMU pid OLD -> pid NEW in T ms (downtime D ms); its QMP: PATH"
+    words = p.stdout.split()
+    if p.returncode != 0 or not p.stdout.startswith("upgraded:"):
+        raise RuntimeError(f"cprd-hook qemu-upgrade: exit {p.returncode}")
+    new_pid, new_qmp = int(words[words.index("->") + 2]), words[-1]
+    n = Qmp(new_qmp)
+    try:
+        check_running_on(n, "new QEMU", s.t0)
+        if s.old.p.wait(TIMEOUT) != 0:
+            raise RuntimeError("the old QEMU did not quit cleanly")
+        d = f"/proc/{new_pid}/fd"
+        if not any(os.stat(f"{d}/{fd}").st_ino == ram[1] for fd in os.listdir(d)):
+            raise RuntimeError("the new QEMU's RAM is not the old QEMU's memfd")
+    finally:
+        try:
+            n.cmd("quit")
+        except (RuntimeError, OSError):
+            pass
+        n.close()
+        wait_for("the new QEMU to exit", lambda: not os.path.exists(f"/proc/{new_pid}"))
+
+
+SCENARIOS = {"hook-upgrade": scenario_hook_upgrade, "upgrade": scenario_upgrade, "new-dies": scenario_new_dies,
              "malformed": scenario_malformed, "cprctl-upgrade": scenario_cprctl_upgrade,
              "cprctl-rollback": scenario_cprctl_rollback}
 
@@ -496,7 +539,7 @@ def main() -> int:
     qemu, wd, cprd_path, scenario = sys.argv[1:5]
     before = fds_open()
     s = Setup(qemu, wd, cprd_path, f"vm-{scenario}", scenario in ("upgrade", "new-dies"),
-              not scenario.startswith("cprctl-"))
+              not scenario.startswith(("cprctl-", "hook-")))
     try:
         if s.skip:
             print(f"SKIP: {s.skip}")

@@ -9,7 +9,8 @@
 # and a malformed stream from a fake QEMU is refused; cprd holds nothing
 # afterwards and leaked no fd.  "cprctl qemu upgrade" does the whole
 # upgrade (the old QEMU quits, the new one runs the guest on its memfd) and
-# rolls back when the new binary exits at once (the old one runs on).
+# rolls back when the new binary exits at once (the old one runs on);
+# cprd-hook's qemu-upgrade does the same for a domain XML's <emulator>.
 # cprd runs under its seccomp policy.  QEMU 10
 # comes from bookworm-backports (build-aux/vm.sh).
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
@@ -37,7 +38,7 @@ wait_socket "$T/sock"
 # fds_open: cprd's own fds when idle (one connection: the one that asks)
 fds_idle=$("$CPRCTL" --json daemon debug | sed -n 's/.*"fds_open":\([0-9]*\).*/\1/p')
 
-for s in upgrade new-dies malformed cprctl-upgrade cprctl-rollback; do
+for s in upgrade new-dies malformed cprctl-upgrade cprctl-rollback hook-upgrade; do
 	mkdir "$T/$s"
 	rc=0
 	python3 "$top_srcdir/tests/qemu-peer.py" "$QEMU" "$T/$s" "$T/sock" "$s" > "$T/$s.log" 2>&1 || rc=$?
