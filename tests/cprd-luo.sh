@@ -3,7 +3,9 @@
 # Kexec-durable bundles, the refusals that need no Live Update: without a
 # session (no /dev/liveupdate, or cprd not the agent) a durable bundle is
 # refused with the reason and nothing is kept; a tied bundle cannot be
-# durable; session names are checked (64 bytes, never "systemd").  The
+# durable; session names are checked (64 bytes, never "systemd"); minivmm's
+# kexec mode is refused before the pause (a next kernel without Live Update,
+# no session) and its guest runs on.  The
 # kexec itself is tested in the VM (tests/vm/kexec.sh).
 . "${top_srcdir:-.}/tests/cprd-lib.sh"
 
@@ -47,6 +49,32 @@ rc=0
 	fail "regular file: $(cat "$T/out")"
 # A bundle that is not durable is not affected.
 "$CPRCTL" store --stream "$T/s1" plain "$T/file" >/dev/null || fail "plain store"
+# minivmm's kexec mode: refused before the pause when the next kernel has
+# no Live Update, or when cprd has no session; the guest runs on.
+VMM=$top_builddir/examples/minivmm/minivmm
+"$VMM" --no-kvm --ram 4M --control "$T/vmm" --cprd-socket "$T/sock" \
+	--kexec-append "console=ttyS0 kho=on" >"$T/vmm.log" 2>&1 &
+vpid=$!
+PIDS="$PIDS $vpid"
+i=0
+while [ ! -S "$T/vmm" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+r=$("$VMM" --control "$T/vmm" --send "upgrade kexec") || true
+case $r in "refused mode=kexec"*"lacks liveupdate=on"*) ;; *) fail "kexec without liveupdate=on: $r" ;; esac
+"$CPRCTL" show minivmm-kexec >/dev/null 2>&1 && fail "kexec refused, but a bundle was stored"
+kill "$vpid"
+wait "$vpid" 2>/dev/null || true
+"$VMM" --no-kvm --ram 4M --control "$T/vmm2" --cprd-socket "$T/sock" \
+	--kexec-append "console=ttyS0 kho=on liveupdate=on" >"$T/vmm.log" 2>&1 &
+vpid=$!
+PIDS="$PIDS $vpid"
+i=0
+while [ ! -S "$T/vmm2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+r=$("$VMM" --control "$T/vmm2" --send "upgrade kexec") || true
+case $r in "refused mode=kexec"*"not durable: no live-update session"*) ;; *) fail "kexec without a session: $r" ;; esac
+st=$("$VMM" --control "$T/vmm2" --send status) || fail "minivmm gone after a refused kexec"
+case $st in *checksum=ok*) ;; *) fail "status after a refused kexec: $st" ;; esac
+"$VMM" --control "$T/vmm2" --send quit >/dev/null
+wait "$vpid" 2>/dev/null || true
 stop
 
 # The agent on a kernel without /dev/liveupdate: refused, and the reason says so.

@@ -69,6 +69,8 @@ static int parse_mode(const char *s, enum upgrade_mode *ret)
 		*ret = UPGRADE_TRANSFER;
 	else if (!strcmp(s, "cprd"))
 		*ret = UPGRADE_CPRD;
+	else if (!strcmp(s, "kexec"))
+		*ret = UPGRADE_KEXEC;
 	else
 		return -EINVAL;
 	return 0;

@@ -18,3 +18,15 @@ int incoming_cprd(struct vmm *m, const char *arg)
 	fprintf(stderr, "minivmm: this build cannot receive through cprd\n");
 	return -EOPNOTSUPP;
 }
+
+int upgrade_kexec(struct vmm *m, char *why, size_t len)
+{
+	snprintf(why, len, "this minivmm was built without the cprd client");
+	return -EOPNOTSUPP;
+}
+
+int incoming_kexec(struct vmm *m, const char *name)
+{
+	fprintf(stderr, "minivmm: this build cannot resume from cprd\n");
+	return -EOPNOTSUPP;
+}

@@ -49,8 +49,8 @@ static int memfd_write(int fd, const uint8_t *p, size_t len)
 }
 
 /* The outgoing state for a transfer, in a sealed memfd, and its fds. */
-static int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_t *ret_n,
-			 struct cpr_error *err)
+int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_t *ret_n,
+		  struct cpr_error *err)
 {
 	void *buf = NULL;
 	size_t len = 0;
@@ -182,7 +182,7 @@ static int read_stream(int fd, void **ret_buf, size_t *ret_len)
 }
 
 /* Check and adopt a claimed bundle; on failure its fds are closed. */
-static int import_bundle(struct vmm *m, int stream_fd, int *fds, size_t n)
+int import_bundle(struct vmm *m, int stream_fd, int *fds, size_t n)
 {
 	struct cpr_error err = { 0 };
 	void *buf = NULL;

@@ -28,6 +28,8 @@ const char *mode_name(enum upgrade_mode m)
 		return "transfer";
 	case UPGRADE_CPRD:
 		return "cprd";
+	case UPGRADE_KEXEC:
+		return "kexec";
 	}
 	return "?";
 }
@@ -44,7 +46,7 @@ static void usage(FILE *f)
 		"  --hugepages           2 MiB pages for guest RAM where reserved\n"
 		"  --no-kvm              run the guest in the built-in interpreter\n"
 		"  --control PATH        control socket (status, upgrade, quit)\n"
-		"  --mode MODE           upgrade mode for SIGUSR1: exec, transfer, cprd\n"
+		"  --mode MODE           upgrade mode for SIGUSR1: exec, transfer, cprd, kexec\n"
 		"  --upgrade-every SEC   upgrade periodically, cycling through --modes\n"
 		"  --modes LIST          comma-separated modes for --upgrade-every\n"
 		"  --upgrades N          stop upgrading after N upgrades\n"
@@ -56,6 +58,10 @@ static void usage(FILE *f)
 		"%s"
 		"  --vfio-cdev PATH      own a passthrough device: VFIO cdev bound to iommufd\n"
 		"  --vfio-group N        own a passthrough device: VFIO group N, type1 container\n"
+		"  --kexec-bundle NAME   the kexec mode's bundle in cprd (default minivmm-kexec)\n"
+		"  --kexec-append ARGS   the next kernel's command line, checked by the kexec "
+		"mode\n"
+		"  --incoming-kexec NAME resume the guest of bundle NAME (after the kexec)\n"
 		"  --no-verify-ram       skip the whole-RAM pattern check\n"
 		"  --no-rt               no SCHED_FIFO for the threads of the pause\n"
 		"  --boot-slot SIZE      memory slot an exec upgrade registers in the pause\n"
@@ -125,6 +131,8 @@ static int parse_mode_list(const char *s, enum upgrade_mode *modes, unsigned max
 			modes[n++] = UPGRADE_TRANSFER;
 		else if (!strcmp(t, "cprd"))
 			modes[n++] = UPGRADE_CPRD;
+		else if (!strcmp(t, "kexec"))
+			modes[n++] = UPGRADE_KEXEC;
 		else
 			return -EINVAL;
 	}
@@ -172,6 +180,9 @@ enum {
 	OPT_SLOT_DELAY,
 	OPT_VFIO_CDEV,
 	OPT_VFIO_GROUP,
+	OPT_INCOMING_KEXEC,
+	OPT_KEXEC_BUNDLE,
+	OPT_KEXEC_APPEND,
 };
 
 static const struct option long_options[] = {
@@ -201,6 +212,9 @@ static const struct option long_options[] = {
 	{ "slot-delay", required_argument, NULL, OPT_SLOT_DELAY },
 	{ "vfio-cdev", required_argument, NULL, OPT_VFIO_CDEV },
 	{ "vfio-group", required_argument, NULL, OPT_VFIO_GROUP },
+	{ "incoming-kexec", required_argument, NULL, OPT_INCOMING_KEXEC },
+	{ "kexec-bundle", required_argument, NULL, OPT_KEXEC_BUNDLE },
+	{ "kexec-append", required_argument, NULL, OPT_KEXEC_APPEND },
 	{ 0 },
 };
 
@@ -295,6 +309,15 @@ static int parse_one(struct options *o, int c, const char *arg, const char **sen
 	case OPT_VFIO_GROUP:
 		o->vfio_group = arg;
 		return o->vfio_cdev || strchr(arg, '/') || !*arg ? -EINVAL : 0;
+	case OPT_INCOMING_KEXEC:
+		o->incoming_kexec = arg;
+		return 0;
+	case OPT_KEXEC_BUNDLE:
+		o->kexec_bundle = arg;
+		return 0;
+	case OPT_KEXEC_APPEND:
+		o->kexec_append = arg;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -315,6 +338,7 @@ static int parse_options(struct vmm *m, int argc, char **argv, int *ret_exit)
 		.mode = UPGRADE_EXEC,
 		.exit_after = -1,
 		.run_dir = "/tmp",
+		.kexec_bundle = "minivmm-kexec",
 	};
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
 		if (c == 'h' || c == OPT_HELP) {
@@ -499,6 +523,10 @@ static int startup(struct vmm *m)
 		r = incoming_cprd(m, m->opt.incoming_cprd);
 		return r < 0 ? r : 1;
 	}
+	if (m->opt.incoming_kexec) {
+		r = incoming_kexec(m, m->opt.incoming_kexec);
+		return r < 0 ? r : 1;
+	}
 	r = cpr_exec_incoming(m->ctx, &err);
 	if (r < 0) {
 		fprintf(stderr, "minivmm: incoming exec state refused: %s\n",
@@ -603,7 +631,8 @@ int main(int argc, char **argv)
 	m.argv = argv;
 	/* Drop --incoming-*: they only apply to this start. */
 	for (int i = 0; i + 1 < m.argc;) {
-		if (strcmp(argv[i], "--incoming-transfer") && strcmp(argv[i], "--incoming-cprd")) {
+		if (strcmp(argv[i], "--incoming-transfer") && strcmp(argv[i], "--incoming-cprd") &&
+		    strcmp(argv[i], "--incoming-kexec")) {
 			i++;
 			continue;
 		}

@@ -133,7 +133,7 @@ int rec_pause_decode(const void *buf, size_t len, struct rec_pause *ret)
 	p.keeper_pid = get32(&c);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		p.counters[i] = get64(&c);
-	if (p.mode < UPGRADE_EXEC || p.mode > UPGRADE_CPRD || p.n_vcpus == 0 ||
+	if (p.mode < UPGRADE_EXEC || p.mode > UPGRADE_KEXEC || p.n_vcpus == 0 ||
 	    p.n_vcpus > VM_MAX_VCPUS)
 		return -EBADMSG;
 	*ret = p;

@@ -40,6 +40,7 @@ enum upgrade_mode {
 	UPGRADE_EXEC = 1,
 	UPGRADE_TRANSFER = 2,
 	UPGRADE_CPRD = 3,
+	UPGRADE_KEXEC = 4, /* through cprd's Live Update session (kexec.c) */
 };
 
 struct rec_pause {

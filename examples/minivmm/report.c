@@ -285,7 +285,7 @@ static int cmp_u64(const void *a, const void *b)
 /* One line per mode: each pause, then the median. */
 static void print_history(const struct rec_history *h)
 {
-	for (uint32_t mode = UPGRADE_EXEC; mode <= UPGRADE_CPRD; mode++) {
+	for (uint32_t mode = UPGRADE_EXEC; mode <= UPGRADE_KEXEC; mode++) {
 		uint64_t v[HISTORY_MAX];
 		unsigned n = 0;
 

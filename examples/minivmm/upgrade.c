@@ -130,7 +130,7 @@ void pause_boost(struct vmm *m, bool on)
 		sched_setscheduler(0, (on ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp);
 }
 
-static int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p)
+int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p)
 {
 	int r;
 
@@ -152,7 +152,7 @@ static int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p
 }
 
 /* Pause + vCPU records into @ctx (exec) or a fresh state (transfer). */
-static int add_pause_records(struct vmm *m, struct rec_pause *p, struct cpr_state *st)
+int add_pause_records(struct vmm *m, struct rec_pause *p, struct cpr_state *st)
 {
 	uint8_t vbuf[REC_VCPU_SIZE], pbuf[REC_PAUSE_SIZE];
 	int r = 0;
@@ -170,14 +170,14 @@ static int add_pause_records(struct vmm *m, struct rec_pause *p, struct cpr_stat
 		  : cpr_ctx_set_private(m->ctx, REC_PAUSE, 0, pbuf, sizeof(pbuf));
 }
 
-static void drop_pause_records(struct vmm *m)
+void drop_pause_records(struct vmm *m)
 {
 	cpr_ctx_set_private(m->ctx, REC_PAUSE, 0, NULL, 0);
 	for (unsigned i = 0; i < m->rec.n_vcpus; i++)
 		cpr_ctx_set_private(m->ctx, REC_VCPU, i, NULL, 0);
 }
 
-static void resume_guest(struct vmm *m)
+void resume_guest(struct vmm *m)
 {
 	int r = vm_start(&m->vm);
 
@@ -489,7 +489,8 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 		snprintf(why, len, "machine record: %s", strerror(-r));
 		return r;
 	}
-	if (m->reply_fd >= 0) {
+	/* kexec: only memfds cross it; the old image answers itself */
+	if (m->reply_fd >= 0 && mode != UPGRADE_KEXEC) {
 		r = cpr_fd_save(m->ctx, FD_REPLY, 0, m->reply_fd, CPR_FD_SOCKET, NULL);
 		if (r < 0) {
 			snprintf(why, len, "preserving the control connection: %s", strerror(-r));
@@ -500,6 +501,8 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 		r = upgrade_exec(m, path, why, len);
 	else if (mode == UPGRADE_TRANSFER)
 		r = upgrade_transfer(m, path, why, len);
+	else if (mode == UPGRADE_KEXEC)
+		r = upgrade_kexec(m, why, len);
 	else
 		r = upgrade_cprd(m, path, why, len);
 	if (r < 0 && m->reply_fd >= 0)
@@ -510,7 +513,7 @@ int upgrade_run(struct vmm *m, enum upgrade_mode mode, const char *path, char *w
 /* ---------------------------------------------------------------- new image */
 
 /* Registers and the pause record from @st into the (stopped) VM. */
-static int apply_pause(struct vmm *m, const struct cpr_state *st)
+int apply_pause(struct vmm *m, const struct cpr_state *st)
 {
 	const void *data;
 	size_t len;
@@ -538,7 +541,7 @@ static int apply_pause(struct vmm *m, const struct cpr_state *st)
 	return 0;
 }
 
-static void adopt_fds(struct vmm *m)
+void adopt_fds(struct vmm *m)
 {
 	int fd;
 

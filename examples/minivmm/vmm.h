@@ -53,6 +53,9 @@ struct options {
 	const char *vfio_group;
 	const char *incoming_transfer; /* internal: socket of the old image */
 	const char *incoming_cprd;     /* internal: bundle name and socket */
+	const char *incoming_kexec;    /* the bundle to resume after a kexec */
+	const char *kexec_bundle;      /* the bundle's name in the kexec mode */
+	const char *kexec_append;      /* the next kernel's command line, checked */
 };
 
 /* What a hand-off measured, as the new image reports it. */
@@ -155,6 +158,21 @@ void fd_close(int fd);
 extern const bool have_cprd_client;
 int upgrade_cprd(struct vmm *m, const char *path, char *why, size_t len);
 int incoming_cprd(struct vmm *m, const char *arg);
+
+/* upgrade.c and cprd.c: pieces shared with kexec.c. */
+int stop_guest(struct vmm *m, enum upgrade_mode mode, struct rec_pause *p);
+int add_pause_records(struct vmm *m, struct rec_pause *p, struct cpr_state *st);
+void drop_pause_records(struct vmm *m);
+void resume_guest(struct vmm *m);
+int apply_pause(struct vmm *m, const struct cpr_state *st);
+void adopt_fds(struct vmm *m);
+int export_bundle(struct vmm *m, int *ret_stream_fd, int **ret_fds, size_t *ret_n,
+		  struct cpr_error *err);
+int import_bundle(struct vmm *m, int stream_fd, int *fds, size_t n);
+
+/* kexec.c: the guest across a kexec, through cprd's Live Update session. */
+int upgrade_kexec(struct vmm *m, char *why, size_t len);
+int incoming_kexec(struct vmm *m, const char *name);
 
 /* report.c */
 void report_boot(struct vmm *m);
