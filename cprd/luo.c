@@ -190,15 +190,19 @@ static void luo_slot_desc(const struct bundle *b, const struct cpr_state *st, si
 		 rec ? "\"" : "", link);
 }
 
-/* What the kernel can preserve: a memfd (tmpfs file with seals support). */
+/*
+ * What the kernel can preserve: an unlinked shmem file, a memfd (its own
+ * test, memfd_luo_can_preserve()).  Not by name: a memfd the kernel gave
+ * back after a kexec has none ("/ (deleted)"), and must be preservable for
+ * the next one.  F_GET_SEALS answers on shmem and hugetlbfs files only; the
+ * kernel refuses a hugetlb memfd itself, and luo_piece() names it then.
+ */
 static bool luo_fd_is_memfd(int fd)
 {
-	char path[40], link[16];
-	ssize_t n;
+	struct stat st;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link));
-	return fcntl(fd, F_GET_SEALS) >= 0 && n >= 7 && memcmp(link, "/memfd:", 7) == 0;
+	return fcntl(fd, F_GET_SEALS) >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	       st.st_nlink == 0;
 }
 
 static struct cpr_state *luo_parse_stream(const struct bundle *b)

@@ -212,18 +212,19 @@ out:
 /*
  * The blackout on the time stamp counter: from the stop in the old kernel to
  * this kernel's start (CLOCK_BOOTTIME 0), this image's main(), the claim and
- * the first run.
+ * the first run.  The pause record's times move to this kernel's clock on it
+ * (the report's pause is then the blackout).
  */
 static void report_tsc(struct vmm *m)
 {
+	struct rec_pause *p = &m->report.pause;
 	const void *data;
 	const uint8_t *b;
 	uint64_t stop = 0, hz = 0, boot, run;
 	struct timespec ts;
 	size_t len;
 
-	if (m->opt.quiet ||
-	    cpr_state_private_find(cpr_ctx_incoming_state(m->ctx), REC_KEXEC, 0, &data, &len) < 0 ||
+	if (cpr_state_private_find(cpr_ctx_incoming_state(m->ctx), REC_KEXEC, 0, &data, &len) < 0 ||
 	    len != REC_KEXEC_SIZE)
 		return;
 	b = data;
@@ -237,6 +238,16 @@ static void report_tsc(struct vmm *m)
 	boot = rdtsc() -
 	       (uint64_t)((double)ts.tv_sec * (double)hz + (double)ts.tv_nsec * (double)hz / 1e9);
 	run = tsc_at(vm_first_start(&m->vm), hz);
+	{
+		uint64_t here = vm_first_start(&m->vm) -
+				(uint64_t)((double)(run - stop) * 1e9 / (double)hz);
+
+		p->t_stopped = here + (p->t_stopped - p->t_stop);
+		p->t_handoff = here + (p->t_handoff - p->t_stop);
+		p->t_stop = here;
+	}
+	if (m->opt.quiet)
+		return;
 #define MS(t) ((double)((t)-stop) * 1e3 / (double)hz)
 	printf("  kexec     blackout %.3f ms on the TSC (%.0f MHz): from the stop, this kernel "
 	       "started at %.3f, this process at %.3f, claimed %.3f, the guest ran at %.3f\n",

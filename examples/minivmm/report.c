@@ -31,9 +31,13 @@ static const char *group(char *buf, size_t len, uint64_t v)
 	return buf;
 }
 
+/* b - a in ms, 0 if negative (modulo 2^64: after a kexec the stop can lie
+ * before this kernel's clock started, kexec.c) */
 static double ms(uint64_t a, uint64_t b)
 {
-	return b > a ? (double)(b - a) / 1e6 : 0.0;
+	int64_t d = (int64_t)(b - a);
+
+	return d > 0 ? (double)d / 1e6 : 0.0;
 }
 
 /* Wait until every vCPU has sent a heartbeat since it (re)started here. */
