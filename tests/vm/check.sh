@@ -103,6 +103,15 @@ if make -C "$b" -s vm-programs VM_UAPI="$kdir/usr/include" >"$T/out" 2>"$T/err";
 		-i "$b/examples/minivmm/minivmm" -i "$b/cprd/cprd" -i "$top/tests/vm/minivmm-vfio.sh" \
 		-- sh "$top/tests/vm/minivmm-vfio.sh" "$b/examples/minivmm/minivmm" "$b/cprd/cprd"
 	guest_tap
+	# minivmm across two kexecs through cprd's Live Update session; every
+	# boot's lines reach this console (tests/vm/kexec.sh says what it checks).
+	k=$top/tests/vm/kexec.sh
+	vm_case "kexec round trips: minivmm's guest across two kernel upgrades" 0 - \
+		-b -n -a "kho=on liveupdate=on" -t 300 -e CPR_B="$b" -e CPR_TOP="$top" \
+		-i "$k" -i "$b/cprd/cprd" -i "$b/cprd/cprctl" -i "$b/examples/minivmm/minivmm" \
+		-i "$top/policy/cprd.policy" -i "$(command -v kexec)" -i "$b/tests/vm/luo-forge" \
+		-- sh "$k"
+	guest_tap
 else
 	result 1 "the VM programs build against the test kernel's headers"
 fi
