@@ -35,7 +35,7 @@
 #define KEXEC_LEASE_MS 30000
 /* The time stamp counter at the stop and its rate: it runs on across the
  * kexec (the same machine), so the new image measures the blackout on it. */
-#define REC_KEXEC 0x8d04u
+#define REC_KEXEC 0x8d05u /* record.h keeps the list of types */
 #define REC_KEXEC_SIZE 16u
 
 static uint64_t rdtsc(void)

@@ -17,6 +17,7 @@
 #define REC_PAUSE 0x8d01u   /* the hand-off: when the guest stopped, counters */
 #define REC_VCPU 0x8d02u    /* one per vCPU (instance = index): registers */
 #define REC_HISTORY 0x8d03u /* the pauses of earlier upgrades, for the summary */
+/* 0x8d04: REC_VFIO (vfio.h); 0x8d05: REC_KEXEC (kexec.c), the TSC at the stop */
 
 #define REC_VERSION 1u
 
