@@ -14,6 +14,20 @@ if ldd "$so" | grep -q libasan; then
 	echo "SKIP: a sanitizer build's libcpr is not the one whose ABI is recorded"
 	exit 77
 fi
+# The seal: soname 1, every exported symbol in LIBCPR_1 or a later node.
+if command -v readelf >/dev/null; then
+	soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+	if [ "$soname" != libcpr.so.1 ]; then
+		echo "FAIL: the soname is '$soname', sealed as libcpr.so.1"
+		exit 1
+	fi
+	outside=$(readelf --dyn-syms -W "$so" |
+		awk '$7 != "UND" && $5 == "GLOBAL" && $8 !~ /^(.*@@?)?LIBCPR_1(\.[0-9]+)*$/ { print $8 }')
+	if [ -n "$outside" ]; then
+		echo "FAIL: exported outside LIBCPR_1:" $outside
+		exit 1
+	fi
+fi
 rc=0
 abidiff --headers-dir2 "$top_srcdir/include/cpr" "$base" "$so" > abi.diff 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
