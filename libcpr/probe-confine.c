@@ -12,6 +12,9 @@
  * signalling or tracing other processes, and the ways around those
  * (io_uring, file handles, mounts).  Reading, memory and the process's own
  * fds stay allowed, so a target that knows the probe answers as before.
+ * The process may still signal itself (abort() does) and be traced by its
+ * own children, which inherit the filter (a sanitizer's leak check at exit
+ * stops the process that way): neither reaches outside.
  *
  * Called between fork() and execve() of a possibly multi-threaded caller:
  * system calls only, the filter on the stack.
@@ -23,8 +26,11 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "ctx.h"
 
@@ -49,6 +55,12 @@
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(i)),                \
 		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (mask), 0, 1), RET_DENY, \
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, DATA(nr))
+/* n with argument i's low word other than v: deny. */
+#define DENY_UNLESS_ARG(n, i, v)                                          \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 4),                   \
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(i)),            \
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v), 1, 0), RET_DENY, \
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, DATA(nr))
 /* n with argument i's low word equal to v: deny. */
 #define DENY_IF_ARG(n, i, v)                                              \
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 4),                   \
@@ -60,6 +72,8 @@
 
 int exec_probe_confine(void)
 {
+	/* execve() keeps the pid: this is the target's */
+	uint32_t self = (uint32_t)syscall(SYS_getpid);
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, DATA(arch)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROBE_ARCH, 1, 0),
@@ -120,14 +134,15 @@ int exec_probe_confine(void)
 		/* sockets by name, other processes, the terminal */
 		DENY(__NR_bind),
 		DENY(__NR_connect),
-		DENY(__NR_kill),
-		DENY(__NR_tkill),
-		DENY(__NR_tgkill),
+		DENY_UNLESS_ARG(__NR_kill, 0, self),
+		DENY_UNLESS_ARG(__NR_tkill, 0, self),
+		DENY_UNLESS_ARG(__NR_tgkill, 0, self),
 		DENY(__NR_rt_sigqueueinfo),
 		DENY(__NR_rt_tgsigqueueinfo),
 		DENY(__NR_pidfd_send_signal),
 		DENY(__NR_pidfd_getfd),
-		DENY(__NR_ptrace),
+		DENY_IF_ARG(__NR_ptrace, 0, PTRACE_TRACEME), /* its tracer: the VMM */
+		DENY_UNLESS_ARG(__NR_ptrace, 1, self),
 		DENY(__NR_process_vm_writev),
 		DENY_IF_ARG(__NR_ioctl, 1, TIOCSTI),
 		RET_ALLOW,

@@ -5,14 +5,17 @@
  * touch anything outside its own process while the VMM still runs the
  * guest.  The target here is this program run as "squat SOCKET FILE": it
  * ignores the probe and does what an old VMM does at start (take over the
- * control socket, write a file, signal its parent), and reports by its exit
- * status whether every one of those was refused with EPERM.
+ * control socket, write a file, signal its parent, make it its tracer), and
+ * reports by its exit status whether every one of those was refused with
+ * EPERM while signalling itself was not.
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/seccomp.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +76,8 @@ static int squat_effect(int i, const char *sock, const char *file)
 		return 0;
 	case 5:
 		return kill(getppid(), 0) < 0 ? -errno : 0;
+	case 6: /* make the VMM its tracer */
+		return ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0 ? -errno : 0;
 	default:
 		return 1;
 	}
@@ -98,6 +103,9 @@ static int squat(const char *sock, const char *file)
 {
 	if (seccomp_mode() != 2)
 		return SQUAT_DONE + 100;
+	/* what stays inside: signalling itself (abort() does) */
+	if (kill(getpid(), 0) < 0 || syscall(SYS_tgkill, getpid(), getpid(), 0) < 0)
+		return SQUAT_DONE + 101;
 	for (int i = 0;; i++) {
 		int r = squat_effect(i, sock, file);
 
