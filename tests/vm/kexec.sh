@@ -39,7 +39,7 @@ CPRD="$B/cprd/cprd" VMM="$B/examples/minivmm/minivmm"
 mkdir -p "$S"
 N=$(sed -n 's/.*cpr_kexec=\([0-9]*\).*/\1/p' /proc/cmdline)
 N=${N:-0}
-NEXT="console=ttyS0 quiet panic=-1 kho=on liveupdate=on cpr_kexec=$((N + 1))"
+NEXT="console=ttyS0 quiet panic=-1 no_timer_check kho=on liveupdate=on cpr_kexec=$((N + 1))"
 
 # A failure fails the last boot's status too: $S/rc goes on to the next boot
 # (a failure after the next initramfs was made stops before the kexec).
@@ -86,7 +86,7 @@ bye() {
 # nothing stored, the guest runs on.
 no_luo() {
 	"$VMM" --no-kvm --ram 8M --control "$S/noluo.ctl" --kexec-bundle noluo \
-		--kexec-append "console=ttyS0 quiet kho=on" >"$S/noluo.log" 2>&1 &
+		--kexec-append "console=ttyS0 quiet no_timer_check kho=on" >"$S/noluo.log" 2>&1 &
 	wait_for "$S/noluo.ctl" || { notok "minivmm did not start"; return; }
 	sleep 0.5
 	r=$("$VMM" --control "$S/noluo.ctl" --send "upgrade kexec")
@@ -259,7 +259,7 @@ else
 fi
 
 if [ "$N" -ge "$ROUNDS" ]; then
-	NEXT="console=ttyS0 quiet panic=-1 kho=on liveupdate=on cpr_kexec=3"
+	NEXT="console=ttyS0 quiet panic=-1 no_timer_check kho=on liveupdate=on cpr_kexec=3"
 fi
 # The next kernel is loaded before the pause, as on a real host; its
 # initramfs is this root filesystem (the files of $S, as they are now, too).
