@@ -451,6 +451,16 @@ def cprctl_upgrade(s: Setup, binary: str) -> tuple:
     return p.returncode, json.loads(p.stdout)
 
 
+def quit_new(n: Qmp, pid: int) -> None:
+    """The upgraded QEMU quits, and is waited for."""
+    try:
+        n.cmd("quit")
+    except (RuntimeError, OSError):
+        pass
+    n.close()
+    wait_for("the new QEMU to exit", lambda: not os.path.exists(f"/proc/{pid}"))
+
+
 def scenario_cprctl_upgrade(s: Setup, cprd_path: str) -> None:
     """cprctl qemu upgrade: a new QEMU of the same binary runs the guest on."""
     ram = s.old.ram_inode()
@@ -470,12 +480,7 @@ def scenario_cprctl_upgrade(s: Setup, cprd_path: str) -> None:
         if not any(os.stat(f"{d}/{fd}").st_ino == ram[1] for fd in os.listdir(d)):
             raise RuntimeError("the new QEMU's RAM is not the old QEMU's memfd")
     finally:
-        try:
-            n.cmd("quit")
-        except (RuntimeError, OSError):
-            pass
-        n.close()
-        wait_for("the new QEMU to exit", lambda: not os.path.exists(f"/proc/{r['new_pid']}"))
+        quit_new(n, r["new_pid"])
 
 
 def scenario_cprctl_rollback(s: Setup, cprd_path: str) -> None:
@@ -522,12 +527,7 @@ def scenario_hook_upgrade(s: Setup, cprd_path: str) -> None:
         if not any(os.stat(f"{d}/{fd}").st_ino == ram[1] for fd in os.listdir(d)):
             raise RuntimeError("the new QEMU's RAM is not the old QEMU's memfd")
     finally:
-        try:
-            n.cmd("quit")
-        except (RuntimeError, OSError):
-            pass
-        n.close()
-        wait_for("the new QEMU to exit", lambda: not os.path.exists(f"/proc/{new_pid}"))
+        quit_new(n, new_pid)
 
 
 SCENARIOS = {"hook-upgrade": scenario_hook_upgrade, "upgrade": scenario_upgrade, "new-dies": scenario_new_dies,
