@@ -102,5 +102,9 @@ printf 'live-update-session = systemd\n' >"$T/bad.conf"
 grep -q 'the session name "systemd" is the service manager' "$T/bad.log" ||
 	fail "no reason for \"systemd\": $(cat "$T/bad.log")"
 
-[ "$(nfd)" = "$fds0" ] || fail "fd leak: $fds0 -> $(nfd)"
+# A leaked fd stays; one seen once and gone at the next look was the
+# shell's own, in passing (seen once under load): look twice before failing.
+n=$(nfd)
+[ "$n" = "$fds0" ] || n=$(nfd)
+[ "$n" = "$fds0" ] || fail "fd leak: $fds0 -> $n: $(ls -l /proc/$$/fd | tr '\n' ' ')"
 echo "PASS: cprd-luo"
