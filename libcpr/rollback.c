@@ -234,6 +234,10 @@ void rollback_window_open(struct cpr_ctx *ctx, int state_fd, const uint8_t id[16
 			  int args_fd, unsigned count)
 {
 	ctx->rbw.count = count;
+	if (count)
+		ctx_log(ctx, LOG_WARNING,
+			"cpr: this image runs again by a rollback: the new image refused or "
+			"lost the state");
 	if (count == 0 && exe_fd >= 0 && args_fd >= 0 && exe_fd != state_fd &&
 	    args_fd != state_fd && exe_fd != args_fd && exe_fd_ok(exe_fd) && args_fd_ok(args_fd)) {
 		(void)fcntl(exe_fd, F_SETFD, FD_CLOEXEC);

@@ -200,9 +200,14 @@ static long max_fd(void)
  * build time): its clone() emulation aborts on CLONE_VM without
  * CLONE_THREAD.  Without the helper the exec only pays the teardown.
  */
+static int clone_refused; /* errno of a refused clone(), 0 = not refused */
+
 static bool helper_wanted(struct cpr_ctx *ctx)
 {
 	const char *e = getenv(CPR_EXEC_HELPER_ENV);
+
+	if (__atomic_load_n(&clone_refused, __ATOMIC_RELAXED))
+		return false; /* said once, below */
 
 	if (e && strcmp(e, "0") == 0) {
 		ctx_log(ctx, LOG_INFO, "cpr: no teardown helper (%s=0)", CPR_EXEC_HELPER_ENV);
@@ -226,9 +231,10 @@ static int cmp_int(const void *a, const void *b)
 
 /*
  * What the helper holds: its pipe end and, for a rollback, the preserved
- * fds and state memfd (@inherit), the previous binary and the new image's
- * pidfd.  Sorted and distinct, in memory the helper keeps (the old address
- * space is its own once execve() succeeded).
+ * fds and state memfd (@inherit), fds 0-2 (the previous binary's stdio),
+ * the previous binary and the new image's pidfd.  Sorted and distinct, in
+ * memory the helper keeps (the old address space is its own once execve()
+ * succeeded).
  */
 static void helper_plan(struct teardown *t, struct helper_args *a, const int *inherit,
 			size_t n_inherit, const struct rollback *rb)
@@ -236,7 +242,7 @@ static void helper_plan(struct teardown *t, struct helper_args *a, const int *in
 	size_t n = 0;
 
 	t->pidfd = rb->exe_fd >= 0 ? (int)syscall(SYS_pidfd_open, getpid(), 0) : -EBADF;
-	if (t->pidfd < 0 || !(t->keep = calloc(n_inherit + 3, sizeof(int)))) {
+	if (t->pidfd < 0 || !(t->keep = calloc(n_inherit + 6, sizeof(int)))) {
 		t->pidfd = cpr_close(t->pidfd);
 		a->keep = &a->rfd_int;
 		a->n_keep = 1;
@@ -246,8 +252,10 @@ static void helper_plan(struct teardown *t, struct helper_args *a, const int *in
 	t->keep[n_inherit] = (int)a->rfd;
 	t->keep[n_inherit + 1] = t->pidfd;
 	t->keep[n_inherit + 2] = rb->exe_fd;
-	qsort(t->keep, n_inherit + 3, sizeof(int), cmp_int);
-	for (size_t i = 0; i < n_inherit + 3; i++)
+	for (int fd = 0; fd < 3; fd++) /* the previous binary's stdio, its log */
+		t->keep[n_inherit + 3 + (size_t)fd] = fd;
+	qsort(t->keep, n_inherit + 6, sizeof(int), cmp_int);
+	for (size_t i = 0; i < n_inherit + 6; i++)
 		if (n == 0 || t->keep[i] != t->keep[n - 1])
 			t->keep[n++] = t->keep[i];
 	a->keep = t->keep;
@@ -266,6 +274,25 @@ static void helper_unplan(struct teardown *t)
 	t->pidfd = cpr_close(t->pidfd);
 	free(t->keep);
 	t->keep = NULL;
+}
+
+/*
+ * The exec goes on without the helper.  A clone() refused as such (a
+ * seccomp filter or a sandbox that forbids CLONE_VM without CLONE_THREAD:
+ * EPERM, ENOSYS, EINVAL) is refused on every try: said once, not tried
+ * again in this process.  Anything else may pass: said each time.
+ */
+static void clone_failed(struct cpr_ctx *ctx, int err)
+{
+	if (err == EPERM || err == ENOSYS || err == EINVAL) {
+		__atomic_store_n(&clone_refused, err, __ATOMIC_RELAXED);
+		ctx_log(ctx, LOG_WARNING,
+			"cpr: no teardown helper: clone(CLONE_VM) refused: %s; exec goes on "
+			"without it (teardown in the pause, no rollback if the new image dies)",
+			strerror(err));
+		return;
+	}
+	ctx_log(ctx, LOG_WARNING, "cpr: no teardown helper: clone: %s", strerror(err));
 }
 
 /* The write end stays close-on-exec: cpr_exec() clears it with the others. */
@@ -297,7 +324,8 @@ void teardown_start(struct cpr_ctx *ctx, struct teardown *t, const int *keep, si
 		.exe_fd = -1,
 		.pfd = { .fd = p[0], .events = POLLIN },
 		.timeout = { .tv_sec = HELPER_TIMEOUT_S },
-		.gone_timeout = { .tv_nsec = HELPER_GONE_MS * 1000000l },
+		.gone_timeout = { .tv_sec = HELPER_GONE_MS / 1000,
+				  .tv_nsec = HELPER_GONE_MS % 1000 * 1000000l },
 	};
 	helper_plan(t, args, keep, n_keep, rb);
 	sigfillset(&all);
@@ -306,7 +334,7 @@ void teardown_start(struct cpr_ctx *ctx, struct teardown *t, const int *keep, si
 	t->pid = clone(helper_main, args, CLONE_VM | SIGCHLD, args);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (t->pid < 0) {
-		ctx_log(ctx, LOG_WARNING, "cpr: no teardown helper: clone: %s", strerror(errno));
+		clone_failed(ctx, errno);
 		t->pid = 0;
 		goto fail;
 	}

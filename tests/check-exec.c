@@ -445,6 +445,10 @@ START_TEST(test_cpr_exec_incoming_junk)
 		"fd=3,id=00000000000000000000000000000000,pid=1,,x=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1,X=1",
 		"fd=3,id=00000000000000000000000000000000,pid=1,release=4",
+		"fd=3,id=00000000000000000000000000000000,pid=1,exe=5",
+		"fd=3,id=00000000000000000000000000000000,pid=1,args=6",
+		"fd=3,id=00000000000000000000000000000000,pid=1,rollback=0",
+		"fd=3,id=00000000000000000000000000000000,pid=1,exe=5,args=6,exe=5",
 	};
 	struct cpr_error err = { 0 };
 	int nfds = test_count_fds();
@@ -481,6 +485,11 @@ START_TEST(test_cpr_exec_incoming_golden_tokens)
 		/* any order; a key this reader does not know is ignored */
 		"pid=1,release=4,reaper=2,id=00112233445566778899aabbccddeeff,fd=3",
 		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,abi=2,lock_fd=9",
+		/* with the way back (cpr_exec(3), ROLLBACK), helper on and off */
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,reaper=2,release=4,exe=5,args=6",
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,exe=0,args=6",
+		/* a rollback's */
+		"fd=3,id=00112233445566778899aabbccddeeff,pid=1,rollback=1",
 	};
 	struct cpr_error err = { 0 };
 	int nfds = test_count_fds();
