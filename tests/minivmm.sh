@@ -7,7 +7,8 @@
 # upgrade the guest's counters must have strictly increased, its RAM must be
 # the same memfd inode and its static checksum unchanged; refused hand-offs
 # (dead receiver, missing binary, a blocker) must leave the guest running in
-# the same process.
+# the same process, and so must an exec to a target that refuses the state
+# (a rollback to the old binary).
 set -eu
 
 : "${top_builddir:=.}"
@@ -160,6 +161,15 @@ run_engine() {
 	start_vmm "$engine-blocked" --block transfer "$@"
 	refused_ok "blocker" upgrade transfer
 	upgrade_ok exec
+	ctl quit >/dev/null
+
+	# A target that refuses the state it adopted: the guest goes back to
+	# the old binary (same PID) and its counters continue there.
+	MINIVMM_FAIL_AT=exec start_vmm "$engine-rollback" "$@"
+	upgrade_ok exec
+	[ "$(echo "$out" | field rolled_back)" = 1 ] || fail "exec to a refusing target: $out"
+	grep -q "giving the state back" "$tmp/log" || fail "the target did not refuse"
+	echo "  rolled back to the old binary"
 	ctl quit >/dev/null
 
 	# Receivers that die in the middle of the hand-off: after their ack,

@@ -533,7 +533,20 @@ static int startup(struct vmm *m)
 			err.message[0] ? err.message : strerror(-r));
 		return r;
 	}
+	if (r == 1 && !cpr_exec_rolled_back(m->ctx)) {
+		/* For tests: a new image that refuses the state it adopted. */
+		const char *e = getenv("MINIVMM_FAIL_AT");
+
+		if (e && !strcmp(e, "exec")) {
+			fprintf(stderr, "minivmm: MINIVMM_FAIL_AT=exec: giving the state back\n");
+			r = cpr_exec_rollback(m->ctx, &err);
+			fprintf(stderr, "minivmm: rollback: %s\n", err.message);
+			return r;
+		}
+	}
 	if (r == 1) {
+		if (cpr_exec_rolled_back(m->ctx))
+			fprintf(stderr, "minivmm: the upgrade was refused; running on again\n");
 		r = incoming_exec(m);
 		return r < 0 ? r : 1;
 	}

@@ -242,7 +242,7 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 		buf, len,
 		"%s mode=%s old_pid=%u pid=%d pause_ns=%llu stop_ns=%llu handoff_ns=%llu "
 		"restore_ns=%llu before=%s after=%s old_ino=%llu ino=%llu upgrades=%u "
-		"late_slots_ns=%llu ram_exits=%llu ram_wait_ns=%llu check=%s",
+		"late_slots_ns=%llu ram_exits=%llu ram_wait_ns=%llu rolled_back=%d check=%s",
 		r->check < 0 ? "error" : "ok", mode_name(p->mode), p->old_pid, (int)getpid(),
 		(unsigned long long)(r->t_first_run - p->t_stop),
 		(unsigned long long)(p->t_handoff - p->t_stop),
@@ -256,7 +256,7 @@ int report_reply(struct vmm *m, char *buf, size_t len)
 					     ? m->vm.timing.t_late_slots_done - r->t_first_run
 					     : 0),
 		(unsigned long long)atomic_load(&m->vm.mmio_ram),
-		(unsigned long long)atomic_load(&m->vm.ram_wait_ns),
+		(unsigned long long)atomic_load(&m->vm.ram_wait_ns), cpr_exec_rolled_back(m->ctx),
 		r->check < 0 ? "failed" : "ok");
 }
 
