@@ -99,7 +99,7 @@ static void old_first(struct cpr_ctx *ctx, const char *mode)
 	ssize_t n;
 	int ev;
 
-	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb) < 0)
+	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb, NULL) < 0)
 		FAIL("cpr_ramblock_new");
 	exec_fill(cpr_ramblock_host(rb), RB_SIZE, 5);
 	x.sum = exec_sum(cpr_ramblock_host(rb), RB_SIZE);
@@ -108,7 +108,7 @@ static void old_first(struct cpr_ctx *ctx, const char *mode)
 	x.dev = (uint64_t)st.st_dev;
 	x.ino = (uint64_t)st.st_ino;
 	ev = eventfd(EV_COUNT, EFD_CLOEXEC);
-	if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD) < 0)
+	if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD, NULL) < 0)
 		FAIL("eventfd");
 	if (cpr_ctx_set_private(ctx, EXEC_PRIV_TYPE, 0, &x, sizeof(x)) < 0)
 		FAIL("set_private");
@@ -140,7 +140,7 @@ static int old_again(struct cpr_ctx *ctx)
 				   (const void **)&x, &len) < 0 ||
 	    len != sizeof(*x))
 		FAIL("no expectations record");
-	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb))
 		FAIL("pc.ram not adopted");
 	if (fstat(cpr_ramblock_fd(rb), &st) < 0 || (uint64_t)st.st_ino != x->ino ||
@@ -149,7 +149,7 @@ static int old_again(struct cpr_ctx *ctx)
 	if (exec_sum(cpr_ramblock_host(rb), RB_SIZE) != x->sum)
 		FAIL("pc.ram: contents differ");
 	exec_fill(cpr_ramblock_host(rb), RB_SIZE, 6); /* the guest goes on */
-	if (cpr_fd_find(ctx, "ev", 0, CPR_FD_EVENTFD, &ev) < 0 || read(ev, &v, 8) != 8 ||
+	if (cpr_fd_claim(ctx, "ev", 0, CPR_FD_EVENTFD, &ev, NULL) < 0 || read(ev, &v, 8) != 8 ||
 	    v != EV_COUNT)
 		FAIL("ev: counter %llu", (unsigned long long)v);
 	/* stdio, the RAM block and the eventfd: no state memfd, exe, args or
@@ -174,7 +174,7 @@ static int old_main(const char *mode)
 
 	if (getenv(CPR_EXEC_ENV) && refuses && strcmp(refuses, "1") == 0) {
 		ev = eventfd(0, EFD_CLOEXEC);
-		if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD) < 0)
+		if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD, NULL) < 0)
 			FAIL("eventfd");
 	}
 	r = cpr_exec_incoming(ctx, &err);
@@ -206,7 +206,7 @@ static int new_adopt(struct cpr_ctx *ctx, int r, const char *tok, struct cpr_err
 				   (const void **)&x, &len) < 0 ||
 	    len != sizeof(*x))
 		FAIL("no expectations record");
-	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb) < 0 ||
+	if (cpr_ramblock_new(ctx, "pc.ram", RB_SIZE, RB_SIZE, 0, 0, &rb, NULL) < 0 ||
 	    !cpr_ramblock_adopted(rb) || exec_sum(cpr_ramblock_host(rb), RB_SIZE) != x->sum)
 		FAIL("pc.ram not adopted intact");
 	fprintf(stderr, "helper-rollback: adopted without a teardown helper\n");
@@ -235,7 +235,7 @@ static int new_main(const char *mode)
 	if (strcmp(mode, "refuse") == 0) {
 		int ev = eventfd(0, EFD_CLOEXEC);
 
-		if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD) < 0)
+		if (ev < 0 || cpr_fd_save(ctx, "ev", 0, ev, CPR_FD_EVENTFD, NULL) < 0)
 			FAIL("eventfd");
 	} else if (strcmp(mode, "badtoken") == 0) {
 		char bad[600];
