@@ -180,6 +180,8 @@ static int old_main(const char *mode)
 	r = cpr_exec_incoming(ctx, &err);
 	if (r < 0 && ev >= 0 && r == -EEXIST) {
 		fprintf(stderr, "helper-rollback: refused again, no way back: %s\n", err.message);
+		close(ev);
+		cpr_ctx_free(ctx);
 		return NO_LOOP;
 	}
 	if (r < 0)
