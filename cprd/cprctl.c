@@ -52,7 +52,8 @@ static const struct cprctl_command commands[] = {
 	  "daemon status or counts, or hand every bundle to a new cprd process" },
 	{ "qemu", cprctl_qemu_main,
 	  "qemu upgrade --qmp PATH --binary PATH [--new-qmp PATH] [--workdir DIR] [--name NAME] "
-	  "[--add ARG]... [--drop -OPTION]... [--timeout MS] [--keep-old] [--direct] [--socket PATH]\n",
+	  "[--add ARG]... [--drop -OPTION]... [--timeout MS] [--keep-old] [--direct] [--socket "
+	  "PATH]\n",
 	  "upgrade a running QEMU by cpr-transfer through cprd, rolling back on failure" },
 	{ "request", cprctl_request_main, "request [--socket PATH] JSON\n",
 	  "send one raw request object and print the reply" },

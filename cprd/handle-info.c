@@ -243,8 +243,8 @@ struct json_object *handle_bundle_json(const struct bundle *b, bool detail)
 		json_object_object_add(o, "lease", c);
 	}
 	if (b->state != BUNDLE_OPEN && b->stream_fd >= 0)
-		json_object_object_add(o, "stream", b->qemu ? qemu_peer_stream_json(b)
-							    : handle_stream_json(b));
+		json_object_object_add(o, "stream",
+				       b->qemu ? qemu_peer_stream_json(b) : handle_stream_json(b));
 	return o;
 }
 

@@ -91,8 +91,10 @@ int handle_upgrade(struct request *r)
 	int q;
 
 	if (qemu_peer_count())
-		return handle_fail(r, -EBUSY, "%u QEMU cpr channels are open: their sockets and "
-				   "connections cannot be handed over", qemu_peer_count());
+		return handle_fail(r, -EBUSY,
+				   "%u QEMU cpr channels are open: their sockets and "
+				   "connections cannot be handed over",
+				   qemu_peer_count());
 	if (need > CPR_FDS_MAX)
 		return handle_fail(r, -EFBIG, "%zu fds exceed what one hand-off carries (%u)", need,
 				   CPR_FDS_MAX);
