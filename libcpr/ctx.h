@@ -192,6 +192,8 @@ void exec_probe_answer(void);
 /* probe-confine.c: in the probe's child before execve(), no effects outside
  * the process (EPERM); 0, or -errno when the kernel cannot confine. */
 int exec_probe_confine(void);
+/* envp without any CPR_EXEC_ENV, plus a slot for the token at [*ret_n]. */
+char **exec_env_copy(char *const envp[], size_t *ret_n);
 /* The incoming entry of FD record @rec, claimed or not. */
 struct cpr_fd_entry *fdreg_lookup_rec(struct cpr_ctx *ctx, uint32_t rec);
 /* Room for @n more entries (@incoming ones: with an FD record), in the

@@ -225,24 +225,6 @@ static int state_memfd(const void *buf, size_t len)
 	return TAKE_FD(fd);
 }
 
-/* envp without any CPR_EXEC_ENV, plus a slot for the token at [n]. */
-static char **env_copy(char *const envp[], size_t *ret_n)
-{
-	size_t len = strlen(CPR_EXEC_ENV), n = 0, count = 0;
-	char **env;
-
-	while (envp[count])
-		count++;
-	env = calloc(count + 2, sizeof(char *));
-	if (!env)
-		return NULL;
-	for (size_t i = 0; i < count; i++)
-		if (strncmp(envp[i], CPR_EXEC_ENV, len) != 0 || envp[i][len] != '=')
-			env[n++] = envp[i];
-	*ret_n = n;
-	return env;
-}
-
 /* Clear FD_CLOEXEC on @fds, remembering the old flags; all or nothing. */
 static int cloexec_clear(struct cpr_ctx *ctx, const int *fds, size_t n, int *old)
 {
@@ -308,7 +290,7 @@ static int plan_build(struct cpr_ctx *ctx, char *const envp[], struct exec_plan 
 				"the state memfd: %s", strerror(-p->state_fd));
 	p->fds = calloc(p->n + 4, sizeof(int));
 	p->old = calloc(p->n + 4, sizeof(int));
-	p->env = env_copy(envp, &p->env_n);
+	p->env = exec_env_copy(envp, &p->env_n);
 	if (!p->fds || !p->old || !p->env)
 		return cpr_fail(ret_err, -ENOMEM, NO_TYPE, NO_INST, UINT64_MAX, "out of memory");
 	if (p->n)

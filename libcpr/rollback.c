@@ -99,22 +99,22 @@ static char **split(char *buf, size_t len, size_t *ret_n)
 	return v;
 }
 
-/* environ without CPR_EXEC_ENV, with a slot for the rollback token. */
-static char **env_now(size_t *ret_n)
+/* envp without any CPR_EXEC_ENV, plus a slot for the token at [n]. */
+char **exec_env_copy(char *const envp[], size_t *ret_n)
 {
-	size_t n = 0, k = 0, pre = strlen(CPR_EXEC_ENV);
-	char **v;
+	size_t len = strlen(CPR_EXEC_ENV), n = 0, count = 0;
+	char **env;
 
-	while (environ && environ[n])
-		n++;
-	v = calloc(n + 2, sizeof(char *));
-	if (!v)
+	while (envp && envp[count])
+		count++;
+	env = calloc(count + 2, sizeof(char *));
+	if (!env)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], CPR_EXEC_ENV, pre) != 0 || environ[i][pre] != '=')
-			v[k++] = environ[i];
-	*ret_n = k;
-	return v;
+	for (size_t i = 0; i < count; i++)
+		if (strncmp(envp[i], CPR_EXEC_ENV, len) != 0 || envp[i][len] != '=')
+			env[n++] = envp[i];
+	*ret_n = n;
+	return env;
 }
 
 static int write_all(int fd, const char *s, size_t len)
@@ -163,7 +163,7 @@ int rollback_prepare(struct cpr_ctx *ctx, struct rollback *rb)
 	r = read_cmdline(&rb->strings, &len);
 	if (r >= 0) {
 		rb->argv = split(rb->strings, len, &argc);
-		rb->envp = env_now(&envc);
+		rb->envp = exec_env_copy(environ, &envc);
 		r = rb->argv && rb->envp ? 0 : -ENOMEM;
 	}
 	if (r >= 0) {
